@@ -1,0 +1,71 @@
+"""What the SQL functions call: one function per SQL entry point.
+
+Each SQL body is `GD["telemetry"].checked("<version>").<function>(plpy)`.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from types import ModuleType
+
+from telemetry import build_info, config
+from telemetry.db import Database, Plpy
+from telemetry.report import build_report, to_json
+from telemetry.settings import SETTING, effective_level
+
+VERSION = build_info.VERSION
+
+
+class VersionMismatch(Exception):
+    pass
+
+
+def checked(sql_version: str) -> ModuleType:
+    """This module, after making sure it is the version the calling SQL expects."""
+    if sql_version != VERSION:
+        raise VersionMismatch(
+            f"telemetry: this session runs the Python package {VERSION} but the extension's SQL is "
+            f"{sql_version}. Reconnect to load the matching package; if the mismatch remains, run "
+            f"ALTER EXTENSION telemetry UPDATE (or make install for {sql_version})."
+        )
+    return sys.modules[__name__]
+
+
+def get_report(plpy: Plpy) -> str:
+    return to_json(build_report(Database(plpy)))
+
+
+def announce(plpy: Plpy) -> None:
+    """The NOTICE of CREATE EXTENSION (and of every update)."""
+    db = Database(plpy)
+    level = effective_level(db)
+    if not level.enabled:
+        plpy.notice(
+            f"telemetry: anonymous telemetry is OFF ({SETTING} = off, from {level.source}); nothing will be sent",
+            detail="No report is sent and no version check is made while the level is off. "
+            "SELECT get_report() still shows what would be sent.",
+        )
+        return
+    first = datetime.now(timezone.utc) + config.DEFAULT_GRACE
+    hint = f"To turn it off: ALTER SYSTEM SET {SETTING} = off; SELECT pg_reload_conf();"
+    preload = db.row(
+        """SELECT pg_catalog.current_setting('server_version_num')::int < 170000 AS old_server,
+                  pg_catalog.current_setting('shared_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])'
+               OR pg_catalog.current_setting('session_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])' AS preloaded"""
+    )
+    if preload and preload["old_server"] and not preload["preloaded"]:
+        hint += (
+            " On PostgreSQL 15 and 16, ALTER SYSTEM recognises the setting only when telemetry is in"
+            " shared_preload_libraries (or session_preload_libraries): see the README."
+        )
+    plpy.notice(
+        "telemetry: anonymous usage telemetry is ON (level basic)",
+        detail=(
+            "Every 24 hours this database sends the report that SELECT get_report() shows: versions, OS, "
+            "database size, object counts and random UUIDs; no names, no paths, no setting values. "
+            f"It goes to {build_info.DEFAULT_ENDPOINT}. The first report goes out no earlier than "
+            f"{first.strftime('%Y-%m-%d %H:%M')} UTC (24 hours from now), time enough to turn it off."
+        ),
+        hint=hint,
+    )

@@ -1,0 +1,17 @@
+-- Runs on every install and update: the report.
+
+CREATE OR REPLACE FUNCTION @extschema@.get_report()
+RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry"].checked("@EXTVERSION@").get_report(plpy)
+$python$;
+
+COMMENT ON FUNCTION @extschema@.get_report() IS
+'The exact report this database sends, as JSON (see docs/report-fields.md)';
+
+REVOKE ALL ON FUNCTION @extschema@.get_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.get_report() TO pg_monitor;

@@ -1,0 +1,13 @@
+-- Last on every install and update: tell the DBA what this extension sends, or that it is off.
+
+CREATE OR REPLACE FUNCTION _telemetry.announce()
+RETURNS void
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+GD["telemetry"].checked("@EXTVERSION@").announce(plpy)
+$python$;
+REVOKE ALL ON FUNCTION _telemetry.announce() FROM PUBLIC;
+
+SELECT _telemetry.announce();

@@ -1,0 +1,125 @@
+"""A throwaway PostgreSQL cluster from a PgTree, started through pytest-postgresql's executor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+from port_for import get_port
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+from tests.pgtree import PgTree, server_os_user
+
+DEFAULT_CONF = {
+    "shared_preload_libraries": "'telemetry,pg_cron'",
+    "cron.database_name": "'postgres'",
+    "log_min_messages": "'log'",
+    "log_line_prefix": "'%m [%p] %d '",
+}
+
+
+class Cluster:
+    def __init__(
+        self,
+        tree: PgTree,
+        name: str = "main",
+        conf: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        dir_name: str | None = None,
+    ) -> None:
+        self.tree = tree
+        self.base = tree.tempdir(f"{name}-") if dir_name is None else self._named_dir(dir_name)
+        self.datadir = self.base / "data"
+        self.socketdir = self.base
+        self.logfile = self.base / "server.log"
+        self.port = get_port(None)
+        self.user = server_os_user()
+        self.env = env or {}
+        settings = {**DEFAULT_CONF, **(conf or {})}
+        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+        self.executor = PostgreSQLExecutor(
+            executable=str(tree.pg_ctl),
+            host="127.0.0.1",
+            port=self.port,
+            datadir=str(self.datadir),
+            unixsocketdir=str(self.socketdir),
+            logfile=str(self.logfile),
+            startparams="-w",
+            dbname="postgres",
+            user=self.user,
+            postgres_options=options,
+        )
+
+    def _named_dir(self, dir_name: str) -> Path:
+        from tests.pgtree import give_to_server_user
+
+        path = self.tree.root / dir_name
+        path.mkdir(mode=0o755)
+        give_to_server_user(path)
+        return path
+
+    def start(self) -> Cluster:
+        saved = {key: os.environ.get(key) for key in self.env}
+        os.environ.update(self.env)
+        try:
+            self.executor.start()
+            self.executor.wait_for_postgres()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return self
+
+    def stop(self) -> None:
+        if self.executor.running():
+            self.executor.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def connect(self, dbname: str = "postgres", user: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host=str(self.socketdir), port=self.port, dbname=dbname, user=user or self.user,
+            autocommit=True, **kwargs,
+        )
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+    def log_since(self, offset: int) -> str:
+        return self.log()[offset:]
+
+    def log_offset(self) -> int:
+        return len(self.log())
+
+    def reload(self) -> None:
+        with self.connect() as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.3)  # reload is asynchronous: give the postmaster a moment
+
+    @contextmanager
+    def database(self, name: str, extension: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        with self.connect() as admin:
+            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        try:
+            with self.connect(name) as conn:
+                if extension:
+                    conn.execute("CREATE EXTENSION telemetry CASCADE")
+                yield conn
+        finally:
+            with self.connect() as admin:
+                admin.execute(
+                    psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+                )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+
+from tests.cluster import Cluster
+from tests.pgtree import PgTree, build_tree
+
+
+@pytest.fixture(scope="session")
+def pg_tree() -> Iterator[PgTree]:
+    root = Path(tempfile.mkdtemp(prefix="telemetry-test-"))
+    try:
+        yield build_tree(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(pg_tree: PgTree) -> Iterator[Cluster]:
+    """The shared cluster: telemetry and pg_cron preloaded, as the README's install says."""
+    c = Cluster(pg_tree).start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def db(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
+    """A new database with the extension created in it."""
+    name = f"t{next(_names)}_{request.node.name[:40].lower()}".replace("[", "_").replace("]", "_").replace("-", "_")
+    with cluster.database(name) as conn:
+        yield conn

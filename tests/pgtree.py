@@ -1,0 +1,93 @@
+"""A private PostgreSQL installation tree with this checkout's extension in it.
+
+PostgreSQL finds its share and lib directories relative to its own binary, so
+a copy of the bin directory beside links to the system's share and lib trees
+is a complete installation; `make install DESTDIR=...` then puts the extension
+into it.  Tests and the demo need no root for this, never touch the system's
+extension directory, and parallel checkouts do not see each other's builds.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PG_CONFIG = os.environ.get("PG_CONFIG", "pg_config")
+
+
+def pg_config(option: str) -> Path:
+    return Path(subprocess.check_output([PG_CONFIG, option], text=True).strip())
+
+
+def server_os_user() -> str:
+    """PostgreSQL refuses to run as root: as root, clusters run as `postgres`."""
+    if os.geteuid() == 0:
+        return os.environ.get("TELEMETRY_TEST_OS_USER", "postgres")
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def give_to_server_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(server_os_user())
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass(frozen=True)
+class PgTree:
+    root: Path
+    bindir: Path
+    sharedir: Path
+    pkglibdir: Path
+
+    @property
+    def pg_ctl(self) -> Path:
+        """pg_ctl, run as the server's OS user (see server_os_user)."""
+        return self.root / "pg_ctl-as-server-user"
+
+    @property
+    def python_dir(self) -> Path:
+        return self.pkglibdir / "telemetry"
+
+    def tempdir(self, prefix: str) -> Path:
+        """A directory the server's OS user owns, inside this tree's root."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
+        path.chmod(0o755)
+        give_to_server_user(path)
+        return path
+
+
+def build_tree(root: Path) -> PgTree:
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    sys_bindir, sys_sharedir, sys_pkglibdir = (pg_config(o) for o in ("--bindir", "--sharedir", "--pkglibdir"))
+    bindir, sharedir, pkglibdir = (root / p.relative_to("/") for p in (sys_bindir, sys_sharedir, sys_pkglibdir))
+    # Binaries are copied (PostgreSQL resolves symlinks to find itself); the
+    # rest is linked, file by file, minus any system-installed telemetry.
+    shutil.copytree(sys_bindir, bindir, symlinks=False)
+    for src, dst in ((sys_sharedir, sharedir), (sys_pkglibdir, pkglibdir)):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-rs", str(src), str(dst)], check=True)
+    for stale in [*sharedir.glob("extension/telemetry*"), *pkglibdir.glob("telemetry*"), *pkglibdir.glob("bitcode/telemetry*")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO), "install", f"DESTDIR={root}", f"PG_CONFIG={PG_CONFIG}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wrapper = root / "pg_ctl-as-server-user"
+    real = bindir / "pg_ctl"
+    if os.geteuid() == 0:
+        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {server_os_user()} -- "{real}" "$@"\n')
+    else:
+        wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return PgTree(root, bindir, sharedir, pkglibdir)
