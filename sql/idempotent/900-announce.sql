@@ -4,6 +4,9 @@ CREATE OR REPLACE FUNCTION _telemetry.announce()
 RETURNS void
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+-- CREATE EXTENSION raises client_min_messages to WARNING while its script
+-- runs; this one NOTICE is the point of the call, so let it through.
+SET client_min_messages = notice
 AS $python$
 if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
 GD["telemetry"].checked("@EXTVERSION@").announce(plpy)
