@@ -17,17 +17,15 @@ from telemetry.settings import SETTING, effective_level
 VERSION = build_info.VERSION
 
 
-class VersionMismatch(Exception):
-    pass
-
-
 def checked(sql_version: str) -> ModuleType:
     """This module, after making sure it is the version the calling SQL expects."""
     if sql_version != VERSION:
-        raise VersionMismatch(
-            f"telemetry: this session runs the Python package {VERSION} but the extension's SQL is "
-            f"{sql_version}. Reconnect to load the matching package; if the mismatch remains, run "
-            f"ALTER EXTENSION telemetry UPDATE (or make install for {sql_version})."
+        import plpy  # type: ignore[import-not-found]  # exists inside the server only
+
+        plpy.error(
+            f"telemetry: this session runs the Python package {VERSION} but the extension's SQL is {sql_version}",
+            hint="Reconnect to load the matching package; if the mismatch remains, run "
+            f"ALTER EXTENSION telemetry UPDATE (or make install for {sql_version}).",
         )
     return sys.modules[__name__]
 

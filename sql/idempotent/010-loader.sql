@@ -23,16 +23,23 @@ import sys
 bindir = os.path.dirname(os.path.realpath("/proc/self/exe"))
 candidates = [os.path.normpath(os.path.join(bindir, @PYTHON_DIR_FROM_BINDIR@)), @PYTHON_DIR@]
 found = [d for d in candidates if os.path.isfile(os.path.join(d, "telemetry", "_build.py"))]
-if not found:
-    plpy.error(
-        "telemetry: the Python package for extension version @EXTVERSION@ is not installed",
-        detail="Looked in: " + ", ".join(candidates),
-        hint="Run make install for telemetry @EXTVERSION@, or ALTER EXTENSION telemetry UPDATE to the installed version.",
-    )
-if found[0] not in sys.path:
-    sys.path.insert(0, found[0])
-import telemetry.entry
-GD["telemetry"] = telemetry.entry
+if found:
+    if found[0] not in sys.path:
+        sys.path.insert(0, found[0])
+    import telemetry.entry
+    GD["telemetry"] = telemetry.entry
+else:
+    # Raised from the calling function (not through this SPI call), so the
+    # user reads our message, not a nested exception; tried again next call.
+    class Missing:
+        def checked(self, sql_version):
+            del GD["telemetry"]
+            plpy.error(
+                "telemetry: the Python package for extension version @EXTVERSION@ is not installed",
+                detail="Looked in: " + ", ".join(candidates),
+                hint="Run make install for telemetry @EXTVERSION@, or ALTER EXTENSION telemetry UPDATE to the installed version.",
+            )
+    GD["telemetry"] = Missing()
 $python$;
 
 REVOKE ALL ON FUNCTION _telemetry.declare_settings(), _telemetry.load_python() FROM PUBLIC;

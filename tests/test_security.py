@@ -1,0 +1,76 @@
+"""Pinned search_path, no SQL from values, who may call what."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.cluster import Cluster
+
+PACKAGE = Path(__file__).resolve().parent.parent / "python" / "telemetry"
+
+
+def test_every_extension_function_pins_search_path(db) -> None:
+    rows = db.execute(
+        """
+        SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
+          FROM pg_depend d
+          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'telemetry'
+          JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
+         WHERE d.deptype = 'e'
+        """
+    ).fetchall()
+    assert len(rows) >= 4
+    unpinned = [name for name, config in rows if "search_path=pg_catalog, pg_temp" not in config]
+    assert unpinned == []
+
+
+def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) -> None:
+    db.execute("CREATE ROLE plain_user LOGIN")
+    db.execute("CREATE ROLE monitor_user LOGIN IN ROLE pg_monitor")
+    try:
+        with cluster.connect(db.info.dbname, user="plain_user") as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute("SELECT get_report()")
+            for statement in (
+                "SELECT * FROM _telemetry.instance",
+                "INSERT INTO _telemetry.lineage DEFAULT VALUES",
+                "SELECT _telemetry.load_python()",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+        with cluster.connect(db.info.dbname, user="monitor_user") as conn:
+            assert conn.execute("SELECT get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM _telemetry.instance")
+    finally:
+        db.execute("DROP ROLE plain_user")
+        db.execute("DROP ROLE monitor_user")
+
+
+def _sql_calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in {"rows", "row", "value", "prepare", "execute"} and node.args:
+                yield node
+
+
+def test_sql_text_is_always_a_constant() -> None:
+    """Values travel as parameters: no f-string, %, + or variable as statement text."""
+    offenders = []
+    checked = 0
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "db.py":
+            continue  # the door itself: it passes its callers' constant text on to plpy.prepare
+        for call in _sql_calls(ast.parse(path.read_text())):
+            first = call.args[0]
+            if call.func.attr == "execute" and isinstance(first, ast.Name) and first.id == "plan":
+                continue  # executing a prepared plan
+            checked += 1
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                offenders.append(f"{path.name}:{call.lineno}")
+    assert checked >= 5
+    assert offenders == []
