@@ -62,6 +62,24 @@ class PgTree:
         return path
 
 
+def _write_pg_ctl_wrapper(root: Path, bindir: Path) -> None:
+    wrapper = root / "pg_ctl-as-server-user"
+    real = bindir / "pg_ctl"
+    if os.geteuid() == 0:
+        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {server_os_user()} -- "{real}" "$@"\n')
+    else:
+        wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+
+
+def system_tree(root: Path) -> PgTree:
+    """The system's own installation (after `make install`); `root` holds only scratch files."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    _write_pg_ctl_wrapper(root, pg_config("--bindir"))
+    return PgTree(root, pg_config("--bindir"), pg_config("--sharedir"), pg_config("--pkglibdir"))
+
+
 def build_tree(root: Path) -> PgTree:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
@@ -73,7 +91,9 @@ def build_tree(root: Path) -> PgTree:
     for src, dst in ((sys_sharedir, sharedir), (sys_pkglibdir, pkglibdir)):
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-rs", str(src), str(dst)], check=True)
-    for stale in [*sharedir.glob("extension/telemetry*"), *pkglibdir.glob("telemetry*"), *pkglibdir.glob("bitcode/telemetry*")]:
+    stale_files = [*sharedir.glob("extension/telemetry*"), *pkglibdir.glob("telemetry*"),
+                   *pkglibdir.glob("bitcode/telemetry*")]
+    for stale in stale_files:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale)
         else:
@@ -83,11 +103,5 @@ def build_tree(root: Path) -> PgTree:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    wrapper = root / "pg_ctl-as-server-user"
-    real = bindir / "pg_ctl"
-    if os.geteuid() == 0:
-        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {server_os_user()} -- "{real}" "$@"\n')
-    else:
-        wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
-    wrapper.chmod(0o755)
+    _write_pg_ctl_wrapper(root, bindir)
     return PgTree(root, bindir, sharedir, pkglibdir)

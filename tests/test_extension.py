@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.cluster import Cluster
 from tests.helpers import Notices, report
 
-CONTROL_VERSION = re.search(
-    r"default_version = '(.+)'", open(__file__.replace("tests/test_extension.py", "telemetry.control")).read()
-).group(1)  # type: ignore[union-attr]
+CONTROL = Path(__file__).resolve().parent.parent / "telemetry.control"
+CONTROL_VERSION = re.search(r"default_version = '(.+)'", CONTROL.read_text()).group(1)  # type: ignore[union-attr]
 
 
 def snapshot(conn):

@@ -7,6 +7,7 @@ from pathlib import Path
 from telemetry import protocol
 from telemetry.fields_doc import render
 from telemetry.metrics import METRICS
+
 from tests.helpers import report
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "report-fields.md"

@@ -86,9 +86,10 @@ def test_invalid_value_warns_and_counts_as_off(db) -> None:
 def test_only_superusers_can_change_the_level(db, cluster: Cluster) -> None:
     db.execute("CREATE ROLE plain_setter LOGIN")
     try:
-        with cluster.connect(db.info.dbname, user="plain_setter") as conn:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("SET telemetry.metrics_level = basic")
+        with cluster.connect(db.info.dbname, user="plain_setter") as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege
+        ):
+            conn.execute("SET telemetry.metrics_level = basic")
     finally:
         db.execute("DROP ROLE plain_setter")
 
@@ -109,9 +110,8 @@ def test_without_preload_the_conf_line_makes_alter_system_work(pg_tree) -> None:
     """The no-restart route of the README: one line in postgresql.conf, then reload."""
     c = Cluster(pg_tree, name="nopreload", conf={"shared_preload_libraries": "''"}).start()
     try:
-        with c.connect() as fresh:
-            with pytest.raises(psycopg.errors.UndefinedObject):  # PostgreSQL 15's refusal
-                fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
+        with c.connect() as fresh, pytest.raises(psycopg.errors.UndefinedObject):  # PostgreSQL 15's refusal
+            fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
         conf = Path(c.datadir) / "postgresql.conf"
         conf.write_text(conf.read_text() + "\ntelemetry.metrics_level = basic\n")
         c.reload()

@@ -53,9 +53,13 @@ def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) ->
 
 def _sql_calls(tree: ast.AST):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in {"rows", "row", "value", "prepare", "execute"} and node.args:
-                yield node
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"rows", "row", "value", "prepare", "execute"}
+            and node.args
+        ):
+            yield node
 
 
 def test_sql_text_is_always_a_constant() -> None:

@@ -6,7 +6,8 @@ text.  Plans are prepared once per session and reused.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 Row = dict[str, Any]
 

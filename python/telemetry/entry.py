@@ -6,7 +6,7 @@ Each SQL body is `GD["telemetry"].checked("<version>").<function>(plpy)`.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import ModuleType
 
 from telemetry import build_info, config
@@ -45,7 +45,7 @@ def announce(plpy: Plpy) -> None:
             "SELECT get_report() still shows what would be sent.",
         )
         return
-    first = datetime.now(timezone.utc) + config.DEFAULT_GRACE
+    first = datetime.now(UTC) + config.DEFAULT_GRACE
     hint = f"To turn it off: ALTER SYSTEM SET {SETTING} = off; SELECT pg_reload_conf();"
     preload = db.row(
         """SELECT pg_catalog.current_setting('server_version_num')::int < 170000 AS old_server,

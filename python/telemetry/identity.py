@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from telemetry.db import Database
 
@@ -33,5 +33,5 @@ def read_identity(db: Database) -> Identity:
     )
     if row is None:
         raise RuntimeError("telemetry: identity rows are missing; recreate the extension")
-    installed = datetime.fromtimestamp(row["installed_epoch"], tz=timezone.utc)
+    installed = datetime.fromtimestamp(row["installed_epoch"], tz=UTC)
     return Identity(row["db_uuid"], row["exported_db_uuid"], installed.isoformat())

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -111,7 +112,8 @@ def _uname_text(text: str) -> str:
 METRICS: tuple[Metric, ...] = (
     Metric("report_format_version", "integer", "Version of this report's format.",
            "constant of the extension", REPORT_FORMAT_VERSION, lambda ctx: REPORT_FORMAT_VERSION),
-    Metric("db_uuid", "string", "Random version-4 UUID of this database, made at CREATE EXTENSION; new after a restore.",
+    Metric("db_uuid", "string",
+           "Random version-4 UUID of this database, made at CREATE EXTENSION; new after a restore.",
            "_telemetry.instance", "26917841-2fc0-48fd-b096-ba19b3fda98f", lambda ctx: ctx.identity.db_uuid),
     Metric("exported_db_uuid", "string",
            "Random version-4 UUID made at the first CREATE EXTENSION; carried over by pg_dump and restore.",

@@ -100,6 +100,6 @@ def validate_report(report: Any) -> dict[str, Any]:
         if key not in report:
             raise ProtocolError(f"missing key: {key}")
         value = report[key]
-        if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ProtocolError(f"wrong type for {key}: expected {expected.__name__}")
     return report
