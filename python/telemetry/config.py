@@ -1,4 +1,4 @@
-"""Run-time defaults of the schedule (the reporting job reads and overrides them)."""
+"""Defaults of the job's run-time options (see options.py); superusers override them."""
 
 from __future__ import annotations
 
@@ -7,3 +7,14 @@ from datetime import timedelta
 # PMM's grace: the first report waits a day, time enough to turn telemetry off.
 DEFAULT_GRACE = timedelta(hours=24)
 DEFAULT_INTERVAL = timedelta(hours=24)
+# After a failure: 1 hour, doubling, never more than the interval.
+DEFAULT_RETRY_BASE = timedelta(hours=1)
+# A fleet installed together must not call in the same minute.
+DEFAULT_JITTER = timedelta(hours=1)
+# Every network step of one send together, so a tick is bounded.
+DEFAULT_DEADLINE = timedelta(seconds=10)
+# The scheduler's tick (pg_cron syntax); a tick with nothing due costs one small query.
+CRON_SCHEDULE = "*/15 * * * *"
+# The audit trail keeps at most this much.
+AUDIT_MAX_ROWS = 1000
+AUDIT_MAX_AGE = timedelta(days=90)

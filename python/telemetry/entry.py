@@ -5,9 +5,11 @@ Each SQL body is `GD["telemetry"].checked("<version>").<function>(plpy)`.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from types import ModuleType
+from typing import Any
 
 from telemetry import build_info, config
 from telemetry.db import Database, Plpy
@@ -67,3 +69,39 @@ def announce(plpy: Plpy) -> None:
         ),
         hint=hint,
     )
+
+
+def run_job(plpy: Plpy) -> str:
+    from telemetry import job
+
+    return json.dumps(job.run(Database(plpy), "job"))
+
+
+def send_report(plpy: Plpy) -> str:
+    from telemetry import job
+
+    db = Database(plpy)
+    outcome = job.run(db, "manual")
+    if outcome["outcome"] == "disabled":
+        plpy.notice(
+            f"telemetry: nothing sent: {SETTING} is off (from {outcome['metrics_level_source']})",
+            hint=f"ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf(); turns it on.",
+        )
+    return json.dumps(outcome)
+
+
+def set_option(plpy: Plpy, name: str, value: str | None) -> str:
+    from telemetry import options
+
+    db = Database(plpy)
+    try:
+        options.set_option(db, name, value)
+    except options.InvalidOption as exc:
+        plpy.error(f"telemetry: invalid option: {exc}", hint=f"Options: {', '.join(options.SPECS)}.")
+    return json.dumps(options.read_options(db).__dict__, default=str)
+
+
+def status(plpy: Plpy) -> dict[str, Any]:
+    from telemetry import status as status_module
+
+    return status_module.status(Database(plpy))

@@ -51,8 +51,12 @@ def disabled_by_environment() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() in DISABLE_ENV_VALUES
 
 
-def effective_level(db: Database) -> Level:
-    """What this session's telemetry.metrics_level means, with a WARNING if invalid."""
+def effective_level(db: Database, warn: bool = True) -> Level:
+    """What this session's telemetry.metrics_level means, with a WARNING if invalid.
+
+    The scheduled tick passes warn=False: at off, and an invalid value counts
+    as off, it logs nothing above DEBUG (get_report() and the NOTICE warn).
+    """
     if disabled_by_environment():
         return Level("off", "environment", True)
     declare(db)
@@ -69,6 +73,8 @@ def effective_level(db: Database) -> Level:
         source = "alter system"
     if configured in LEVELS:
         return Level(configured, source, True)
+    if not warn:
+        return Level("off", source, False)
     db.plpy.warning(
         f"telemetry: invalid value for {SETTING}; telemetry is off",
         detail=f"The valid values are: {', '.join(LEVELS)}.",
