@@ -38,9 +38,11 @@ PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
 SQL_SOURCES = $(sort $(wildcard sql/incremental/*.sql)) $(sort $(wildcard sql/idempotent/*.sql))
 PY_SOURCES  = $(shell find python/telemetry -name '*.py' -not -path '*/__pycache__/*')
 
-extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control
+extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control python/telemetry/config.py
 	$(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' \
-		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' --out $@ $(SQL_SOURCES)
+		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' \
+		--cron-schedule "$$(cd python && $(SERVER_PYTHON) -c 'from telemetry import config; print(config.CRON_SCHEDULE)')" \
+		--out $@ $(SQL_SOURCES)
 
 # Third-party packages the server imports, pinned, fetched once per requirements change.
 python/build/deps/.stamp: python/requirements-server.txt

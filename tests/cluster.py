@@ -19,7 +19,6 @@ from tests.pgtree import PgTree, server_os_user
 DEFAULT_CONF = {
     "shared_preload_libraries": "'telemetry,pg_cron'",
     "cron.database_name": "'postgres'",
-    "log_min_messages": "'log'",
     "log_line_prefix": "'%m [%p] %d '",
 }
 

@@ -11,9 +11,10 @@ which makes concurrent ticks skip instead of sending twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from telemetry import build_info, config, protocol, schedule
 from telemetry.db import Database
@@ -22,6 +23,8 @@ from telemetry.report import build_report, to_json
 from telemetry.sender import Exchange, post_report
 from telemetry.settings import Level, effective_level
 from telemetry.versioncheck import Verdict, judge, store, tell
+
+T = TypeVar("T")
 
 # pg_try_advisory_xact_lock(key1, key2): per database; "tele", 1.
 LOCK_KEYS = (0x74656C65, 1)
@@ -59,13 +62,12 @@ def read_state(db: Database) -> State:
     return State(options, due, row["failures"], row["jitter_fraction"], row["now"])
 
 
-def _read_without_keeping_locks(db: Database, level: Level, with_report: bool) -> tuple[State, bytes | None]:
-    found: list[tuple[State, bytes | None]] = []
+def _without_keeping_locks(db: Database, read: Callable[[], T]) -> T:
+    """`read()`, in a subtransaction rolled back afterwards so that its locks go with it."""
+    found: list[T] = []
     try:
         with db.plpy.subtransaction():
-            state = read_state(db)
-            body = to_json(build_report(db, level)).encode() if with_report else None
-            found.append((state, body))
+            found.append(read())
             raise _ReadDone
     except _ReadDone:
         pass
@@ -109,8 +111,7 @@ def _record(db: Database, trigger: str, state: State, body: bytes, started: floa
 
 
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
-    state, body = _read_without_keeping_locks(db, level, with_report=True)
-    assert body is not None
+    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(build_report(db, level)).encode()))
     if trigger == "job" and state.due > state.now:
         return {"outcome": "not_due", "next_due": iso(state.due)}
     started = time.time()
@@ -145,13 +146,13 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
 
 def run(db: Database, trigger: str) -> dict[str, Any]:
     """One tick (trigger "job": sends only when due) or a send now (trigger "manual")."""
-    level = effective_level(db, warn=trigger == "manual")
+    level = _without_keeping_locks(db, lambda: effective_level(db, warn=trigger == "manual"))
     if not level.enabled:
         db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
         return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
     if trigger == "job":
         # The cheap path: nothing due, no lock, no network.
-        state, _ = _read_without_keeping_locks(db, level, with_report=False)
+        state = _without_keeping_locks(db, lambda: read_state(db))
         if state.due > state.now:
             return {"outcome": "not_due", "next_due": iso(state.due)}
     if not db.value("SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)", LOCK_KEYS, ["int4", "int4"]):

@@ -72,7 +72,7 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
         if size > protocol.MAX_ANSWER_BYTES:
             raise _Failure(f"answer larger than {protocol.MAX_ANSWER_BYTES} bytes refused", response.status_code)
         if time.monotonic() > deadline:
-            raise _Failure("answer not complete within the deadline", response.status_code)
+            raise _Failure("no complete answer within the deadline", response.status_code)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -114,7 +114,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection not established within the deadline"
     if isinstance(exc, requests.exceptions.Timeout):
-        return "no answer within the deadline"
+        return "no complete answer within the deadline"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "connection failed"
     return f"request failed ({type(exc).__name__})"
@@ -154,4 +154,4 @@ def post_report(
         check_interrupts()  # raises when the server wants this backend to stop
     if outcome:
         return outcome[0]
-    return Exchange(None, b"", "no answer within the deadline", None, time.monotonic() - started)
+    return Exchange(None, b"", "no complete answer within the deadline", None, time.monotonic() - started)

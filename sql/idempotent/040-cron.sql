@@ -1,0 +1,79 @@
+-- Runs on every install and update: keeping the pg_cron entry in step with the extension.
+
+-- The job's command is a constant: no SQL is built from names.
+CREATE OR REPLACE FUNCTION _telemetry.cron_register()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Only where pg_cron is installed in this same database; for pg_cron in
+    -- another database see the README (cron.schedule_in_database).
+    IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RETURN;  -- (a separate test: cron.job must not even be planned without pg_cron)
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM cron.job
+                    WHERE jobname = 'telemetry' AND database = pg_catalog.current_database()) THEN
+        PERFORM cron.schedule('telemetry', @CRON_SCHEDULE@, 'SELECT _telemetry.tick()');
+    END IF;
+END
+$$;
+
+-- No code runs when an extension itself is dropped, and an event trigger that
+-- is dropped with it does not fire.  So: before any DROP that might take the
+-- extension with it, take the entry out; after it, if the extension is still
+-- here (this trigger only fires then), put it back.  Both never fail the DDL.
+CREATE OR REPLACE FUNCTION _telemetry.cron_before_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed int;
+BEGIN
+    IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM cron.job WHERE jobname = 'telemetry' AND database = pg_catalog.current_database()
+        AND command = 'SELECT _telemetry.tick()';
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    IF removed > 0 THEN
+        PERFORM pg_catalog.set_config('telemetry.cron_entry_removed', 'yes', true);
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    RAISE LOG 'telemetry: could not update the pg_cron entry: %', SQLERRM;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _telemetry.cron_after_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('telemetry.cron_entry_removed', true) = 'yes' THEN
+        PERFORM pg_catalog.set_config('telemetry.cron_entry_removed', '', true);
+        PERFORM _telemetry.cron_register();
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    RAISE LOG 'telemetry: could not update the pg_cron entry: %', SQLERRM;
+END
+$$;
+
+REVOKE ALL ON FUNCTION _telemetry.cron_register(), _telemetry.cron_before_drop(), _telemetry.cron_after_drop()
+    FROM PUBLIC;
+
+-- Created once, with the extension (an update finds them there already).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'telemetry_cron_before_drop') THEN
+        CREATE EVENT TRIGGER telemetry_cron_before_drop ON ddl_command_start
+            WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION _telemetry.cron_before_drop();
+        CREATE EVENT TRIGGER telemetry_cron_after_drop ON ddl_command_end
+            WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION _telemetry.cron_after_drop();
+        PERFORM _telemetry.cron_register();
+    END IF;
+END
+$$;
