@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -35,11 +36,8 @@ class RawPeer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.behave(conn, self.stop)
-            except OSError:
-                pass
+        with conn, contextlib.suppress(OSError):
+            self.behave(conn, self.stop)
 
     def close(self) -> None:
         self.stop.set()
