@@ -157,10 +157,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await pool.open(wait=True, timeout=30)
     try:
         async with pool.connection() as conn:
-            cur = await conn.execute("SELECT to_regclass('collector.reports') IS NOT NULL")
-            row = await cur.fetchone()
-            if not row or not row[0]:
-                raise RuntimeError("the collector's schema is missing: run `python -m telemetry_collector migrate`")
+            await storage.check_schema(conn)
             await storage.ensure_partitions(conn, months_ahead=1)
         app[POOL] = pool
 

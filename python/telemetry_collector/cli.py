@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from aiohttp import web
 
 from telemetry_collector import releases, storage
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_release(args.dsn, args.release_command, getattr(args, "version", None)))
         else:
             _serve(args)
-    except (releases.ReleaseError, psycopg.Error) as exc:
+    except (releases.ReleaseError, storage.SchemaMissing, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

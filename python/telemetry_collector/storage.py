@@ -17,6 +17,11 @@ from psycopg import sql
 from telemetry_collector.ingest import Report
 
 SCHEMA = "collector"
+
+class SchemaMissing(RuntimeError):
+    """The database has not been migrated."""
+
+
 # Serializes DDL of concurrent migrators and collectors.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('telemetry_collector ddl'))"
 
@@ -157,3 +162,10 @@ async def store_report(conn: psycopg.AsyncConnection[Any], report: Report, count
             raise
         await ensure_partitions(conn, months_ahead=1)
         await conn.execute(_INSERT, params)
+
+
+async def check_schema(conn: psycopg.AsyncConnection[Any]) -> None:
+    cur = await conn.execute("SELECT to_regclass('collector.reports') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        raise SchemaMissing("the collector's schema is missing: run `python -m telemetry_collector migrate`")

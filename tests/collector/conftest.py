@@ -6,11 +6,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from telemetry_collector.config import Settings
+from telemetry_collector.geo import CountryLookup
 
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, dsn_for, run_cli
-from telemetry_collector.config import Settings
-from telemetry_collector.geo import CountryLookup
 
 _names = itertools.count()
 
