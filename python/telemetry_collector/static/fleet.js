@@ -4,7 +4,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const DIMENSIONS = ["extension_version", "postgresql_version", "os_name"];
-const ROW = 26, LABEL_W = 120, COUNT_W = 90, WIDTH = 420, MAX_ROWS = 12, MAX_LABEL = 18;
+const ROW = 24, LABEL_W = 100, COUNT_W = 86, WIDTH = 340, MAX_ROWS = 12, MAX_LABEL = 15;
 
 function svgEl(name, attrs, text) {
   const el = document.createElementNS(SVG, name);
@@ -43,8 +43,8 @@ function drawChart(svg, rows) {
     g.append(svgEl("title", {}, `${r.value}: ${r.databases} databases`));
     g.append(svgEl("text", { x: 0, y: y + 16, class: "label" }, label));
     const w = Math.max(2, (r.databases / max) * barSpace);
-    g.append(svgEl("rect", { x: LABEL_W, y: y + 3, width: w.toFixed(1), height: ROW - 8, rx: 2 }));
-    g.append(svgEl("text", { x: LABEL_W + w + 6, y: y + 16, class: "count" },
+    g.append(svgEl("rect", { x: LABEL_W, y: y + 3, width: w.toFixed(1), height: ROW - 7, rx: 2 }));
+    g.append(svgEl("text", { x: (LABEL_W + w + 5).toFixed(1), y: y + 16, class: "count" },
       `${r.databases} (${(r.share * 100).toFixed(1)}%)`));
     svg.append(g);
   });
