@@ -21,7 +21,7 @@ def text_of(dom: str, element_id: str) -> str:
 
 
 def bars(dom: str, chart: str) -> dict[str, int]:
-    match = re.search(rf'<svg id="chart-{chart}".*?</svg>', dom, re.S)
+    match = re.search(rf'<svg id="chart-{chart}".*?</svg>', dom, re.DOTALL)
     assert match, chart
     found = re.findall(r'<g class="bar" data-value="([^"]*)" data-databases="(\d+)">', match.group(0))
     return {html.unescape(value): int(n) for value, n in found}
