@@ -59,6 +59,14 @@ def _json_error(status: int, code: str, message: str, headers: dict[str, str] | 
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
+def client_address(request: web.Request, trust_x_forwarded_for: bool) -> str | None:
+    if trust_x_forwarded_for:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        if forwarded:
+            return forwarded[-1].split(",")[-1].strip() or None
+    return request.remote
+
+
 async def post_report(request: web.Request) -> web.Response:
     app = request.app
     try:
@@ -76,7 +84,7 @@ async def post_report(request: web.Request) -> web.Response:
         )
 
     # The address is used for the country lookup and goes no further.
-    country = coarse_country(app[GEO], request.remote)
+    country = coarse_country(app[GEO], client_address(request, app[SETTINGS].trust_x_forwarded_for))
 
     async with app[POOL].connection(timeout=app[SETTINGS].pool_timeout) as conn:
         await storage.store_report(conn, report, country)

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,10 @@ from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
+
+
+class UsageError(ValueError):
+    pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         "--geo-lookup", metavar="MODULE:NAME",
         help="country lookup: a CountryLookup object or factory (default: none, no country stored)",
     )
+    serve.add_argument(
+        "--trust-x-forwarded-for", action="store_true",
+        help="behind a reverse proxy: take the client's address (for the country only) from X-Forwarded-For",
+    )
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
+    serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
     return parser
 
@@ -102,13 +113,21 @@ def _serve(args: argparse.Namespace) -> None:
         release_cache_seconds=args.release_cache_seconds,
         pool_min_size=args.pool_min_size,
         pool_max_size=args.pool_max_size,
+        trust_x_forwarded_for=args.trust_x_forwarded_for,
     )
+    tls: ssl.SSLContext | None = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise UsageError("--tls-cert and --tls-key go together")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     web.run_app(
         make_app(settings, geo),
         host=args.host,
         port=args.port,
         access_log=None if args.no_access_log else logging.getLogger("aiohttp.access"),
         access_log_format=ACCESS_LOG_FORMAT,
+        ssl_context=tls,
         print=lambda text: print(text, flush=True),
     )
 
@@ -126,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_release(args.dsn, args.release_command, getattr(args, "version", None)))
         else:
             _serve(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (releases.ReleaseError, storage.SchemaMissing, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -20,5 +20,9 @@ class Settings:
     pool_max_size: int = 10
     # Seconds a request waits for a pooled connection before a 503.
     pool_timeout: float = 5.0
+    # Behind a reverse proxy (TLS termination), the client's address is the
+    # last entry of X-Forwarded-For, the one the proxy appended.  Only set this
+    # when every request comes through such a proxy.
+    trust_x_forwarded_for: bool = False
     # Seconds between partition checks (the month after the current one is kept ready).
     partition_check_seconds: float = 3600.0

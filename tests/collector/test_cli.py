@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import requests
+import trustme
 from port_for import get_port
 from telemetry_collector.storage import next_month, partition_name
 
@@ -47,23 +50,35 @@ def test_a_missing_partition_is_created_on_demand(collector: Collector, collecto
     assert collector_db.execute(f"SELECT count(*) FROM {current}").fetchone() == (1,)
 
 
-def test_serve_runs_the_service(collector_dsn: str) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_serve_runs_the_service(collector_dsn: str, scheme: str, tmp_path: Path) -> None:
     run_cli("release", "add", "0.2.0", "--dsn", collector_dsn)
     port = get_port(None)
+    tls: list[str] = []
+    verify: bool | str = True
+    if scheme == "https":
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        tls = ["--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.pem")]
+        verify = str(tmp_path / "ca.pem")
     server = subprocess.Popen(
-        [sys.executable, "-m", "telemetry_collector", "serve", "--dsn", collector_dsn, "--port", str(port)],
+        [sys.executable, "-m", "telemetry_collector", "serve", "--dsn", collector_dsn, "--port", str(port), *tls],
         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                if requests.get(f"{url}/healthz", timeout=5, verify=verify).status_code == 200:
                     break
             except requests.ConnectionError:
                 time.sleep(0.1)
             assert server.poll() is None, server.communicate()[0]
-        response = requests.post(f"{url}/v1/report", json=make_report(extension_version="0.1.0"), timeout=10)
+        response = requests.post(
+            f"{url}/v1/report", json=make_report(extension_version="0.1.0"), timeout=10, verify=verify
+        )
         assert response.json() == {"latest_version": "0.2.0", "up_to_date": False}
     finally:
         server.send_signal(signal.SIGINT)

@@ -79,3 +79,19 @@ def test_lookups_plug_in_by_name_and_only_country_codes_pass() -> None:
     assert coarse_country(Broken(), "127.0.0.1") is None
     with pytest.raises(ValueError):
         load_lookup("no-colon")
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_gives_the_country(
+    start_collector: Any, collector_db: psycopg.Connection[Any]
+) -> None:
+    geo = StaticCountryLookup({"198.51.100.7": "NL"})
+    spoofed = {"X-Forwarded-For": "10.0.0.1, 198.51.100.7"}
+    direct = start_collector(geo=geo)
+    assert direct.post(make_report(), headers=spoofed).status_code == 200  # header ignored: no proxy trusted
+    proxied = start_collector(geo=geo, trust_x_forwarded_for=True)
+    assert proxied.post(make_report(), headers=spoofed).status_code == 200
+
+    countries = collector_db.execute("SELECT country FROM collector.reports ORDER BY received_at").fetchall()
+    assert countries == [(None,), ("NL",)]
+    rows = everything_stored(collector_db)
+    assert not any("198.51.100.7" in row or "10.0.0.1" in row for row in rows)
