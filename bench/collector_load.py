@@ -117,6 +117,41 @@ async def load(url: str, fleet: Fleet, duration: float, warmup: float, concurren
     return {"elapsed": elapsed, "latencies": latencies, "statuses": statuses}
 
 
+async def burst(url: str, fleet: Fleet, count: int, concurrency: int) -> dict[str, Any]:
+    """`count` reports from distinct databases at once, as a pg_cron tick fires across a fleet."""
+    latencies: list[float] = []
+    statuses: Counter[int | str] = Counter()
+    todo = iter(fleet.reports[-count:])  # databases the steady phase hardly touched
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for report in todo:
+            sent = time.perf_counter()
+            try:
+                async with session.post(url, json=report) as response:
+                    await response.read()
+                    status: int | str = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                status = type(exc).__name__
+            statuses[status] += 1
+            latencies.append(time.perf_counter() - sent)
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"elapsed": elapsed, "latencies": latencies, "statuses": statuses}
+
+
+def latency_line(lat: list[float]) -> str:
+    return (
+        f"p50 {percentile(lat, 50) * 1000:.1f} ms  p90 {percentile(lat, 90) * 1000:.1f} ms  "
+        f"p99 {percentile(lat, 99) * 1000:.1f} ms  max {(lat[-1] if lat else float('nan')) * 1000:.1f} ms"
+    )
+
+
 def wait_healthy(url: str, server: subprocess.Popen[str], seconds: float = 60) -> None:
     import urllib.error
     import urllib.request
@@ -141,6 +176,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
     parser.add_argument("--databases", type=int, default=200_000, help="distinct db_uuids (200000)")
     parser.add_argument("--pool-max-size", type=int, default=8, help="collector's PostgreSQL connections (8)")
+    parser.add_argument(
+        "--burst", type=int, default=10_417,
+        help="then this many reports at once, one pg_cron tick of a million-database fleet (10417; 0: none)",
+    )
+    parser.add_argument("--burst-concurrency", type=int, default=500, help="connections for the burst (500)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))  # the tests' PostgreSQL tree and cluster
     from tests.cluster import Cluster
@@ -175,6 +215,10 @@ def main() -> int:
             flush=True,
         )
         result = asyncio.run(load(f"{url}/v1/report", fleet, args.duration, args.warmup, args.concurrency))
+        spike = None
+        if args.burst:
+            print(f"burst: {args.burst} reports at once over {args.burst_concurrency} connections ...", flush=True)
+            spike = asyncio.run(burst(f"{url}/v1/report", fleet, args.burst, args.burst_concurrency))
 
         with psycopg.connect(dsn) as conn:
             row = conn.execute(
@@ -194,13 +238,16 @@ def main() -> int:
         print(f"accepted (200)     {ok} reports, {ok / result['elapsed']:.0f} reports/s sustained")
         other = {k: v for k, v in result["statuses"].items() if k != 200}
         print(f"other answers      {other or 'none'}")
-        print(
-            "latency            "
-            f"p50 {percentile(lat, 50) * 1000:.1f} ms  p90 {percentile(lat, 90) * 1000:.1f} ms  "
-            f"p99 {percentile(lat, 99) * 1000:.1f} ms  max {(lat[-1] if lat else float('nan')) * 1000:.1f} ms  "
-            f"mean {statistics.fmean(lat) * 1000 if lat else float('nan'):.1f} ms"
-        )
-        print(f"stored             {rows} rows (warm-up included), {distinct} distinct db_uuids")
+        mean = statistics.fmean(lat) * 1000 if lat else float("nan")
+        print(f"latency            {latency_line(lat)}  mean {mean:.1f} ms")
+        if spike is not None:
+            spike_ok = spike["statuses"].get(200, 0)
+            print(
+                f"burst              {args.burst} reports answered in {spike['elapsed']:.2f} s "
+                f"({spike_ok / spike['elapsed']:.0f} accepted/s), answers {dict(spike['statuses'])}"
+            )
+            print(f"burst latency      {latency_line(spike['latencies'])}")
+        print(f"stored             {rows} rows (warm-up and burst included), {distinct} distinct db_uuids")
         print(f"storage            {size / max(rows, 1):.0f} bytes per report, heap+indexes+TOAST")
         print(f"GET /v1/fleet      {fleet_ms:.0f} ms over {rows} rows")
         return 0
