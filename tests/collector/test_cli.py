@@ -108,3 +108,29 @@ def test_a_dsn_is_required() -> None:
     )
     assert result.returncode == 2
     assert "--dsn" in result.stderr
+
+
+def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, collector_dsn: str, cluster: Any) -> None:
+    collector = start_collector(pool_timeout=1.0)
+    assert collector.post(make_report()).status_code == 200
+    name = psycopg.conninfo.conninfo_to_dict(collector_dsn)["dbname"]
+    with cluster.connect() as admin:
+        for attempt in range(20):  # the pool may reconnect in between: terminate again
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            try:
+                admin.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    psycopg.sql.Identifier(name), psycopg.sql.Identifier(f"{name}_away")))
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 19:
+                    raise
+        try:
+            statuses = {collector.post(make_report()).status_code for _ in range(3)}
+            response = collector.post(make_report())
+        finally:
+            admin.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                psycopg.sql.Identifier(f"{name}_away"), psycopg.sql.Identifier(name)))
+    assert statuses == {503}
+    assert response.status_code == 503
+    assert response.json()["error"] == "storage_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
