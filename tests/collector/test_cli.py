@@ -113,7 +113,7 @@ def test_a_dsn_is_required() -> None:
 def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, collector_dsn: str, cluster: Any) -> None:
     collector = start_collector(pool_timeout=1.0)
     assert collector.post(make_report()).status_code == 200
-    name = psycopg.conninfo.conninfo_to_dict(collector_dsn)["dbname"]
+    name = str(psycopg.conninfo.conninfo_to_dict(collector_dsn)["dbname"])
     with cluster.connect() as admin:
         for attempt in range(20):  # the pool may reconnect in between: terminate again
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
