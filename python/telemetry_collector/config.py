@@ -1,0 +1,28 @@
+"""The service's settings (the `serve` command's options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Per db_uuid: a burst, then this many reports per hour.
+    rate_limit_burst: int = 10
+    rate_limit_per_hour: float = 10.0
+    # How long the newest release is cached; `release add` shows within this.
+    release_cache_seconds: float = 5.0
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    # Seconds a request waits for a pooled connection before a 503.
+    pool_timeout: float = 5.0
+    # Behind a reverse proxy (TLS termination), the client's address is the
+    # last entry of X-Forwarded-For, the one the proxy appended.  Only set this
+    # when every request comes through such a proxy.
+    trust_x_forwarded_for: bool = False
+    # Seconds between partition checks (the month after the current one is kept ready).
+    partition_check_seconds: float = 3600.0

@@ -1,0 +1,171 @@
+"""The collector's PostgreSQL schema, its monthly partitions, and storing reports.
+
+Everything lives in the schema `collector`.  `reports` is range-partitioned by
+month on received_at (UTC month bounds); partitions are created ahead by
+`migrate`, hourly by the running service, and on demand when an insert finds
+none.  Old months are dropped with DROP TABLE on their partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from telemetry_collector.ingest import Report
+
+SCHEMA = "collector"
+
+class SchemaMissing(RuntimeError):
+    """The database has not been migrated."""
+
+
+# Serializes DDL of concurrent migrators and collectors.
+_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('telemetry_collector ddl'))"
+
+# Each step runs once, in order, and is recorded in collector.schema_migrations.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE collector.reports (
+            received_at        timestamptz NOT NULL,
+            db_uuid            uuid        NOT NULL,
+            exported_db_uuid   uuid        NOT NULL,
+            extension_version  text        NOT NULL,
+            postgresql_version text        NOT NULL,
+            os_name            text        NOT NULL,
+            country            text        CHECK (country ~ '^[A-Z]{2}$'),
+            report             jsonb       NOT NULL
+        ) PARTITION BY RANGE (received_at);
+        COMMENT ON TABLE collector.reports IS
+            'Reports as received (no client address is ever stored), partitioned by month';
+        -- The latest report of a database: DISTINCT ON (db_uuid) ... ORDER BY db_uuid, received_at DESC.
+        CREATE INDEX reports_latest ON collector.reports (db_uuid, received_at DESC);
+        -- Databases restored from a dump: the same exported_db_uuid under several db_uuids.
+        CREATE INDEX reports_exported ON collector.reports (exported_db_uuid, db_uuid);
+        CREATE TABLE collector.releases (
+            version  text        PRIMARY KEY,
+            added_at timestamptz NOT NULL DEFAULT now()
+        );
+        COMMENT ON TABLE collector.releases IS
+            'Releases of the extension, managed by: python -m telemetry_collector release add|remove';
+        """,
+    ),
+]
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any], months_ahead: int = 1, months_back: int = 0) -> list[int]:
+    """Bring the schema up to date and create partitions; idempotent. Returns the steps applied."""
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute(_DDL_LOCK)
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS collector")
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS collector.schema_migrations (
+                   version    integer     PRIMARY KEY,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        cur = await conn.execute("SELECT version FROM collector.schema_migrations")
+        done = {row[0] for row in await cur.fetchall()}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            await conn.execute(statements)  # no parameters: several statements in one go
+            await conn.execute("INSERT INTO collector.schema_migrations (version) VALUES (%s)", (version,))
+            applied.append(version)
+    await ensure_partitions(conn, months_ahead, months_back)
+    return applied
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def next_month(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def partition_name(month: dt.date) -> str:
+    return f"reports_y{month.year:04d}m{month.month:02d}"
+
+
+def previous_month(month: dt.date) -> dt.date:
+    return (month - dt.timedelta(days=1)).replace(day=1)
+
+
+async def ensure_partitions(
+    conn: psycopg.AsyncConnection[Any], months_ahead: int = 1, months_back: int = 0
+) -> list[str]:
+    """Partitions for the database clock's current UTC month, `months_ahead` after
+    and `months_back` before it (for importing older reports); the names created."""
+    cur = await conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date")
+    row = await cur.fetchone()
+    assert row is not None
+    month = month_start(row[0])
+    for _ in range(months_back):
+        month = previous_month(month)
+    created: list[str] = []
+    async with conn.transaction():
+        await conn.execute(_DDL_LOCK)
+        for _ in range(months_back + months_ahead + 1):
+            name = partition_name(month)
+            cur = await conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{name}",))
+            found = await cur.fetchone()
+            if found is None or found[0] is None:
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} PARTITION OF collector.reports FOR VALUES FROM ({}) TO ({})"
+                    ).format(
+                        sql.Identifier(SCHEMA, name),
+                        sql.Literal(f"{month.isoformat()} 00:00:00+00"),
+                        sql.Literal(f"{next_month(month).isoformat()} 00:00:00+00"),
+                    )
+                )
+                created.append(name)
+            month = next_month(month)
+    return created
+
+
+async def list_partitions(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    cur = await conn.execute(
+        """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'collector.reports'::regclass ORDER BY c.relname"""
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+_INSERT = """
+    INSERT INTO collector.reports
+        (received_at, db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report)
+    VALUES (now(), %s, %s, %s, %s, %s, %s, %s::jsonb)
+"""
+
+
+async def store_report(conn: psycopg.AsyncConnection[Any], report: Report, country: str | None) -> None:
+    """Insert one report (autocommit connection); creates this month's partition if it is missing."""
+    params = (
+        report.db_uuid,
+        report.exported_db_uuid,
+        report.extension_version,
+        report.postgresql_version,
+        report.os_name,
+        country,
+        report.json_text,
+    )
+    try:
+        await conn.execute(_INSERT, params)
+    except psycopg.errors.CheckViolation as exc:
+        if "no partition" not in str(exc):
+            raise
+        await ensure_partitions(conn, months_ahead=1)
+        await conn.execute(_INSERT, params)
+
+
+async def check_schema(conn: psycopg.AsyncConnection[Any]) -> None:
+    cur = await conn.execute("SELECT to_regclass('collector.reports') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        raise SchemaMissing("the collector's schema is missing: run `python -m telemetry_collector migrate`")

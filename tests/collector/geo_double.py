@@ -1,0 +1,9 @@
+"""A country lookup for tests: loopback is country "ZZ" (user-assigned code)."""
+
+from telemetry_collector.geo import StaticCountryLookup
+
+LOOPBACK_COUNTRY = "ZZ"
+
+
+def loopback() -> StaticCountryLookup:
+    return StaticCountryLookup({"127.0.0.1": LOOPBACK_COUNTRY, "::1": LOOPBACK_COUNTRY})

@@ -1,0 +1,71 @@
+"""Rate limiting per db_uuid: 429 with Retry-After, other databases unaffected."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from telemetry_collector.ratelimit import RateLimiter
+
+from tests.collector.helpers import make_report
+
+
+def count(conn: psycopg.Connection[Any], db_uuid: str) -> int:
+    row = conn.execute("SELECT count(*) FROM collector.reports WHERE db_uuid = %s", (db_uuid,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_database_over_its_limit_gets_429(start_collector: Any, collector_db: psycopg.Connection[Any]) -> None:
+    collector = start_collector(rate_limit_burst=3, rate_limit_per_hour=2)
+    noisy = str(uuid.uuid4())
+
+    statuses = [collector.post(make_report(db_uuid=noisy)).status_code for _ in range(5)]
+    limited = collector.post(make_report(db_uuid=noisy))
+
+    assert statuses == [200, 200, 200, 429, 429]
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "rate_limited"
+    retry_after = int(limited.headers["Retry-After"])
+    assert 0 < retry_after <= 1800  # 2 an hour: a token every 30 minutes
+    assert count(collector_db, noisy) == 3  # the limited ones are not stored
+
+    quiet = str(uuid.uuid4())
+    assert collector.post(make_report(db_uuid=quiet)).status_code == 200
+    assert count(collector_db, quiet) == 1
+
+
+def test_invalid_reports_do_not_use_up_the_limit(start_collector: Any) -> None:
+    collector = start_collector(rate_limit_burst=1, rate_limit_per_hour=1)
+    db = str(uuid.uuid4())
+    assert collector.post(make_report(db_uuid=db, data_volume="x")).status_code == 422
+    assert collector.post(make_report(db_uuid=db)).status_code == 200
+    assert collector.post(make_report(db_uuid=db)).status_code == 429
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tokens_come_back_over_time_and_idle_keys_are_forgotten() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(burst=2, per_hour=60, clock=clock, sweep_every=60)  # a token a minute
+
+    assert limiter.acquire("a") is None
+    assert limiter.acquire("a") is None
+    assert limiter.acquire("a") == 60
+    clock.now += 30
+    assert limiter.acquire("a") == 30
+    clock.now += 30
+    assert limiter.acquire("a") is None
+    assert limiter.acquire("b") is None
+    assert len(limiter) == 2
+
+    clock.now += 3600  # both buckets are full again: nothing to remember
+    assert limiter.acquire("c") is None
+    assert len(limiter) == 1
