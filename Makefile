@@ -7,8 +7,6 @@ EXTENSION   = telemetry
 # The version lives in telemetry.control only.
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" telemetry.control)
 
-MODULE_big  = telemetry
-OBJS        = extension/telemetry.o
 DATA_built  = extension/build/telemetry--$(EXTVERSION).sql
 EXTRA_CLEAN = extension/build python/build
 
@@ -62,10 +60,18 @@ python/build/telemetry/_build.py:
 		--install-method '$(INSTALL_METHOD)' --build-os-name '$(BUILD_OS_NAME)' \
 		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)'
 
-all: python/build/deps/.stamp python/build/telemetry/_build.py
+all: module python/build/deps/.stamp python/build/telemetry/_build.py
 
-install: install-python
-.PHONY: install-python
+install: install-module install-python
+clean: clean-module
+.PHONY: module install-module clean-module install-python
+module:
+	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)'
+install-module: module
+	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)'
+clean-module:
+	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
+
 install-python: python/build/deps/.stamp python/build/telemetry/_build.py
 	rm -rf '$(DESTDIR)$(PYTHON_DIR)'
 	$(MKDIR_P) '$(DESTDIR)$(PYTHON_DIR)'
@@ -76,7 +82,7 @@ install-python: python/build/deps/.stamp python/build/telemetry/_build.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV ?= .venv
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-plpython3-15 \
-	postgresql-15-cron python3-pip python3-venv gcc make
+	postgresql-15-cron postgresql-contrib python3-pip python3-venv gcc make chromium
 
 .PHONY: deps debian-deps demo test lint
 deps: debian-deps $(VENV)/.stamp

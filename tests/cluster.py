@@ -37,7 +37,9 @@ class Cluster:
         self.datadir = self.base / "data"
         self.socketdir = self.base
         self.logfile = self.base / "server.log"
-        self.port = get_port(None)
+        port = get_port(None)
+        assert port is not None
+        self.port = port
         self.user = server_os_user()
         self.env = env or {}
         settings = {**DEFAULT_CONF, **(conf or {})}

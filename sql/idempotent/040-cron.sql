@@ -14,7 +14,11 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM cron.job
                     WHERE jobname = 'telemetry' AND database = pg_catalog.current_database()) THEN
-        PERFORM cron.schedule('telemetry', @CRON_SCHEDULE@, 'SELECT _telemetry.tick()');
+        PERFORM cron.schedule('telemetry',
+                              pg_catalog.format(@CRON_SCHEDULE@,
+                                                (SELECT pg_catalog.floor(jitter_fraction * 15)::int
+                                                   FROM _telemetry.schedule)),
+                              'SELECT _telemetry.tick()');
     END IF;
 END
 $$;
