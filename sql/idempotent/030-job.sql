@@ -11,11 +11,13 @@ return GD["telemetry"].checked("@EXTVERSION@").run_job(plpy)
 $python$;
 
 -- The same tick under a fixed name, so the pg_cron command is a constant
--- whatever schema the extension was created in.
+-- whatever schema the extension was created in.  Its messages go to the
+-- server log only: pg_cron would log a client-side copy of each again.
 CREATE OR REPLACE FUNCTION _telemetry.tick()
 RETURNS jsonb
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET client_min_messages = error
 AS $python$
 if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
 return GD["telemetry"].checked("@EXTVERSION@").run_job(plpy)
