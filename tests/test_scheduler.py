@@ -22,7 +22,7 @@ def cron_jobs(conn) -> list[tuple[str, str, str]]:
 
 
 def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
+    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer("0.2.0"))
     c = Cluster(pg_tree, name="cron", conf=CRON_CONF).start()
     try:
         with c.database("crondb", extension=False) as conn:
@@ -43,6 +43,9 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
             outcome = conn.execute(
                 "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1").fetchone()
             assert outcome == ("sent", "job")
+            # The out-of-date WARNING is in the server log once (pg_cron does not log a copy).
+            warned = [line for line in c.log().splitlines() if "the newest release is 0.2.0" in line]
+            assert len(warned) == 1, warned
             # Dropping another extension leaves the entry; dropping ours removes it.
             conn.execute("DROP EXTENSION pg_stat_statements")
             assert [job[0] for job in cron_jobs(conn)] == ["telemetry"]
