@@ -101,7 +101,7 @@ def main() -> None:
                     print(line)
             step("SELECT * FROM telemetry_status;")
             cur = conn.execute("SELECT * FROM telemetry_status")
-            for column, value in zip([c.name for c in cur.description], cur.fetchone()):
+            for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
                 print(f"{column:22} {value}")
         step(f"the collector's fleet view ({url}/v1/fleet)")
         print(json.dumps(requests.get(f"{url}/v1/fleet", timeout=5).json(), indent=2)[:1500])

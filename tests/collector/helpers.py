@@ -101,7 +101,7 @@ class Collector:
             asyncio.set_event_loop(self._loop)
             try:
                 self._loop.run_until_complete(setup())
-            except BaseException as exc:  # noqa: BLE001 -- reported to the starting thread
+            except BaseException as exc:
                 failure.append(exc)
                 ready.set()
                 return

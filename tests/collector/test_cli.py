@@ -33,7 +33,8 @@ def test_migrate_is_idempotent_and_prepares_partitions(
     again = run_cli("migrate", "--dsn", collector_dsn, "--months-ahead", "2")
     assert "schema steps applied: none (up to date)" in again.stdout
     month = this_month(collector_db)
-    for name in (partition_name(month), partition_name(next_month(month)), partition_name(next_month(next_month(month)))):
+    months = (month, next_month(month), next_month(next_month(month)))
+    for name in map(partition_name, months):
         assert name in again.stdout
     assert collector_db.execute("SELECT max(version) FROM collector.schema_migrations").fetchone() == (1,)
     strategy = collector_db.execute(
