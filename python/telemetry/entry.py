@@ -71,6 +71,10 @@ def announce(plpy: Plpy) -> None:
     )
 
 
+# The job's modules import requests (tens of milliseconds): only sessions that
+# send pay for it, not get_report()'s.
+
+
 def run_job(plpy: Plpy) -> str:
     from telemetry import job
 
