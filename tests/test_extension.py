@@ -25,8 +25,10 @@ def snapshot(conn):
         ).fetchone()[0],
         "types": conn.execute("SELECT count(*) FROM pg_type WHERE oid >= 16384").fetchone()[0],
         "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
-        "event_triggers": conn.execute("SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[0],
-        "config_dump_rows": conn.execute("SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
+        "event_triggers": conn.execute(
+            "SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[0],
+        "config_dump_rows": conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
     }
 
 

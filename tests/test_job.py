@@ -7,6 +7,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -314,13 +315,23 @@ def test_two_ticks_at_once_make_one_send(db, cluster: Cluster, httpserver: HTTPS
     assert len(httpserver.log) == 1
 
 
-def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Cluster) -> None:
+@contextmanager
+def tick_on_hung_peer(cluster: Cluster, conn: psycopg.Connection, deadline: str) -> Iterator[dict[str, Any]]:
+    """A tick running in another session, its request hanging at a peer that never answers."""
     peer = peers.RawPeer(peers.hang)
     try:
-        configure(db, peer.url, deadline="5 s")
-        thread, result = _in_thread(cluster, db.info.dbname, "SELECT run_job()")
+        configure(conn, peer.url, deadline=deadline)
+        thread, result = _in_thread(cluster, conn.info.dbname, "SELECT run_job()")
         while peer.connections == 0:
             time.sleep(0.05)
+        yield result
+        thread.join(30)
+    finally:
+        peer.close()
+
+
+def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Cluster) -> None:
+    with tick_on_hung_peer(cluster, db, "5 s") as result:
         held = db.execute(
             "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype IN ('relation', 'tuple')", [result["pid"]]
         ).fetchone()[0]
@@ -328,45 +339,28 @@ def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Clust
         with db.transaction():
             db.execute("LOCK TABLE _telemetry.schedule, _telemetry.attempts, _telemetry.options,"
                        " _telemetry.instance IN ACCESS EXCLUSIVE MODE NOWAIT")
-        thread.join(30)
-        assert result["value"]["outcome"] == "failed"
-    finally:
-        peer.close()
+    assert result["value"]["outcome"] == "failed"
 
 
 def test_cancel_ends_a_send_at_once(db, cluster: Cluster) -> None:
-    peer = peers.RawPeer(peers.hang)
-    try:
-        configure(db, peer.url, deadline="30 s")
-        thread, result = _in_thread(cluster, db.info.dbname, "SELECT run_job()")
-        while peer.connections == 0:
-            time.sleep(0.05)
+    with tick_on_hung_peer(cluster, db, "30 s") as result:
         db.execute("SELECT pg_cancel_backend(%s)", [result["pid"]])
-        thread.join(30)
-        assert isinstance(result["error"], psycopg.errors.QueryCanceled)
-        assert result["seconds"] < 5  # far inside the 30 s deadline
-    finally:
-        peer.close()
+    assert isinstance(result["error"], psycopg.errors.QueryCanceled)
+    assert result["seconds"] < 5  # far inside the 30 s deadline
 
 
 def test_fast_shutdown_is_not_held_hostage(pg_tree) -> None:
     c = Cluster(pg_tree, name="shutdown").start()
-    peer = peers.RawPeer(peers.hang)
     try:
         with c.connect() as admin:
             admin.execute("CREATE EXTENSION telemetry CASCADE")
-            configure(admin, peer.url, deadline="30 s")
-        thread, result = _in_thread(c, "postgres", "SELECT run_job()")
-        while peer.connections == 0:
-            time.sleep(0.05)
-        started = time.monotonic()
-        c.stop()  # pg_ctl stop -m fast
-        stopped_after = time.monotonic() - started
-        thread.join(30)
+            with tick_on_hung_peer(c, admin, "30 s") as result:
+                started = time.monotonic()
+                c.stop()  # pg_ctl stop -m fast
+                stopped_after = time.monotonic() - started
         assert stopped_after < 5, stopped_after  # far inside the 30 s deadline
         assert isinstance(result["error"], psycopg.errors.AdminShutdown)
     finally:
-        peer.close()
         c.destroy()
 
 
