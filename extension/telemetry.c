@@ -328,18 +328,22 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 			continue;
 		k = &kinds[kind_slot(entry->relkind, entry->is_partition)];
 		k->count++;
-		if (entry->reltuples > 0)
-			k->reltuples += entry->reltuples;
-		k->heap_pages += entry->relpages;
+		/* Partitioned tables hold no rows of their own (their reltuples sums the partitions'). */
+		if (RELKIND_HAS_STORAGE(entry->relkind))
+		{
+			if (entry->reltuples > 0)
+				k->reltuples += entry->reltuples;
+			k->heap_pages += Max(entry->relpages, 0);
+		}
 		if (OidIsValid(entry->relam))
-			am_add(table_ams, &ntable_ams, entry->relam, entry->relpages);
+			am_add(table_ams, &ntable_ams, entry->relam, Max(entry->relpages, 0));
 		if (OidIsValid(entry->toastrelid))
 		{
 			RelEntry   *toast = hash_search(rels, &entry->toastrelid, HASH_FIND, NULL);
 
 			if (toast != NULL)
 			{
-				k->toast_pages += toast->relpages;
+				k->toast_pages += Max(toast->relpages, 0);
 				toast->toast_owner = entry->oid;
 			}
 		}
@@ -361,16 +365,16 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 		{
 			KindTotals *k = &kinds[kind_slot(table->relkind, table->is_partition)];
 
-			k->index_pages += idx->relpages;
+			k->index_pages += Max(idx->relpages, 0);
 			k->indexes++;
-			am_add(index_ams, &nindex_ams, idx->relam, idx->relpages);
+			am_add(index_ams, &nindex_ams, idx->relam, Max(idx->relpages, 0));
 		}
 		else if (table->relkind == RELKIND_TOASTVALUE && OidIsValid(table->toast_owner))
 		{
 			RelEntry   *owner = hash_search(rels, &table->toast_owner, HASH_FIND, NULL);
 
 			if (owner != NULL)
-				kinds[kind_slot(owner->relkind, owner->is_partition)].toast_pages += idx->relpages;
+				kinds[kind_slot(owner->relkind, owner->is_partition)].toast_pages += Max(idx->relpages, 0);
 		}
 	}
 	systable_endscan(scan);

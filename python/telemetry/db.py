@@ -54,7 +54,7 @@ class Database:
         The one statement whose text is not a constant of this package: it is
         code a superuser supplied (as a function body is), stored in
         _telemetry.vendor_metrics, never combined with any value, not cached.
-        telemetry.metrics_vendor runs it read-only, in a subtransaction rolled
+        telemetry.metrics_vendor runs it in a subtransaction that is rolled
         back afterwards, under the metric's deadline.  tests/test_security.py
         allows exactly this method, called from exactly that module.
         """

@@ -37,7 +37,7 @@ PUBLIC_EXTENSIONS = (
     "zombodb", "semver", "prefix", "ip4r", "periods", "temporal_tables", "pg_uuidv7", "pg_hashids",
     "pgq", "set_user", "credcheck", "pg_tle", "anon", "pg_duckdb", "pg_search", "pg_analytics", "oracle_fdw",
     "mysql_fdw", "tds_fdw", "mongo_fdw", "multicorn", "pg_show_plans", "pg_permissions", "tdigest", "hll",
-    "topn", "pg_similarity", "pgrouting", "pointcloud", "pointcloud_postgis", "plpgsql_check", "pg_auth_mon",
+    "topn", "pg_similarity", "pointcloud", "pointcloud_postgis", "plpgsql_check", "pg_auth_mon",
     "pg_failover_slots", "wal2json", "decoderbufs", "pg_background", "pg_dirtyread", "pg_readonly",
 )
 

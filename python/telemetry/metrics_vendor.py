@@ -8,8 +8,8 @@ one-line summary and a query; the report carries the query's result under
 vendor_metrics.<key>.  The query must return one row of numbers: one column
 gives a number, several give an object by column name.  Anything else is an
 error at registration and {"error": "invalid_result"} in a report.  It runs as
-the role building the report, read-only, in a subtransaction that is rolled
-back, under its own deadline.  Registrations are listed, with their summaries,
+the role building the report, in a subtransaction that is always rolled back
+(whatever it writes is undone), under its own deadline.  Registrations are listed, with their summaries,
 in the telemetry_metrics view: the run-time part of the field dictionary.
 """
 
@@ -59,7 +59,9 @@ def numeric_value(rows: list[dict[str, Any]]) -> int | float | dict[str, int | f
 
 
 def run_query(db: Database, query: str) -> Any:
-    db.rows("SELECT pg_catalog.set_config('transaction_read_only', 'on', true)")
+    # No read-only switch here: PostgreSQL undoes transaction_read_only at the
+    # end of the subtransaction PL/Python wraps around every statement.  What
+    # the query writes is undone all the same: run_isolated rolls back.
     return numeric_value(db.registered_query_rows(query, 2))
 
 
