@@ -190,8 +190,8 @@ def test_timescaledb_block_from_its_catalog(db, fakes) -> None:
     assert ts["hypertables"]["num_compressed_hypertables"] == 1
     assert ts["hypertables"]["num_chunks"] == 5
     assert ts["hypertables"]["num_reltuples"] == 500
-    chunk_pages = one(db, "SELECT sum(relpages) FROM pg_class WHERE relnamespace = '_timescaledb_internal'::regnamespace"
-                          " AND relkind = 'r'")
+    chunk_pages = one(db, "SELECT sum(relpages) FROM pg_class"
+                          " WHERE relnamespace = '_timescaledb_internal'::regnamespace AND relkind = 'r'")
     assert ts["hypertables"]["heap_size"] == approx(chunk_pages * 8192) > 0
     assert ts["compression"] == {
         "num_compressed_chunks": 1, "uncompressed_heap_size": 82000, "uncompressed_toast_size": 8200,

@@ -25,7 +25,10 @@ KNOWN_ACCESS_METHODS = (
     "orioledb", "tde_heap",
 )
 
-_STATS = """
+
+
+def _read_stats(ctx: Context) -> list[dict[str, Any]]:
+    return ctx.db.rows("""
 SELECT s.what, s.relkind, s.is_partition, a.amname::text AS am, s.num_relations, s.reltuples,
        s.heap_pages, s.toast_pages, s.index_pages
   FROM _telemetry.relation_stats(
@@ -38,11 +41,11 @@ SELECT s.what, s.relkind, s.is_partition, a.amname::text AS am, s.num_relations,
                 WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                   AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'e')) AS s
   LEFT JOIN pg_catalog.pg_am AS a ON a.oid = s.am
-"""
+""")
 
 
 def _stats(ctx: Context) -> list[dict[str, Any]]:
-    return ctx.shared("relation_stats", lambda: ctx.db.rows(_STATS))  # type: ignore[no-any-return]
+    return ctx.shared("relation_stats", lambda: _read_stats(ctx))  # type: ignore[no-any-return]
 
 
 STORAGE_FIELDS = ("num_reltuples", "heap_size", "toast_size", "indexes_size")

@@ -12,6 +12,7 @@ extension named timescaledb that mimics the 2.x catalog (see docs/metrics.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from telemetry.metrics_base import Context, Field, approx
@@ -19,7 +20,9 @@ from telemetry.metrics_base import Context, Field, approx
 # What "this TimescaleDB has no such view or column" looks like.
 _MISSING = {"42P01", "42703", "42883", "3F000"}
 
-HYPERTABLES_2X = """
+
+def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 WITH h AS (
     SELECT c.oid, h.compression_enabled
       FROM timescaledb_information.hypertables AS h
@@ -42,10 +45,12 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
        (SELECT sum(ic.relpages) FROM ch
           JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.oid
           JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS index_pages
-"""
+""")
+
 
 # 1.x: the internal catalog, where compressed hypertables are flagged.
-HYPERTABLES_1X = """
+def _hypertables_1x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 WITH h AS (
     SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
       FROM _timescaledb_catalog.hypertable AS h
@@ -69,9 +74,11 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
        (SELECT sum(ic.relpages) FROM ch
           JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.oid
           JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS index_pages
-"""
+""")
 
-COMPRESSION = """
+
+def _compression(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
        coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
@@ -82,10 +89,12 @@ SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count,
        coalesce(sum(numrows_post_compression), 0) AS compressed_row_count
   FROM _timescaledb_catalog.compression_chunk_size
-"""
+""")
+
 
 # Before row counts were recorded.
-COMPRESSION_NO_ROWS = """
+def _compression_no_rows(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
        coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
@@ -96,20 +105,26 @@ SELECT count(*) AS num_compressed_chunks,
        NULL::bigint AS uncompressed_row_count,
        NULL::bigint AS compressed_row_count
   FROM _timescaledb_catalog.compression_chunk_size
-"""
+""")
 
-CAGGS = """
+
+def _caggs(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_continuous_aggregates, count(*) FILTER (WHERE NOT materialized_only) AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-"""
+""")
 
-CAGGS_COUNT_ONLY = """
+
+def _caggs_count_only(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_continuous_aggregates, NULL::bigint AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-"""
+""")
+
 
 # Jobs below 1000 are TimescaleDB's own (its telemetry, log retention).
-POLICIES_2X = """
+def _policies_2x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
        count(*) FILTER (WHERE proc_name = 'policy_retention') AS retention,
        count(*) FILTER (WHERE proc_name = 'policy_reorder') AS reorder,
@@ -118,9 +133,11 @@ SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
            AS user_defined
   FROM timescaledb_information.jobs
  WHERE job_id >= 1000
-"""
+""")
 
-POLICIES_1X = """
+
+def _policies_1x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        count(*) FILTER (WHERE job_type = 'drop_chunks') AS retention,
        count(*) FILTER (WHERE job_type = 'reorder') AS reorder,
@@ -128,10 +145,15 @@ SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        0::bigint AS user_defined
   FROM _timescaledb_config.bgw_job
  WHERE id >= 1000
-"""
+""")
 
-NUM_HYPERTABLES_2X = "SELECT count(*) FROM timescaledb_information.hypertables"
-NUM_HYPERTABLES_1X = "SELECT count(*) FROM timescaledb_information.hypertable"
+
+def _num_hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertables")
+
+
+def _num_hypertables_1x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertable")
 
 HYPERTABLE_KEYS = ("num_hypertables", "num_compressed_hypertables", "num_chunks", "num_reltuples", "heap_size",
                    "toast_size", "indexes_size")
@@ -148,23 +170,22 @@ def _first_row(ctx: Context, which: str) -> dict[str, Any] | None:
     Each alternative is a constant statement: no SQL is built from the names
     the catalog holds.
     """
-    for attempt in range(2):
+    for alternative in _ALTERNATIVES[which]:
         try:
             with ctx.db.plpy.subtransaction():
-                row: dict[str, Any] | None = _ALTERNATIVES[which][attempt](ctx)
-                return row
+                return alternative(ctx)
         except Exception as exc:
             if getattr(exc, "sqlstate", None) not in _MISSING:
                 raise
     return None
 
 
-_ALTERNATIVES: dict[str, tuple[Any, Any]] = {
-    "hypertables": (lambda ctx: ctx.db.row(HYPERTABLES_2X), lambda ctx: ctx.db.row(HYPERTABLES_1X)),
-    "compression": (lambda ctx: ctx.db.row(COMPRESSION), lambda ctx: ctx.db.row(COMPRESSION_NO_ROWS)),
-    "caggs": (lambda ctx: ctx.db.row(CAGGS), lambda ctx: ctx.db.row(CAGGS_COUNT_ONLY)),
-    "policies": (lambda ctx: ctx.db.row(POLICIES_2X), lambda ctx: ctx.db.row(POLICIES_1X)),
-    "count": (lambda ctx: ctx.db.row(NUM_HYPERTABLES_2X), lambda ctx: ctx.db.row(NUM_HYPERTABLES_1X)),
+_ALTERNATIVES: dict[str, tuple[Callable[[Context], dict[str, Any] | None], ...]] = {
+    "hypertables": (_hypertables_2x, _hypertables_1x),
+    "compression": (_compression, _compression_no_rows),
+    "caggs": (_caggs, _caggs_count_only),
+    "policies": (_policies_2x, _policies_1x),
+    "count": (_num_hypertables_2x, _num_hypertables_1x),
 }
 
 

@@ -102,3 +102,8 @@ BEGIN
     RETURN hid;
 END
 $$;
+
+-- As TimescaleDB does: its catalog is readable by everyone.
+GRANT USAGE ON SCHEMA _timescaledb_catalog, _timescaledb_internal, _timescaledb_functions, _timescaledb_config,
+    timescaledb_information TO PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_catalog, _timescaledb_config, timescaledb_information TO PUBLIC;
