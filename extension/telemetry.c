@@ -12,6 +12,13 @@
  * The value is a free string on purpose: the PL/Python side validates it and
  * treats anything but "off" or "basic" as off, with a WARNING, so that a typo
  * in postgresql.conf never silently leaves telemetry on.
+ *
+ * Two helpers of the report's metrics live here too, because PL/Python cannot
+ * do them (see docs/metrics.md): metric_deadline arms the backend's statement
+ * timer for one metric (a statement_timeout set inside a function is never
+ * armed), and relation_stats reads relation statistics in one pass over
+ * pg_class and pg_index (as SQL joins they cost about half of the floor the
+ * report is measured against).
  */
 #include "postgres.h"
 
