@@ -43,6 +43,21 @@ def test_a_vendor_metric_that_raises_is_an_error_marker(db) -> None:
     assert r["relations"]["tables"]["num_relations"] == 0 and isinstance(r["data_volume"], int)
 
 
+def test_an_sqlstate_a_user_made_up_is_not_reported(db) -> None:
+    db.execute("""CREATE FUNCTION picky() RETURNS int LANGUAGE plpgsql AS $$
+                  BEGIN
+                      IF EXISTS (SELECT FROM pg_class WHERE relname = 'trigger_it') THEN
+                          RAISE EXCEPTION 'no' USING ERRCODE = 'ZQ123';
+                      END IF;
+                      RETURN 1;
+                  END $$""")
+    register(db, "picky", "SELECT public.picky()")
+    register(db, "raiser", "SELECT 1")
+    db.execute("UPDATE _telemetry.vendor_metrics SET query = 'SELECT pg_catalog.sqrt(-1)' WHERE key = 'raiser'")
+    db.execute("CREATE TABLE trigger_it ()")
+    assert report(db)["vendor_metrics"] == {"picky": {"error": "other"}, "raiser": {"error": "2201F"}}
+
+
 def test_a_metric_over_its_deadline_is_a_timeout_marker(db) -> None:
     register(db, "slow", "SELECT 1", timeout_ms=300)
     db.execute("UPDATE _telemetry.vendor_metrics SET query = %s WHERE key = 'slow'", [SLEEP])
@@ -126,7 +141,7 @@ def test_vendor_registration(db, cluster: Cluster) -> None:
     ("names", 'SELECT 1 AS "Bad Name", 2 AS b', "column name"),
     ("Bad-Key", "SELECT 1", "key must match"),
     ("broken", "SELECT count(*) FROM", "the query failed (42601)"),
-    ("columns", "SELECT", "1 to 16 columns"),
+    ("columns", "SELECT", "1 to 8 columns"),
     ("missing", "SELECT count(*) FROM no_such_table", "the query failed (42P01)"),
 ])
 def test_registration_refuses_what_is_not_numbers(db, key: str, query: str, complaint: str) -> None:

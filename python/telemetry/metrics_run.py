@@ -8,7 +8,8 @@ timer, so the C module arms it and restores the caller's own afterwards).
 
 A metric that fails becomes {"error": <code>} in the report, where code is
 the error's SQLSTATE (five characters, never a message: messages can name
-relations), "timeout", "invalid_result" or "internal".  A cancel that is not
+relations), "timeout", "invalid_result", "internal", or "other" for an SQLSTATE
+PostgreSQL does not define (RAISE ... USING ERRCODE lets a user make one up).  A cancel that is not
 our deadline (pg_cancel_backend, the caller's own statement_timeout) is not
 swallowed: it ends the report as it would end any statement.
 """
@@ -24,10 +25,12 @@ from telemetry.db import Database
 TIMEOUT = "timeout"
 INVALID_RESULT = "invalid_result"
 INTERNAL = "internal"
+OTHER = "other"
 ERROR_CODES_DOC = (
     'a failed metric appears as {"error": code}: code is the error\'s SQLSTATE (for example 42501), '
     f'"{TIMEOUT}" (the metric exceeded its deadline), "{INVALID_RESULT}" (a registered query returned '
-    f'something other than one row of numbers) or "{INTERNAL}" (an error in the extension itself)'
+    f'something other than one row of numbers), "{INTERNAL}" (an error in the extension itself) or '
+    f'"{OTHER}" (an SQLSTATE that PostgreSQL does not define)'
 )
 
 QUERY_CANCELED = "57014"
@@ -59,6 +62,11 @@ def error_code(exc: BaseException, timed_out: bool) -> str | None:
         return TIMEOUT if timed_out else None
     if isinstance(sqlstate, str) and sqlstate.startswith("57"):
         return None  # operator intervention: shutdown, crash, ...
+    # PL/Python raises a subclass of SPIError (plpy.spiexceptions) for every
+    # SQLSTATE PostgreSQL defines, and SPIError itself for one it does not:
+    # a code a user made up is theirs, not vocabulary.
+    if type(exc).__name__ == "SPIError":
+        return OTHER
     if isinstance(sqlstate, str) and _SQLSTATE.fullmatch(sqlstate):
         return sqlstate
     return INTERNAL

@@ -27,7 +27,7 @@ from telemetry.settings import LEVELS
 PREFIX = "vendor_metrics."
 KEY = re.compile(r"[a-z][a-z0-9_]{0,62}")
 MAX_METRICS = 50
-MAX_COLUMNS = 16
+MAX_COLUMNS = 8
 MAX_SUMMARY = 200
 DEFAULT_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 60_000
