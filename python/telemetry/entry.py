@@ -109,3 +109,40 @@ def status(plpy: Plpy) -> dict[str, Any]:
     from telemetry import status as status_module
 
     return status_module.status(Database(plpy))
+
+
+# ---- declared and registered metrics (issue 4) ----------------------------------------------------
+
+
+def register_metric(plpy: Plpy, key: str, query: str, summary: str, timeout_ms: int, level: str) -> str:
+    from telemetry import metrics_vendor
+
+    try:
+        value = metrics_vendor.register(Database(plpy), key, query, summary, timeout_ms, level)
+    except metrics_vendor.InvalidRegistration as exc:
+        plpy.error(f"telemetry: cannot register metric {key!r}: {exc}",
+                   hint="The query must be one SELECT returning one row of numbers, e.g. "
+                   "SELECT count(*) FROM myschema.mytable; schema-qualify every name (search_path is pg_catalog).")
+    return json.dumps(value)
+
+
+def unregister_metric(plpy: Plpy, key: str) -> bool:
+    from telemetry import metrics_vendor
+
+    return metrics_vendor.unregister(Database(plpy), key)
+
+
+def set_metric_enabled(plpy: Plpy, key: str, enabled: bool) -> bool:
+    from telemetry import metrics_admin
+
+    try:
+        return metrics_admin.set_metric_enabled(Database(plpy), key, enabled)
+    except metrics_admin.InvalidSwitch as exc:
+        plpy.error(f"telemetry: {exc}")
+        raise  # not reached: plpy.error raises
+
+
+def metrics_list(plpy: Plpy) -> list[dict[str, Any]]:
+    from telemetry import metrics_admin
+
+    return metrics_admin.metrics_list(Database(plpy))

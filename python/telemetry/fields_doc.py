@@ -10,10 +10,22 @@ from __future__ import annotations
 import json
 
 from telemetry.metrics import METRICS, REPORT_FORMAT_VERSION
+from telemetry.metrics_catalog import KNOWN_ACCESS_METHODS
+from telemetry.metrics_extensions import PUBLIC_EXTENSIONS
+from telemetry.metrics_run import ERROR_CODES_DOC
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def documented_paths() -> list[tuple[str, str]]:
+    """Every documented key as (dotted path, JSON type); `*` stands for one key of listed vocabulary."""
+    paths: list[tuple[str, str]] = []
+    for metric in METRICS:
+        paths.append((metric.key, metric.json_type))
+        paths.extend((f"{metric.key}.{field.path}", field.json_type) for field in metric.fields)
+    return paths
 
 
 def render() -> str:
@@ -21,11 +33,16 @@ def render() -> str:
         "# Report fields",
         "",
         "Every key of the report that `SELECT get_report()` shows and the job sends",
-        f"(report format version {REPORT_FORMAT_VERSION}). Generated from",
+        f"(report format version {REPORT_FORMAT_VERSION}). Generated from the declarations in",
         "`python/telemetry/metrics.py` by `python -m telemetry.fields_doc`; do not edit by hand.",
         "",
         "Values are numbers, booleans, or strings from a fixed vocabulary. No name, path, host",
-        "or setting value that a user chose is ever part of the report.",
+        "or setting value that a user chose is ever part of the report. Counts and sizes of the",
+        "deeper metrics are rounded to two significant digits (see [metrics.md](metrics.md)).",
+        "",
+        "Indented keys are inside an object; `*` stands for one key from the vocabulary the row names.",
+        f"Any metric may instead hold an error marker: {ERROR_CODES_DOC}. A metric a superuser",
+        "switched off with `set_metric_enabled` is absent.",
         "",
         "| key | type | level | meaning | comes from | example |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -36,6 +53,25 @@ def render() -> str:
             f"| `{metric.key}` | {metric.json_type} | {metric.level} | {_cell(metric.summary)} "
             f"| {_cell(metric.source)} | `{_cell(example)}` |"
         )
+        for field in metric.fields:
+            lines.append(
+                f"| `{metric.key}.{field.path}` | {field.json_type} | {metric.level} | {_cell(field.summary)} | | |"
+            )
+    lines += [
+        "",
+        "## Vocabulary",
+        "",
+        "Extensions whose name and version `extensions.versions` may carry (any other is only counted):",
+        "",
+        ", ".join(f"`{name}`" for name in sorted(set(PUBLIC_EXTENSIONS))) + ".",
+        "",
+        "Access methods `access_methods` names (any other is counted as `other`):",
+        "",
+        ", ".join(f"`{name}`" for name in KNOWN_ACCESS_METHODS) + ".",
+        "",
+        "Registered metrics (`vendor_metrics.*`) are listed, with their summaries, by",
+        "`SELECT * FROM telemetry_metrics` in the database that carries them.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,18 +1,36 @@
-"""Builds the report from the declared metrics."""
+"""Builds the report from the declared metrics, each on its own.
+
+Every metric runs in a subtransaction of its own under its deadline
+(metrics_run.run_isolated): one that fails is {"error": <code>} under its
+key and the rest of the report is intact.  Metrics a superuser switched off
+(set_metric_enabled) are left out.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from telemetry.db import Database
 from telemetry.metrics import METRICS, Context
+from telemetry.metrics_run import run_isolated
 from telemetry.settings import Level, effective_level
+
+
+def switched_off(db: Database) -> frozenset[str]:
+    """Keys switched off; read outside any metric, so that a failure here fails the report (closed)."""
+    return frozenset(row["key"] for row in db.rows("SELECT key FROM _telemetry.metrics_off"))
 
 
 def build_report(db: Database, level: Level | None = None) -> dict[str, Any]:
     ctx = Context(db, level or effective_level(db))
-    return {metric.key: metric.collect(ctx) for metric in METRICS}
+    ctx.switched_off = switched_off(db)
+    return {
+        metric.key: run_isolated(db, metric.key, metric.timeout_ms, functools.partial(metric.collect, ctx))
+        for metric in METRICS
+        if metric.key not in ctx.switched_off
+    }
 
 
 def to_json(report: dict[str, Any]) -> str:

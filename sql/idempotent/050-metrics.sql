@@ -1,0 +1,84 @@
+-- Runs on every install and update: what the declared metrics need, vendor
+-- registration, switching metrics off, and the run-time list of metrics.
+
+-- Arms (ms > 0) or disarms (ms = 0) a metric's deadline; see extension/telemetry.c.
+CREATE OR REPLACE FUNCTION _telemetry.metric_deadline(ms integer)
+RETURNS boolean
+LANGUAGE C
+VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telemetry_metric_deadline';
+
+-- Relation statistics by kind and by access method in one pass over pg_class
+-- and pg_index; see extension/telemetry.c and python/telemetry/metrics_catalog.py.
+CREATE OR REPLACE FUNCTION _telemetry.relation_stats(
+    skip_namespaces oid[], skip_relations oid[],
+    OUT what text, OUT relkind text, OUT is_partition boolean, OUT am oid, OUT num_relations bigint,
+    OUT reltuples float8, OUT heap_pages bigint, OUT toast_pages bigint, OUT index_pages bigint,
+    OUT num_indexes bigint)
+RETURNS SETOF record
+LANGUAGE C
+STABLE STRICT
+ROWS 20
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telemetry_relation_stats';
+
+-- Another extension's metric: one row of numbers under vendor_metrics.<key>.
+-- Superuser only (it changes what is sent).  Runs the query once and refuses
+-- it unless it returns numbers; returns that value.
+CREATE OR REPLACE FUNCTION @extschema@.register_metric(
+    key text, query text, summary text, timeout_ms integer DEFAULT 1000, level text DEFAULT 'basic')
+RETURNS jsonb
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry"].checked("@EXTVERSION@").register_metric(plpy, key, query, summary, timeout_ms, level)
+$python$;
+
+COMMENT ON FUNCTION @extschema@.register_metric(text, text, text, integer, text) IS
+'Registers a metric (an aggregate query returning one row of numbers) reported under vendor_metrics.<key>';
+
+CREATE OR REPLACE FUNCTION @extschema@.unregister_metric(key text)
+RETURNS boolean
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry"].checked("@EXTVERSION@").unregister_metric(plpy, key)
+$python$;
+
+-- Switches any metric off (enabled = false) or on again: a declared key, or
+-- vendor_metrics.<key>.  Superuser only.
+CREATE OR REPLACE FUNCTION @extschema@.set_metric_enabled(key text, enabled boolean)
+RETURNS boolean
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry"].checked("@EXTVERSION@").set_metric_enabled(plpy, key, enabled)
+$python$;
+
+CREATE OR REPLACE FUNCTION _telemetry.metrics_list(
+    OUT key text, OUT origin text, OUT level text, OUT summary text, OUT source text, OUT timeout_ms integer,
+    OUT can_switch_off boolean, OUT enabled boolean)
+RETURNS SETOF record
+LANGUAGE plpython3u
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry"].checked("@EXTVERSION@").metrics_list(plpy)
+$python$;
+
+CREATE OR REPLACE VIEW @extschema@.telemetry_metrics AS SELECT * FROM _telemetry.metrics_list();
+COMMENT ON VIEW @extschema@.telemetry_metrics IS
+'Every metric of the report: declared ones and registered ones, with summaries and whether each is on';
+
+REVOKE ALL ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
+    @extschema@.register_metric(text, text, text, integer, text), @extschema@.unregister_metric(text),
+    @extschema@.set_metric_enabled(text, boolean), _telemetry.metrics_list() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
+    _telemetry.metrics_list() TO pg_monitor;
+REVOKE ALL ON @extschema@.telemetry_metrics FROM PUBLIC;
+GRANT SELECT ON @extschema@.telemetry_metrics TO pg_monitor;

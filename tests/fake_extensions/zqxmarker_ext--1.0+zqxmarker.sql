@@ -1,0 +1,1 @@
+CREATE FUNCTION zqxmarker_ext_function() RETURNS int LANGUAGE sql AS 'SELECT 1';
