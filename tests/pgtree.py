@@ -66,7 +66,8 @@ def _write_pg_ctl_wrapper(root: Path, bindir: Path) -> None:
     wrapper = root / "pg_ctl-as-server-user"
     real = bindir / "pg_ctl"
     if os.geteuid() == 0:
-        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {server_os_user()} -- "{real}" "$@"\n')
+        # cd /: the caller's directory may be closed to the server's user.
+        wrapper.write_text(f'#!/bin/sh\ncd /\nexec runuser -u {server_os_user()} -- "{real}" "$@"\n')
     else:
         wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
     wrapper.chmod(0o755)
