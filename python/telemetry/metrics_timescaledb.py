@@ -21,13 +21,12 @@ from telemetry.metrics_base import Context, Field, approx
 _MISSING = {"42P01", "42703", "42883", "3F000"}
 
 
-def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+def _chunk_totals(ctx: Context, hypertables: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Chunks and their sizes for the hypertables found (whichever catalog listed them)."""
     return ctx.db.row("""
 WITH h AS (
-    SELECT c.oid, h.compression_enabled
-      FROM timescaledb_information.hypertables AS h
-      JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.hypertable_schema
-      JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.hypertable_name
+    -- the multi-array unnest is syntax, unqualified by necessity (search_path is pinned anyway)
+    SELECT * FROM unnest($1::oid[], $2::boolean[]) AS h(oid, compression_enabled)
 ), ch AS (
     SELECT c.oid, c.relpages, c.reltuples, c.reltoastrelid
       FROM pg_catalog.pg_inherits AS i
@@ -45,36 +44,27 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
        (SELECT sum(ic.relpages) FROM ch
           JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.oid
           JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS index_pages
-""")
+""", [[h["oid"] for h in hypertables], [h["compression_enabled"] for h in hypertables]], ["oid[]", "boolean[]"])
+
+
+def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+    return _chunk_totals(ctx, ctx.db.rows("""
+SELECT c.oid, h.compression_enabled
+  FROM timescaledb_information.hypertables AS h
+  JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.hypertable_schema
+  JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.hypertable_name
+"""))
 
 
 # 1.x: the internal catalog, where compressed hypertables are flagged.
 def _hypertables_1x(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
-WITH h AS (
-    SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
-      FROM _timescaledb_catalog.hypertable AS h
-      JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.schema_name
-      JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.table_name
-     WHERE NOT h.compressed
-), ch AS (
-    SELECT c.oid, c.relpages, c.reltuples, c.reltoastrelid
-      FROM pg_catalog.pg_inherits AS i
-      JOIN h ON h.oid = i.inhparent
-      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-)
-SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hypertables,
-       (SELECT count(*) FROM ch) AS num_chunks,
-       (SELECT sum(ch.reltuples) FROM ch WHERE ch.reltuples > 0) AS reltuples,
-       (SELECT sum(ch.relpages) FROM ch) AS heap_pages,
-       (SELECT coalesce(sum(t.relpages), 0) FROM ch JOIN pg_catalog.pg_class AS t ON t.oid = ch.reltoastrelid)
-     + (SELECT coalesce(sum(ic.relpages), 0) FROM ch
-          JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.reltoastrelid
-          JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS toast_pages,
-       (SELECT sum(ic.relpages) FROM ch
-          JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.oid
-          JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS index_pages
-""")
+    return _chunk_totals(ctx, ctx.db.rows("""
+SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
+  FROM _timescaledb_catalog.hypertable AS h
+  JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.schema_name
+  JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.table_name
+ WHERE NOT h.compressed
+"""))
 
 
 def _compression(ctx: Context) -> dict[str, Any] | None:
