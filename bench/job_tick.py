@@ -43,8 +43,10 @@ def main() -> None:
             assert outcome["outcome"] == "not_due", outcome
             floor = median_ms(conn, "SELECT 1")
             tick = median_ms(conn, "SELECT run_job()")
-            print(f"tick, nothing due   median {tick:6.2f} ms   floor (SELECT 1) {floor:5.2f} ms   "
-                  f"ratio {tick / floor:5.1f}x   target <= 5 ms: {'met' if tick <= 5 else 'MISSED'}")
+            print(
+                f"tick, nothing due   median {tick:6.2f} ms   floor (SELECT 1) {floor:5.2f} ms   "
+                f"ratio {tick / floor:5.1f}x   target <= 5 ms: {'met' if tick <= 5 else 'MISSED'}"
+            )
             conn.execute("SELECT set_telemetry_option('endpoint', %s)", [peer.url])
             conn.execute("SELECT set_telemetry_option('grace', '0')")
             conn.execute("SELECT set_telemetry_option('jitter', '0')")
@@ -56,8 +58,10 @@ def main() -> None:
                 walls.append(time.perf_counter() - started)
                 assert outcome["outcome"] == "failed", outcome
             worst = max(walls)
-            print(f"tick, hung endpoint wall {statistics.median(walls):6.2f} s median, {worst:.2f} s worst "
-                  f"(deadline 10 s)   target <= 11 s: {'met' if worst <= 11 else 'MISSED'}")
+            print(
+                f"tick, hung endpoint wall {statistics.median(walls):6.2f} s median, {worst:.2f} s worst "
+                f"(deadline 10 s)   target <= 11 s: {'met' if worst <= 11 else 'MISSED'}"
+            )
     finally:
         peer.close()
         cluster.destroy()

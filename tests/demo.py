@@ -58,7 +58,9 @@ def main() -> None:
             subprocess.run(collector_cli(*args, dsn=dsn), env=env, check=True, stdout=subprocess.DEVNULL)
         collector = subprocess.Popen(
             collector_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", dsn=dsn),
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             try:

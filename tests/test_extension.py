@@ -25,10 +25,10 @@ def snapshot(conn):
         ).fetchone()[0],
         "types": conn.execute("SELECT count(*) FROM pg_type WHERE oid >= 16384").fetchone()[0],
         "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
-        "event_triggers": conn.execute(
-            "SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[0],
-        "config_dump_rows": conn.execute(
-            "SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
+        "event_triggers": conn.execute("SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[
+            0
+        ],
+        "config_dump_rows": conn.execute("SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
     }
 
 
@@ -38,9 +38,12 @@ def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
         conn.execute("CREATE EXTENSION telemetry CASCADE")
         # With the default search_path, no qualification needed; the result is jsonb.
         assert conn.execute("SELECT pg_typeof(get_report())::text").fetchone()[0] == "jsonb"
-        assert conn.execute(
-            "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE proname = 'get_report'"
-        ).fetchone()[0] == "public"
+        assert (
+            conn.execute(
+                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE proname = 'get_report'"
+            ).fetchone()[0]
+            == "public"
+        )
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_telemetry'").fetchone()[0] == 1
         version, comment = conn.execute(
             "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'"

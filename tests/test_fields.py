@@ -40,8 +40,9 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("\\.".join("[^.]+" if part == "*" else re.escape(part) for part in path.split(".")))
 
 
-def _leaves(value: Any, path: str, patterns: list[tuple[str, str, re.Pattern[str]]], seen: set[str],
-            problems: list[str]) -> None:
+def _leaves(
+    value: Any, path: str, patterns: list[tuple[str, str, re.Pattern[str]]], seen: set[str], problems: list[str]
+) -> None:
     match = next(((doc, json_type) for doc, json_type, rx in patterns if rx.fullmatch(path)), None)
     if match is not None and match[1] != "object":
         seen.add(match[0])

@@ -107,8 +107,10 @@ def test_newer_release_is_stored_and_warned_once(db, httpserver: HTTPServer, clu
     assert status == ("0.10.0", False, "sent")
 
 
-@pytest.mark.parametrize(("latest", "up_to_date"), [("0.1.0", True), ("0.0.9", True), ("0.1.0rc1", True),
-                                                     ("0.1.1rc1", False), ("0.2.0", False)])
+@pytest.mark.parametrize(
+    ("latest", "up_to_date"),
+    [("0.1.0", True), ("0.0.9", True), ("0.1.0rc1", True), ("0.1.1rc1", False), ("0.2.0", False)],
+)
 def test_version_comparison_is_by_release_order(db, httpserver: HTTPServer, latest: str, up_to_date: bool) -> None:
     httpserver.expect_request("/v1/report").respond_with_json({"latest_version": latest})
     configure(db, httpserver.url_for("/v1/report"))
@@ -181,8 +183,7 @@ def _http_fault(httpserver: HTTPServer, kind: str) -> tuple[str, str]:
         return url, "answer of 104857600 bytes refused"
     if kind == "redirect to another host":
         other = url.replace("localhost", "127.0.0.1")
-        httpserver.expect_request("/v1/report").respond_with_response(
-            Response(status=307, headers={"Location": other}))
+        httpserver.expect_request("/v1/report").respond_with_response(Response(status=307, headers={"Location": other}))
         return url, "redirect to another location not followed"
     raise AssertionError(kind)
 
@@ -195,8 +196,9 @@ RAW_FAULTS = {
 HTTP_FAULTS = ["500", "invalid json", "invalid version", "100 MB with length", "redirect to another host"]
 
 
-def _assert_failure_handled(db, cluster: Cluster, offset: int, started: float, outcome: dict[str, Any],
-                            error: str) -> None:
+def _assert_failure_handled(
+    db, cluster: Cluster, offset: int, started: float, outcome: dict[str, Any], error: str
+) -> None:
     elapsed = time.monotonic() - started
     assert outcome["outcome"] == "failed"
     assert outcome["error"].startswith(error)
@@ -247,8 +249,7 @@ def test_self_signed_certificate_fails_then_ca_file_trusts_it(db, cluster: Clust
 
 
 def test_retry_after_is_respected(db, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/report").respond_with_data("slow down", status=429,
-                                                              headers={"Retry-After": "7200"})
+    httpserver.expect_request("/v1/report").respond_with_data("slow down", status=429, headers={"Retry-After": "7200"})
     configure(db, httpserver.url_for("/v1/report"))
     outcome = tick(db)
     assert outcome["outcome"] == "failed" and outcome["http_status"] == 429
@@ -337,8 +338,10 @@ def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Clust
         ).fetchone()[0]
         assert held == 0
         with db.transaction():
-            db.execute("LOCK TABLE _telemetry.schedule, _telemetry.attempts, _telemetry.options,"
-                       " _telemetry.instance IN ACCESS EXCLUSIVE MODE NOWAIT")
+            db.execute(
+                "LOCK TABLE _telemetry.schedule, _telemetry.attempts, _telemetry.options,"
+                " _telemetry.instance IN ACCESS EXCLUSIVE MODE NOWAIT"
+            )
     assert result["value"]["outcome"] == "failed"
 
 
@@ -407,10 +410,13 @@ def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None
     try:
         for user in ("job_plain", "job_monitor"):
             with cluster.connect(db.info.dbname, user=user) as conn:
-                for sql in ("SELECT run_job()", "SELECT send_report()",
-                            "SELECT set_telemetry_option('endpoint', 'http://127.0.0.1:9/')",
-                            "SELECT _telemetry.tick()",
-                            "UPDATE _telemetry.options SET value = 'x'"):
+                for sql in (
+                    "SELECT run_job()",
+                    "SELECT send_report()",
+                    "SELECT set_telemetry_option('endpoint', 'http://127.0.0.1:9/')",
+                    "SELECT _telemetry.tick()",
+                    "UPDATE _telemetry.options SET value = 'x'",
+                ):
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         conn.execute(sql)
         with cluster.connect(db.info.dbname, user="job_monitor") as conn:
@@ -421,15 +427,18 @@ def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None
         db.execute("DROP ROLE job_monitor")
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("endpoint", "ftp://127.0.0.1/x", "http:// or https:// URL"),
-    ("endpoint", "http://user:secret@127.0.0.1/x", "must not carry credentials"),
-    ("endpoint", "not a url", "http:// or https:// URL"),
-    ("interval", "0 seconds", "interval must be between"),
-    ("deadline", "5 minutes", "deadline must be between"),
-    ("ca_file", "relative.pem", "absolute path"),
-    ("colour", "blue", "unknown option"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("endpoint", "ftp://127.0.0.1/x", "http:// or https:// URL"),
+        ("endpoint", "http://user:secret@127.0.0.1/x", "must not carry credentials"),
+        ("endpoint", "not a url", "http:// or https:// URL"),
+        ("interval", "0 seconds", "interval must be between"),
+        ("deadline", "5 minutes", "deadline must be between"),
+        ("ca_file", "relative.pem", "absolute path"),
+        ("colour", "blue", "unknown option"),
+    ],
+)
 def test_invalid_options_are_refused_and_change_nothing(db, name: str, value: str, message: str) -> None:
     with pytest.raises(psycopg.Error, match=message):
         db.execute("SELECT set_telemetry_option(%s, %s)", [name, value])

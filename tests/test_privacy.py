@@ -65,8 +65,11 @@ def salt(conn, dbname: str) -> None:
 def test_marker_appears_nowhere_in_the_report(pg_tree) -> None:
     fake_extensions.install(pg_tree)
     # The cluster's directory (data, socket, log paths) and cluster_name carry the marker too.
-    c = Cluster(pg_tree, dir_name=f"{MARKER}-cluster",
-                conf={"cluster_name": f"'{MARKER}_cluster'", f"{MARKER}.conf_setting": f"'{MARKER}'"}).start()
+    c = Cluster(
+        pg_tree,
+        dir_name=f"{MARKER}-cluster",
+        conf={"cluster_name": f"'{MARKER}_cluster'", f"{MARKER}.conf_setting": f"'{MARKER}'"},
+    ).start()
     dbname = f"{MARKER}_db"
     try:
         with c.database(dbname) as conn:
@@ -103,12 +106,13 @@ def test_the_marker_scan_can_fail(pg_tree) -> None:
             salt(conn, f"{MARKER}_db2")
             names = conn.execute("SELECT string_agg(relname, ' ') FROM pg_class").fetchone()[0]
             assert f"{MARKER}_table" in names
-            for query in ("SELECT string_agg(amname, ' ') FROM pg_am",
-                          "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
-                          "SELECT string_agg(schema_name || ' ' || table_name, ' ')"
-                          " FROM _timescaledb_catalog.hypertable",
-                          "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
-                          "SELECT string_agg(srvname, ' ') FROM pg_foreign_server"):
+            for query in (
+                "SELECT string_agg(amname, ' ') FROM pg_am",
+                "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
+                "SELECT string_agg(schema_name || ' ' || table_name, ' ') FROM _timescaledb_catalog.hypertable",
+                "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
+                "SELECT string_agg(srvname, ' ') FROM pg_foreign_server",
+            ):
                 assert MARKER in conn.execute(query).fetchone()[0], query
             conn.execute(f"DROP OWNED BY {MARKER}_role")
             conn.execute(f"DROP ROLE {MARKER}_role")

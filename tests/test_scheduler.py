@@ -41,7 +41,8 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
             assert len(httpserver.log) == 1, "no report arrived from the pg_cron tick"
             time.sleep(1)
             outcome = conn.execute(
-                "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1").fetchone()
+                "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1"
+            ).fetchone()
             assert outcome == ("sent", "job")
             # The out-of-date WARNING is in the server log once (pg_cron does not log a copy).
             warned = [line for line in c.log().splitlines() if "the newest release is 0.2.0" in line]

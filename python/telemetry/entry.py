@@ -120,9 +120,11 @@ def register_metric(plpy: Plpy, key: str, query: str, summary: str, timeout_ms: 
     try:
         value = metrics_vendor.register(Database(plpy), key, query, summary, timeout_ms, level)
     except metrics_vendor.InvalidRegistration as exc:
-        plpy.error(f"telemetry: cannot register metric {key!r}: {exc}",
-                   hint="The query must be one SELECT returning one row of numbers, e.g. "
-                   "SELECT count(*) FROM myschema.mytable; schema-qualify every name (search_path is pg_catalog).")
+        plpy.error(
+            f"telemetry: cannot register metric {key!r}: {exc}",
+            hint="The query must be one SELECT returning one row of numbers, e.g. "
+            "SELECT count(*) FROM myschema.mytable; schema-qualify every name (search_path is pg_catalog).",
+        )
     return json.dumps(value)
 
 

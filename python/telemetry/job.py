@@ -74,8 +74,16 @@ def _without_keeping_locks(db: Database, read: Callable[[], T]) -> T:
     return found[0]
 
 
-def _record(db: Database, trigger: str, state: State, body: bytes, started: float, exchange: Exchange,
-            verdict: Verdict | None, error: str | None) -> float:
+def _record(
+    db: Database,
+    trigger: str,
+    state: State,
+    body: bytes,
+    started: float,
+    exchange: Exchange,
+    verdict: Verdict | None,
+    error: str | None,
+) -> float:
     """Writes the attempt and the next due time; returns the next due time."""
     now = time.time()
     if error is None:
@@ -88,8 +96,17 @@ def _record(db: Database, trigger: str, state: State, body: bytes, started: floa
         """INSERT INTO _telemetry.attempts
                (started_at, duration_ms, trigger, endpoint, body, http_status, outcome, error, latest_version)
            VALUES (pg_catalog.to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9)""",
-        [started, round(exchange.seconds * 1000), trigger, state.options.endpoint, body.decode(),
-         exchange.status, "failed" if error else "sent", error, verdict.latest if verdict else None],
+        [
+            started,
+            round(exchange.seconds * 1000),
+            trigger,
+            state.options.endpoint,
+            body.decode(),
+            exchange.status,
+            "failed" if error else "sent",
+            error,
+            verdict.latest if verdict else None,
+        ],
         ["float8", "int4", "text", "text", "text", "int4", "text", "text", "text"],
     )
     db.rows(
@@ -135,13 +152,24 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     if error is not None:
         # The one log line of this failure.
         db.plpy.log(f"telemetry: report not sent to {endpoint}: {error}; next try after {iso(due)}")
-        return {"outcome": "failed", "error": error, "http_status": exchange.status, "next_due": iso(due),
-                "duration_ms": round(exchange.seconds * 1000)}
+        return {
+            "outcome": "failed",
+            "error": error,
+            "http_status": exchange.status,
+            "next_due": iso(due),
+            "duration_ms": round(exchange.seconds * 1000),
+        }
     assert verdict is not None
     store(db, verdict)
     tell(db, verdict)
-    return {"outcome": "sent", "http_status": exchange.status, "latest_version": verdict.latest,
-            "up_to_date": verdict.up_to_date, "next_due": iso(due), "duration_ms": round(exchange.seconds * 1000)}
+    return {
+        "outcome": "sent",
+        "http_status": exchange.status,
+        "latest_version": verdict.latest,
+        "up_to_date": verdict.up_to_date,
+        "next_due": iso(due),
+        "duration_ms": round(exchange.seconds * 1000),
+    }
 
 
 def run(db: Database, trigger: str) -> dict[str, Any]:

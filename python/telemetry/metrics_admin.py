@@ -26,9 +26,10 @@ def set_metric_enabled(db: Database, key: str | None, enabled: bool | None) -> b
     declared = {metric.key: metric for metric in METRICS}
     if key in declared:
         if declared[key].required and not enabled:
-            raise InvalidSwitch(f"{key} is required by the collector protocol; to send nothing, "
-                                "set telemetry.metrics_level = off")
-    elif not (key.startswith(PREFIX) and KEY.fullmatch(key[len(PREFIX):])):
+            raise InvalidSwitch(
+                f"{key} is required by the collector protocol; to send nothing, set telemetry.metrics_level = off"
+            )
+    elif not (key.startswith(PREFIX) and KEY.fullmatch(key[len(PREFIX) :])):
         raise InvalidSwitch(f"unknown metric {key!r}: see SELECT key FROM telemetry_metrics")
     if enabled:
         db.rows("DELETE FROM _telemetry.metrics_off WHERE key = $1", [key], ["text"])
@@ -41,13 +42,30 @@ def metrics_list(db: Database) -> list[dict[str, Any]]:
     """Every metric: declared ones, then registered ones, with whether each is on."""
     off = {row["key"] for row in db.rows("SELECT key FROM _telemetry.metrics_off")}
     rows = [
-        {"key": m.key, "origin": "declared", "level": m.level, "summary": m.summary, "source": m.source,
-         "timeout_ms": m.timeout_ms, "can_switch_off": not m.required, "enabled": m.key not in off}
+        {
+            "key": m.key,
+            "origin": "declared",
+            "level": m.level,
+            "summary": m.summary,
+            "source": m.source,
+            "timeout_ms": m.timeout_ms,
+            "can_switch_off": not m.required,
+            "enabled": m.key not in off,
+        }
         for m in METRICS
     ]
     for vendor in registered(db):
         key = PREFIX + vendor["key"]
-        rows.append({"key": key, "origin": "registered", "level": vendor["level"], "summary": vendor["summary"],
-                     "source": "registered query", "timeout_ms": vendor["timeout_ms"], "can_switch_off": True,
-                     "enabled": key not in off and "vendor_metrics" not in off})
+        rows.append(
+            {
+                "key": key,
+                "origin": "registered",
+                "level": vendor["level"],
+                "summary": vendor["summary"],
+                "source": "registered query",
+                "timeout_ms": vendor["timeout_ms"],
+                "can_switch_off": True,
+                "enabled": key not in off and "vendor_metrics" not in off,
+            }
+        )
     return rows

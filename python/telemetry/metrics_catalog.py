@@ -19,12 +19,27 @@ from telemetry.metrics_base import Context, Field, approx
 # Access methods reported by name; any other is counted under "other".
 KNOWN_ACCESS_METHODS = (
     # PostgreSQL's own
-    "heap", "btree", "hash", "gist", "gin", "spgist", "brin",
+    "heap",
+    "btree",
+    "hash",
+    "gist",
+    "gin",
+    "spgist",
+    "brin",
     # well-known public extensions
-    "bloom", "columnar", "hypercore", "ivfflat", "hnsw", "diskann", "rum", "pgroonga", "bm25", "zombodb",
-    "orioledb", "tde_heap",
+    "bloom",
+    "columnar",
+    "hypercore",
+    "ivfflat",
+    "hnsw",
+    "diskann",
+    "rum",
+    "pgroonga",
+    "bm25",
+    "zombodb",
+    "orioledb",
+    "tde_heap",
 )
-
 
 
 def _read_stats(ctx: Context) -> list[dict[str, Any]]:
@@ -65,8 +80,9 @@ def relations(ctx: Context) -> dict[str, Any]:
     rows = [row for row in _stats(ctx) if row["what"] == "relation"]
 
     def of(kinds: str, partition: bool | None = None) -> list[dict[str, Any]]:
-        return [row for row in rows if row["relkind"] in kinds
-                and (partition is None or row["is_partition"] is partition)]
+        return [
+            row for row in rows if row["relkind"] in kinds and (partition is None or row["is_partition"] is partition)
+        ]
 
     def count(selected: list[dict[str, Any]]) -> int:
         return approx(sum(row["num_relations"] for row in selected))
@@ -114,8 +130,11 @@ RELATIONS_FIELDS: tuple[Field, ...] = (
     Field("tables.num_relations", "integer", "Plain tables that are not partitions."),
     *_prefixed("tables", _STORAGE_DOC),
     Field("partitioned_tables.num_relations", "integer", "Partitioned tables (every level)."),
-    Field("partitioned_tables.num_child_tables", "integer",
-          "Partitions (tables, partitioned tables and foreign tables attached to a partitioned table)."),
+    Field(
+        "partitioned_tables.num_child_tables",
+        "integer",
+        "Partitions (tables, partitioned tables and foreign tables attached to a partitioned table).",
+    ),
     *_prefixed("partitioned_tables", _STORAGE_DOC),
     Field("materialized_views.num_relations", "integer", "Materialized views."),
     *_prefixed("materialized_views", _STORAGE_DOC),
@@ -124,8 +143,10 @@ RELATIONS_FIELDS: tuple[Field, ...] = (
 )
 
 ACCESS_METHODS_FIELDS: tuple[Field, ...] = (
-    Field("*.num_relations", "integer",
-          f"Relations and indexes using the access method; * is one of {', '.join(KNOWN_ACCESS_METHODS)} "
-          "or other."),
+    Field(
+        "*.num_relations",
+        "integer",
+        f"Relations and indexes using the access method; * is one of {', '.join(KNOWN_ACCESS_METHODS)} or other.",
+    ),
     Field("*.pages", "integer", "Their pages (relpages)."),
 )

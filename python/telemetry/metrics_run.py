@@ -90,7 +90,8 @@ def run_isolated(
             if timeout_ms is not None:
                 db.rows(
                     "SELECT _telemetry.metric_deadline($1), pg_catalog.set_config('jit', 'off', true)",
-                    [timeout_ms], ["int4"],
+                    [timeout_ms],
+                    ["int4"],
                 )
                 armed = True
             found.append(collect())

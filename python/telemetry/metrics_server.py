@@ -22,11 +22,13 @@ def num_databases(ctx: Context) -> int:
 
 
 def uptime_days(ctx: Context) -> int:
-    return int(ctx.db.value(
-        """SELECT pg_catalog.floor(pg_catalog.date_part('epoch',
+    return int(
+        ctx.db.value(
+            """SELECT pg_catalog.floor(pg_catalog.date_part('epoch',
                                                         pg_catalog.now() - pg_catalog.pg_postmaster_start_time())
                                    / 86400)::int"""
-    ))
+        )
+    )
 
 
 FEATURES = {

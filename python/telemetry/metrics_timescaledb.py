@@ -23,7 +23,8 @@ _MISSING = {"42P01", "42703", "42883", "3F000"}
 
 def _chunk_totals(ctx: Context, hypertables: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Chunks and their sizes for the hypertables found (whichever catalog listed them)."""
-    return ctx.db.row("""
+    return ctx.db.row(
+        """
 WITH h AS (
     -- the multi-array unnest is syntax, unqualified by necessity (search_path is pinned anyway)
     SELECT * FROM unnest($1::oid[], $2::boolean[]) AS h(oid, compression_enabled)
@@ -44,27 +45,36 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
        (SELECT sum(ic.relpages) FROM ch
           JOIN pg_catalog.pg_index AS i ON i.indrelid = ch.oid
           JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid) AS index_pages
-""", [[h["oid"] for h in hypertables], [h["compression_enabled"] for h in hypertables]], ["oid[]", "boolean[]"])
+""",
+        [[h["oid"] for h in hypertables], [h["compression_enabled"] for h in hypertables]],
+        ["oid[]", "boolean[]"],
+    )
 
 
 def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
-    return _chunk_totals(ctx, ctx.db.rows("""
+    return _chunk_totals(
+        ctx,
+        ctx.db.rows("""
 SELECT c.oid, h.compression_enabled
   FROM timescaledb_information.hypertables AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.hypertable_schema
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.hypertable_name
-"""))
+"""),
+    )
 
 
 # 1.x: the internal catalog, where compressed hypertables are flagged.
 def _hypertables_1x(ctx: Context) -> dict[str, Any] | None:
-    return _chunk_totals(ctx, ctx.db.rows("""
+    return _chunk_totals(
+        ctx,
+        ctx.db.rows("""
 SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
   FROM _timescaledb_catalog.hypertable AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.schema_name
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.table_name
  WHERE NOT h.compressed
-"""))
+"""),
+    )
 
 
 def _compression(ctx: Context) -> dict[str, Any] | None:
@@ -145,11 +155,27 @@ def _num_hypertables_2x(ctx: Context) -> dict[str, Any] | None:
 def _num_hypertables_1x(ctx: Context) -> dict[str, Any] | None:
     return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertable")
 
-HYPERTABLE_KEYS = ("num_hypertables", "num_compressed_hypertables", "num_chunks", "num_reltuples", "heap_size",
-                   "toast_size", "indexes_size")
-COMPRESSION_KEYS = ("num_compressed_chunks", "uncompressed_heap_size", "uncompressed_toast_size",
-                    "uncompressed_index_size", "compressed_heap_size", "compressed_toast_size",
-                    "compressed_index_size", "uncompressed_row_count", "compressed_row_count")
+
+HYPERTABLE_KEYS = (
+    "num_hypertables",
+    "num_compressed_hypertables",
+    "num_chunks",
+    "num_reltuples",
+    "heap_size",
+    "toast_size",
+    "indexes_size",
+)
+COMPRESSION_KEYS = (
+    "num_compressed_chunks",
+    "uncompressed_heap_size",
+    "uncompressed_toast_size",
+    "uncompressed_index_size",
+    "compressed_heap_size",
+    "compressed_toast_size",
+    "compressed_index_size",
+    "uncompressed_row_count",
+    "compressed_row_count",
+)
 CAGG_KEYS = ("num_continuous_aggregates", "num_realtime")
 POLICY_KEYS = ("compression", "retention", "reorder", "continuous_aggregate_refresh", "user_defined")
 
@@ -217,8 +243,7 @@ def timescaledb(ctx: Context) -> dict[str, dict[str, int | None]]:
         hypertables["num_compressed_hypertables"] = _maybe(ht["num_compressed_hypertables"])
         hypertables["num_chunks"] = _maybe(ht["num_chunks"])
         hypertables["num_reltuples"] = approx(ht["reltuples"])
-        for key, pages in (("heap_size", "heap_pages"), ("toast_size", "toast_pages"),
-                           ("indexes_size", "index_pages")):
+        for key, pages in (("heap_size", "heap_pages"), ("toast_size", "toast_pages"), ("indexes_size", "index_pages")):
             hypertables[key] = approx((ht[pages] or 0) * block)
     result["hypertables"] = hypertables
 
@@ -241,16 +266,24 @@ TIMESCALEDB_FIELDS: tuple[Field, ...] = (
     Field("hypertables.toast_size", "integer or null", f"TOAST bytes of the chunks ({_SIZES})."),
     Field("hypertables.indexes_size", "integer or null", f"Index bytes of the chunks ({_SIZES})."),
     Field("compression.num_compressed_chunks", "integer or null", "Compressed chunks."),
-    *(Field(f"compression.{key}", "integer or null",
+    *(
+        Field(
+            f"compression.{key}",
+            "integer or null",
             f"Bytes {'before' if key.startswith('un') else 'after'} compression, "
             f"{key.split('_')[1]} part, summed over compressed chunks "
-            "(_timescaledb_catalog.compression_chunk_size).")
-      for key in COMPRESSION_KEYS[1:7]),
+            "(_timescaledb_catalog.compression_chunk_size).",
+        )
+        for key in COMPRESSION_KEYS[1:7]
+    ),
     Field("compression.uncompressed_row_count", "integer or null", "Rows before compression."),
     Field("compression.compressed_row_count", "integer or null", "Rows after compression."),
     Field("continuous_aggregates.num_continuous_aggregates", "integer or null", "Continuous aggregates."),
-    Field("continuous_aggregates.num_realtime", "integer or null",
-          "Continuous aggregates that are real-time (materialized_only = false)."),
+    Field(
+        "continuous_aggregates.num_realtime",
+        "integer or null",
+        "Continuous aggregates that are real-time (materialized_only = false).",
+    ),
     Field("policies.compression", "integer or null", "Compression policies."),
     Field("policies.retention", "integer or null", "Retention policies."),
     Field("policies.reorder", "integer or null", "Reorder policies."),

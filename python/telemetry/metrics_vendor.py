@@ -66,9 +66,7 @@ def run_query(db: Database, query: str) -> Any:
 
 
 def registered(db: Database) -> list[dict[str, Any]]:
-    return db.rows(
-        "SELECT key, level, summary, query, timeout_ms FROM _telemetry.vendor_metrics ORDER BY key"
-    )
+    return db.rows("SELECT key, level, summary, query, timeout_ms FROM _telemetry.vendor_metrics ORDER BY key")
 
 
 def vendor_metrics(ctx: Context) -> dict[str, Any]:
@@ -77,13 +75,15 @@ def vendor_metrics(ctx: Context) -> dict[str, Any]:
     for row in registered(ctx.db):
         if PREFIX + row["key"] in ctx.switched_off:
             continue
-        result[row["key"]] = run_isolated(ctx.db, PREFIX + row["key"], row["timeout_ms"],
-                                          functools.partial(run_query, ctx.db, row["query"]))
+        result[row["key"]] = run_isolated(
+            ctx.db, PREFIX + row["key"], row["timeout_ms"], functools.partial(run_query, ctx.db, row["query"])
+        )
     return result
 
 
-def validate(key: str | None, query: str | None, summary: str | None, timeout_ms: int | None,
-             level: str | None) -> None:
+def validate(
+    key: str | None, query: str | None, summary: str | None, timeout_ms: int | None, level: str | None
+) -> None:
     if key is None or not KEY.fullmatch(key):
         raise InvalidRegistration(f"key must match {KEY.pattern}")
     if not query or not query.strip():
@@ -121,7 +121,11 @@ def register(db: Database, key: str, query: str, summary: str, timeout_ms: int, 
 
 
 def unregister(db: Database, key: str) -> bool:
-    return db.value(
-        "WITH d AS (DELETE FROM _telemetry.vendor_metrics WHERE key = $1 RETURNING 1) SELECT count(*) > 0 FROM d",
-        [key], ["text"],
-    ) is True
+    return (
+        db.value(
+            "WITH d AS (DELETE FROM _telemetry.vendor_metrics WHERE key = $1 RETURNING 1) SELECT count(*) > 0 FROM d",
+            [key],
+            ["text"],
+        )
+        is True
+    )

@@ -70,18 +70,39 @@ SPECS: dict[str, OptionSpec] = {
     spec.name: spec
     for spec in (
         OptionSpec("endpoint", "URL the report is POSTed to (http or https)", "text", check_endpoint),
-        OptionSpec("interval", "time between reports", "interval",
-                   _interval_checker(timedelta(seconds=1), timedelta(days=31))),
-        OptionSpec("grace", "wait after CREATE EXTENSION before the first report", "interval",
-                   _interval_checker(timedelta(0), timedelta(days=31))),
-        OptionSpec("retry_base", "first retry delay after a failure; doubles up to the interval", "interval",
-                   _interval_checker(timedelta(seconds=1), timedelta(days=31))),
-        OptionSpec("jitter", "largest random delay added to each due time", "interval",
-                   _interval_checker(timedelta(0), timedelta(days=1))),
-        OptionSpec("deadline", "overall time limit of one send, all network steps included", "interval",
-                   _interval_checker(timedelta(seconds=1), timedelta(seconds=60))),
-        OptionSpec("ca_file", "CA bundle to verify the endpoint's TLS certificate (default: the system's)",
-                   "text", check_ca_file),
+        OptionSpec(
+            "interval", "time between reports", "interval", _interval_checker(timedelta(seconds=1), timedelta(days=31))
+        ),
+        OptionSpec(
+            "grace",
+            "wait after CREATE EXTENSION before the first report",
+            "interval",
+            _interval_checker(timedelta(0), timedelta(days=31)),
+        ),
+        OptionSpec(
+            "retry_base",
+            "first retry delay after a failure; doubles up to the interval",
+            "interval",
+            _interval_checker(timedelta(seconds=1), timedelta(days=31)),
+        ),
+        OptionSpec(
+            "jitter",
+            "largest random delay added to each due time",
+            "interval",
+            _interval_checker(timedelta(0), timedelta(days=1)),
+        ),
+        OptionSpec(
+            "deadline",
+            "overall time limit of one send, all network steps included",
+            "interval",
+            _interval_checker(timedelta(seconds=1), timedelta(seconds=60)),
+        ),
+        OptionSpec(
+            "ca_file",
+            "CA bundle to verify the endpoint's TLS certificate (default: the system's)",
+            "text",
+            check_ca_file,
+        ),
     )
 }
 

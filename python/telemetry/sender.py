@@ -89,8 +89,15 @@ def _exchange(url: str, body: bytes, user_agent: str, verify: str | bool, deadli
         target = url
         for _ in range(MAX_REDIRECTS + 1):
             remaining = max(deadline - time.monotonic(), 0.001)
-            with session.post(target, data=body, headers=headers, timeout=(remaining, remaining), verify=verify,
-                              allow_redirects=False, stream=True) as response:
+            with session.post(
+                target,
+                data=body,
+                headers=headers,
+                timeout=(remaining, remaining),
+                verify=verify,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
                 if response.is_redirect:
                     location = urljoin(target, response.headers.get("Location", ""))
                     if not _same_origin(target, location) or response.status_code not in (307, 308):
@@ -142,10 +149,15 @@ def post_report(
             outcome.append(_exchange(url, body, user_agent, verify, deadline))
         except BaseException as exc:
             failure = exc if isinstance(exc, _Failure) else None
-            outcome.append(Exchange(
-                failure.status if failure else None, b"", _describe(exc),
-                failure.retry_after if failure else None, time.monotonic() - started,
-            ))
+            outcome.append(
+                Exchange(
+                    failure.status if failure else None,
+                    b"",
+                    _describe(exc),
+                    failure.retry_after if failure else None,
+                    time.monotonic() - started,
+                )
+            )
 
     worker = threading.Thread(target=work, name="telemetry-send", daemon=True)
     worker.start()

@@ -17,9 +17,19 @@ DISABLE_ENV_VALUES = ("1", "true", "yes", "on")
 # pg_settings.source is PostgreSQL's own vocabulary; we pass it on as is, and
 # tell ALTER SYSTEM apart from postgresql.conf by the file's name (never sent).
 KNOWN_SOURCES = (
-    "default", "configuration file", "command line", "environment variable",
-    "global", "database", "user", "database user", "client", "override",
-    "interactive", "test", "session",
+    "default",
+    "configuration file",
+    "command line",
+    "environment variable",
+    "global",
+    "database",
+    "user",
+    "database user",
+    "client",
+    "override",
+    "interactive",
+    "test",
+    "session",
 )
 
 

@@ -37,4 +37,3 @@ def status(db: Database) -> dict[str, Any]:
         "newest_version": row["latest_version"],
         "up_to_date": row["up_to_date"],
     }
-

@@ -41,7 +41,11 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`python -m telemetry_collector ARGS` in a child process, as an operator runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "telemetry_collector", *args],
-        check=False, env=cli_env(), capture_output=True, text=True, timeout=120,
+        check=False,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
