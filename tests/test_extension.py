@@ -40,7 +40,8 @@ def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
         assert conn.execute("SELECT pg_typeof(get_report())::text").fetchone()[0] == "jsonb"
         assert (
             conn.execute(
-                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE proname = 'get_report'"
+                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE proname = 'get_report'"
             ).fetchone()[0]
             == "public"
         )
