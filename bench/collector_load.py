@@ -190,7 +190,7 @@ def main() -> int:
     from tests.cluster import Cluster
     from tests.pgtree import build_tree
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]), PYTHONSAFEPATH="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]))
     root = Path(tempfile.mkdtemp(prefix="collector-bench-"))
     cluster: Cluster | None = None
     server: subprocess.Popen[str] | None = None

@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from telemetry.metrics_base import approx
 
+from telemetry_extension.metrics.values import approx
 from tests import fake_extensions
 from tests.cluster import Cluster
 from tests.helpers import report

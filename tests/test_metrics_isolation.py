@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from telemetry.metrics import METRICS
 
+from telemetry_extension.metrics import METRICS
 from tests.cluster import Cluster
 from tests.helpers import report
 
@@ -17,7 +17,9 @@ SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(3)"
 
 
 def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute("SELECT register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms])
+    row = conn.execute(
+        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
+    )
     return row.fetchone()[0]  # type: ignore[index]
 
 
@@ -130,8 +132,8 @@ def test_vendor_registration(db, cluster: Cluster) -> None:
     assert declared == [m.key for m in METRICS]
     # Registering again replaces; unregistering removes.
     assert register(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
-    assert db.execute("SELECT unregister_metric('myext_weights')").fetchone()[0] is True
-    assert db.execute("SELECT unregister_metric('myext_weights')").fetchone()[0] is False
+    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is True
+    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is False
     assert report(db)["vendor_metrics"] == {"myext_widgets": 20}
 
 
@@ -181,9 +183,9 @@ def test_only_superusers_register_and_switch(db, cluster: Cluster) -> None:
     try:
         with cluster.connect(db.info.dbname, user="monitor_only") as conn:
             for statement in (
-                "SELECT register_metric('x', 'SELECT 1', 'x')",
-                "SELECT unregister_metric('x')",
-                "SELECT set_metric_enabled('relations', false)",
+                "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
+                "SELECT telemetry_unregister_metric('x')",
+                "SELECT telemetry_set_metric_enabled('relations', false)",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
@@ -194,36 +196,36 @@ def test_only_superusers_register_and_switch(db, cluster: Cluster) -> None:
 
 def test_switching_a_metric_off_and_on(db) -> None:
     register(db, "gadgets", "SELECT 3")
-    assert db.execute("SELECT set_metric_enabled('relations', false)").fetchone()[0] is False
-    db.execute("SELECT set_metric_enabled('vendor_metrics.gadgets', false)")
-    db.execute("SELECT set_metric_enabled('vendor_metrics.not_yet_registered', false)")
+    assert db.execute("SELECT telemetry_set_metric_enabled('relations', false)").fetchone()[0] is False
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.not_yet_registered', false)")
     r = report(db)
     assert "relations" not in r and r["vendor_metrics"] == {}
     assert "access_methods" in r
     off = dict(db.execute("SELECT key, enabled FROM telemetry_metrics").fetchall())
     assert off["relations"] is False and off["vendor_metrics.gadgets"] is False and off["access_methods"] is True
-    db.execute("SELECT set_metric_enabled('relations', true)")
-    db.execute("SELECT set_metric_enabled('vendor_metrics.gadgets', true)")
+    db.execute("SELECT telemetry_set_metric_enabled('relations', true)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', true)")
     r = report(db)
     assert "relations" in r and r["vendor_metrics"] == {"gadgets": 3}
     # The whole vendor block too.
-    db.execute("SELECT set_metric_enabled('vendor_metrics', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics', false)")
     assert "vendor_metrics" not in report(db)
 
 
 def test_required_and_unknown_keys_cannot_be_switched(db) -> None:
     with pytest.raises(psycopg.Error, match="required by the collector protocol"):
-        db.execute("SELECT set_metric_enabled('db_uuid', false)")
+        db.execute("SELECT telemetry_set_metric_enabled('db_uuid', false)")
     with pytest.raises(psycopg.Error, match="unknown metric"):
-        db.execute("SELECT set_metric_enabled('no_such_metric', false)")
-    db.execute("SELECT set_metric_enabled('db_uuid', true)")  # on is always allowed
+        db.execute("SELECT telemetry_set_metric_enabled('no_such_metric', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('db_uuid', true)")  # on is always allowed
     assert "db_uuid" in report(db)
 
 
 def test_switches_survive_dump_and_restore_but_registrations_do_not(db, cluster: Cluster) -> None:
     import subprocess
 
-    db.execute("SELECT set_metric_enabled('uptime_days', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('uptime_days', false)")
     register(db, "kept_only_by_its_vendor", "SELECT 1")
     bindir = cluster.tree.bindir
     conn = ["-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user]

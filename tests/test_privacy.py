@@ -53,9 +53,9 @@ def salt(conn, dbname: str) -> None:
         f"INSERT INTO _timescaledb_catalog.continuous_agg VALUES (9, '{m}_schema', '{m}_cagg', false)",
         f"INSERT INTO _timescaledb_config.bgw_job VALUES (1000, '{m} job', '{m}_schema', '{m}_proc', 1)",
         # A registered metric over a marked table, and one whose error message would name one.
-        f"SELECT register_metric('salted', 'SELECT count(*) FROM {m}_schema.{m}_table', 'Rows.')",
+        f"SELECT telemetry_register_metric('salted', 'SELECT count(*) FROM {m}_schema.{m}_table', 'Rows.')",
         f"CREATE TABLE {m}_schema.{m}_gone (id int)",
-        f"SELECT register_metric('gone', 'SELECT count(*) FROM {m}_schema.{m}_gone', 'Rows.')",
+        f"SELECT telemetry_register_metric('gone', 'SELECT count(*) FROM {m}_schema.{m}_gone', 'Rows.')",
         f"DROP TABLE {m}_schema.{m}_gone",
         "VACUUM ANALYZE",
     ):

@@ -8,7 +8,7 @@ import time
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
-from tests.test_job import answer, configure
+from tests.job.helpers import answer, configure
 
 CRON_CONF = {
     "cron.database_name": "'crondb'",
@@ -68,7 +68,7 @@ def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTT
     try:
         with c.database("proxied") as conn:
             configure(conn, "http://telemetry.invalid/v1/report")
-            outcome = conn.execute("SELECT send_report()").fetchone()[0]
+            outcome = conn.execute("SELECT telemetry_send_report()").fetchone()[0]
             assert outcome["outcome"] == "sent", outcome
         [(request, _)] = httpserver.log
         assert request.headers["Host"] == "telemetry.invalid"

@@ -1,6 +1,6 @@
 """The aiohttp application: routes, and what each request does.
 
-POST /v1/report  a report in, the version answer out (telemetry.protocol)
+POST /v1/report  a report in, the version answer out (telemetry_protocol)
 GET  /v1/fleet   the fleet views as JSON
 GET  /           the fleet page (static HTML + vanilla JS drawing SVG charts)
 GET  /healthz    200 when PostgreSQL answers

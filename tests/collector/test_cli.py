@@ -15,8 +15,8 @@ import pytest
 import requests
 import trustme
 from port_for import get_port
-from telemetry_collector.storage import next_month, partition_name
 
+from telemetry_collector.storage import next_month, partition_name
 from tests.collector.helpers import Collector, cli_env, make_report, run_cli
 
 

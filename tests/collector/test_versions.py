@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from telemetry import protocol
-from telemetry_collector.releases import newest
 
+import telemetry_protocol as protocol
+from telemetry_collector.releases import newest
 from tests.collector.helpers import make_report, run_cli
 
 
