@@ -1,4 +1,4 @@
-"""Cost of the reporting job's tick (issue 3's targets), on a throwaway cluster.
+"""Cost of the reporting job's tick, on a throwaway cluster.
 
     .venv/bin/python -m bench.job_tick
 

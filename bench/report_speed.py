@@ -16,7 +16,7 @@ prints for each size:
 - cold: get_report() as the first statement of a new connection (PL/Python
   and the package loaded, caches empty), median, and its excess over the floor.
 
-Targets (issue 4): warm ≤ 1.3 × floor; cold ≤ floor + 100 ms; cost linear
+Targets: warm ≤ 1.3 × floor; cold ≤ floor + 100 ms; cost linear
 in the number of relations.  Everything it started is removed at the end.
 """
 

@@ -37,7 +37,7 @@ def test_postgresql_conf_line(db, cluster: Cluster) -> None:
 
 
 def test_alter_system_in_a_fresh_session(db, cluster: Cluster) -> None:
-    # The seed's documented command, as the first statement of a new session.
+    # The README's command, as the first statement of a new session.
     try:
         with cluster.connect() as fresh:
             fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")

@@ -35,7 +35,7 @@ def salt(conn, dbname: str) -> None:
         f"ALTER DATABASE \"{dbname}\" SET application_name = '{m}_app'",
         f"ALTER ROLE {m}_role SET search_path = '{m}_schema', public",
         f"CREATE EXTENSION pg_stat_statements SCHEMA {m}_schema",
-        # The deeper metrics (issue 4): every kind of relation, index and access method.
+        # The relation metrics: every kind of relation, index and access method.
         f"CREATE INDEX {m}_hash_index ON {m}_schema.{m}_table USING hash ({m}_column)",
         f"CREATE INDEX {m}_matview_index ON {m}_schema.{m}_matview ({m}_id)",
         f"CREATE FOREIGN DATA WRAPPER {m}_fdw",

@@ -1,4 +1,4 @@
-"""The report's content: every seed key, JSON types, identity rules."""
+"""The report's content: every key TimescaleDB's text defines, JSON types, identity rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 from tests.cluster import Cluster
 from tests.helpers import report
 
-SEED_KEYS = {
+TIMESCALEDB_TEXT_KEYS = {
     "db_uuid",
     "exported_db_uuid",
     "installed_time",
@@ -37,9 +37,9 @@ RELATED = {
 }
 
 
-def test_carries_every_seed_key_with_json_types(db) -> None:
+def test_carries_every_key_of_timescaledb_s_text_with_json_types(db) -> None:
     r = report(db)
-    assert set(r) >= SEED_KEYS
+    assert set(r) >= TIMESCALEDB_TEXT_KEYS
     for key in (
         "extension_version",
         "timescaledb_version",
