@@ -101,3 +101,31 @@ def test_drop_extension_leaves_nothing_behind(cluster: Cluster) -> None:
         assert snapshot(conn) != before
         conn.execute("DROP EXTENSION telemetry")
         assert snapshot(conn) == before
+
+
+def test_user_facing_functions_say_they_are_telemetry_s(cluster: Cluster) -> None:
+    with cluster.database("ext_names", extension=False) as conn:
+        # A function of the user's under a name 0.1.0 used: the renaming migration leaves it alone.
+        conn.execute("CREATE EXTENSION plpython3u")
+        conn.execute("CREATE FUNCTION public.run_job() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert conn.execute("SELECT public.run_job()").fetchone()[0] == 42
+        members = {
+            row[0]
+            for row in conn.execute(
+                """SELECT p.proname::text FROM pg_depend d
+                     JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'telemetry'
+                     JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
+                     JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public'
+                    WHERE d.deptype = 'e'"""
+            )
+        }
+        assert members == {
+            "get_report",
+            "telemetry_tick",
+            "telemetry_send_report",
+            "telemetry_set_option",
+            "telemetry_register_metric",
+            "telemetry_unregister_metric",
+            "telemetry_set_metric_enabled",
+        }
