@@ -34,12 +34,13 @@ PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir)
 BINDIR_    := $(shell $(PG_CONFIG) --bindir)
 PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
 SQL_SOURCES = $(sort $(wildcard sql/incremental/*.sql)) $(sort $(wildcard sql/idempotent/*.sql))
-PY_SOURCES  = $(shell find python/telemetry -name '*.py' -not -path '*/__pycache__/*')
+# The packages the server imports, installed together per extension version:
+# the extension's own and the wire protocol's (which the collector shares).
+PY_PACKAGES = telemetry_extension telemetry_protocol
 
-extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control python/telemetry/config.py
+extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control
 	$(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' \
 		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' \
-		--cron-schedule "$$(cd python && $(SERVER_PYTHON) -c 'from telemetry import config; print(config.CRON_SCHEDULE)')" \
 		--out $@ $(SQL_SOURCES)
 
 # Third-party packages the server imports, pinned, fetched once per requirements change.
@@ -50,17 +51,17 @@ python/build/deps/.stamp: python/requirements-server.txt
 	touch $@
 
 # Always rebuilt: cheap, and make variables (INSTALL_METHOD=...) change it.
-.PHONY: python/build/telemetry/_build.py
-python/build/telemetry/_build.py:
-	rm -rf python/build/telemetry
+.PHONY: python/build/telemetry_extension/_build.py
+python/build/telemetry_extension/_build.py:
+	rm -rf $(addprefix python/build/,$(PY_PACKAGES))
 	mkdir -p python/build
-	cp -r python/telemetry python/build/telemetry
-	find python/build/telemetry -name __pycache__ -prune -exec rm -rf {} +
+	cp -r $(addprefix python/,$(PY_PACKAGES)) python/build/
+	find $(addprefix python/build/,$(PY_PACKAGES)) -name __pycache__ -prune -exec rm -rf {} +
 	$(SERVER_PYTHON) extension/build.py build-info --out $@ --version '$(EXTVERSION)' \
 		--install-method '$(INSTALL_METHOD)' --build-os-name '$(BUILD_OS_NAME)' \
 		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)'
 
-all: module python/build/deps/.stamp python/build/telemetry/_build.py
+all: module python/build/deps/.stamp python/build/telemetry_extension/_build.py
 
 install: install-module install-python
 clean: clean-module
@@ -72,10 +73,10 @@ install-module: module
 clean-module:
 	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
 
-install-python: python/build/deps/.stamp python/build/telemetry/_build.py
+install-python: python/build/deps/.stamp python/build/telemetry_extension/_build.py
 	rm -rf '$(DESTDIR)$(PYTHON_DIR)'
 	$(MKDIR_P) '$(DESTDIR)$(PYTHON_DIR)'
-	cp -r python/build/deps/. python/build/telemetry '$(DESTDIR)$(PYTHON_DIR)/'
+	cp -r python/build/deps/. $(addprefix python/build/,$(PY_PACKAGES)) '$(DESTDIR)$(PYTHON_DIR)/'
 	rm -f '$(DESTDIR)$(PYTHON_DIR)/.stamp'
 
 # ---- for people and CI -----------------------------------------------------
@@ -102,12 +103,13 @@ $(VENV)/.stamp: requirements-dev.txt
 demo: deps
 	$(MAKE) all
 	$(SUDO) $(MAKE) install
-	$(VENV)/bin/python -m tests.demo
+	$(VENV)/bin/python -m demo
 
 test: deps
 	$(MAKE) all
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: deps
-	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension $(wildcard bench)
+	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
+	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
 	$(VENV)/bin/mypy --config-file python/pyproject.toml

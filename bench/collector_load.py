@@ -56,26 +56,28 @@ class Fleet:
                 else str(uuid.UUID(int=rng.getrandbits(128), version=4))
             )
             extensions = ["timescaledb", "postgis", "pg_stat_statements", "pg_cron", "vector", "promscale"]
-            self.reports.append({
-                "report_format_version": 1,
-                "db_uuid": db_uuid,
-                "exported_db_uuid": exported,
-                "installed_time": f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}T10:00:00+00:00",
-                "install_method": rng.choice(["source", "deb", "rpm", "docker"]),
-                "os_name": pick(OS_NAMES, rng),
-                "os_version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
-                "os_release": "6.1.0-28-amd64",
-                "postgresql_version": pick(PG_VERSIONS, rng),
-                "extension_version": pick(EXTENSION_VERSIONS, rng),
-                "timescaledb_version": None,
-                "build_os_name": "Linux",
-                "build_os_version": "6.1.0-28-amd64",
-                "data_volume": int(rng.lognormvariate(20, 2)),
-                "num_hypertables": 0,
-                "related_extensions": {name: rng.random() < 0.3 for name in extensions},
-                "metrics_level": "basic",
-                "metrics_level_source": "default",
-            })
+            self.reports.append(
+                {
+                    "report_format_version": 1,
+                    "db_uuid": db_uuid,
+                    "exported_db_uuid": exported,
+                    "installed_time": f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}T10:00:00+00:00",
+                    "install_method": rng.choice(["source", "deb", "rpm", "docker"]),
+                    "os_name": pick(OS_NAMES, rng),
+                    "os_version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
+                    "os_release": "6.1.0-28-amd64",
+                    "postgresql_version": pick(PG_VERSIONS, rng),
+                    "extension_version": pick(EXTENSION_VERSIONS, rng),
+                    "timescaledb_version": None,
+                    "build_os_name": "Linux",
+                    "build_os_version": "6.1.0-28-amd64",
+                    "data_volume": int(rng.lognormvariate(20, 2)),
+                    "num_hypertables": 0,
+                    "related_extensions": {name: rng.random() < 0.3 for name in extensions},
+                    "metrics_level": "basic",
+                    "metrics_level_source": "default",
+                }
+            )
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -177,7 +179,9 @@ def main() -> int:
     parser.add_argument("--databases", type=int, default=200_000, help="distinct db_uuids (200000)")
     parser.add_argument("--pool-max-size", type=int, default=8, help="collector's PostgreSQL connections (8)")
     parser.add_argument(
-        "--burst", type=int, default=10_417,
+        "--burst",
+        type=int,
+        default=10_417,
         help="then this many reports at once, one pg_cron tick of a million-database fleet (10417; 0: none)",
     )
     parser.add_argument("--burst-concurrency", type=int, default=500, help="connections for the burst (500)")
@@ -186,7 +190,7 @@ def main() -> int:
     from tests.cluster import Cluster
     from tests.pgtree import build_tree
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]), PYTHONSAFEPATH="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]))
     root = Path(tempfile.mkdtemp(prefix="collector-bench-"))
     cluster: Cluster | None = None
     server: subprocess.Popen[str] | None = None
@@ -204,9 +208,23 @@ def main() -> int:
         port = get_port(None)
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [*cli, "serve", "--dsn", dsn, "--port", str(port), "--no-access-log",
-             "--pool-min-size", str(args.pool_max_size), "--pool-max-size", str(args.pool_max_size)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                *cli,
+                "serve",
+                "--dsn",
+                dsn,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--pool-min-size",
+                str(args.pool_max_size),
+                "--pool-max-size",
+                str(args.pool_max_size),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         wait_healthy(url, server)
         print(

@@ -16,7 +16,7 @@ prints for each size:
 - cold: get_report() as the first statement of a new connection (PL/Python
   and the package loaded, caches empty), median, and its excess over the floor.
 
-Targets (issue 4): warm ≤ 1.3 × floor; cold ≤ floor + 100 ms; cost linear
+Targets: warm ≤ 1.3 × floor; cold ≤ floor + 100 ms; cost linear
 in the number of relations.  Everything it started is removed at the end.
 """
 
@@ -41,8 +41,10 @@ from bench.report_build import catalog_rows, fill  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
 from tests.pgtree import build_tree  # noqa: E402
 
-FLOOR = ("SELECT (SELECT row(count(*), sum(relpages), sum(reltuples)) FROM pg_catalog.pg_class),"
-         " pg_catalog.pg_database_size(pg_catalog.current_database())")
+FLOOR = (
+    "SELECT (SELECT row(count(*), sum(relpages), sum(reltuples)) FROM pg_catalog.pg_class),"
+    " pg_catalog.pg_database_size(pg_catalog.current_database())"
+)
 REPORT = "SELECT get_report()"
 WARM_TARGET = 1.3
 COLD_TARGET_MS = 100.0
@@ -105,24 +107,31 @@ def measure(cluster: Cluster, dbname: str, relations: int, warm: int, cold: int)
 
 def print_table(rows: list[Row]) -> None:
     print()
-    print("| relations | pg_class rows | floor ms | warm ms | warm / floor | cold ms | cold − floor ms |"
-          " floor, cold ms |")
+    print(
+        "| relations | pg_class rows | floor ms | warm ms | warm / floor | cold ms | cold − floor ms | floor, cold ms |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r.relations:,} | {r.catalog_rows:,} | {r.floor_ms:.1f} | {r.warm_ms:.1f} | {r.warm_ratio:.2f} "
-              f"| {r.cold_ms:.1f} | {r.cold_excess_ms:+.1f} | {r.cold_floor_ms:.1f} |")
+        print(
+            f"| {r.relations:,} | {r.catalog_rows:,} | {r.floor_ms:.1f} | {r.warm_ms:.1f} | {r.warm_ratio:.2f} "
+            f"| {r.cold_ms:.1f} | {r.cold_excess_ms:+.1f} | {r.cold_floor_ms:.1f} |"
+        )
     print()
     for r in rows:
         warm_ok = r.warm_ratio <= WARM_TARGET
         cold_ok = r.cold_excess_ms <= COLD_TARGET_MS
-        print(f"{r.relations:,} relations: warm {'meets' if warm_ok else 'MISSES'} ≤ {WARM_TARGET} × floor; "
-              f"cold {'meets' if cold_ok else 'MISSES'} ≤ floor + {COLD_TARGET_MS:.0f} ms")
+        print(
+            f"{r.relations:,} relations: warm {'meets' if warm_ok else 'MISSES'} ≤ {WARM_TARGET} × floor; "
+            f"cold {'meets' if cold_ok else 'MISSES'} ≤ floor + {COLD_TARGET_MS:.0f} ms"
+        )
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         size = last.relations / first.relations
-        print(f"linearity: {size:.1f}× the relations cost {last.warm_ms / first.warm_ms:.2f}× warm "
-              f"({first.warm_ms / first.relations * 1000:.2f} → {last.warm_ms / last.relations * 1000:.2f} ms "
-              f"per 1k relations); the floor grew {last.floor_ms / first.floor_ms:.2f}×")
+        print(
+            f"linearity: {size:.1f}× the relations cost {last.warm_ms / first.warm_ms:.2f}× warm "
+            f"({first.warm_ms / first.relations * 1000:.2f} → {last.warm_ms / last.relations * 1000:.2f} ms "
+            f"per 1k relations); the floor grew {last.floor_ms / first.floor_ms:.2f}×"
+        )
 
 
 def main(argv: list[str]) -> None:
@@ -144,8 +153,11 @@ def main(argv: list[str]) -> None:
             for size in sorted(args.sizes):
                 started = time.monotonic()
                 held = fill(conn, size, held)
-                print(f"{held:,} relations ({catalog_rows(conn):,} pg_class rows) built in "
-                      f"{time.monotonic() - started:.0f} s; measuring ...", flush=True)
+                print(
+                    f"{held:,} relations ({catalog_rows(conn):,} pg_class rows) built in "
+                    f"{time.monotonic() - started:.0f} s; measuring ...",
+                    flush=True,
+                )
                 conn.execute("CHECKPOINT")
                 rows.append(measure(cluster, dbname, held, args.warm, args.cold))
             print_table(rows)

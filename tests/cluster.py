@@ -93,8 +93,12 @@ class Cluster:
 
     def connect(self, dbname: str = "postgres", user: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(
-            host=str(self.socketdir), port=self.port, dbname=dbname, user=user or self.user,
-            autocommit=True, **kwargs,
+            host=str(self.socketdir),
+            port=self.port,
+            dbname=dbname,
+            user=user or self.user,
+            autocommit=True,
+            **kwargs,
         )
 
     def log(self) -> str:

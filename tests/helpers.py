@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The extension's version, from its one owner.
+_CONTROL = (REPO / "telemetry.control").read_text()
+_found = re.search(r"^default_version\s*=\s*'([^']+)'", _CONTROL, re.MULTILINE)
+assert _found is not None, "telemetry.control has no default_version"
+EXTENSION_VERSION: str = _found.group(1)
+
+
+def release_after(version: str = EXTENSION_VERSION, *, step: str = "minor") -> str:
+    """A release newer than `version`: the next minor (x.y+1.0) or patch (x.y.z+1)."""
+    major, minor, patch = (*Version(version).release, 0, 0)[:3]
+    return f"{major}.{minor + 1}.0" if step == "minor" else f"{major}.{minor}.{patch + 1}"
 
 
 def report(conn: psycopg.Connection[Any]) -> dict[str, Any]:

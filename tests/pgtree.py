@@ -92,8 +92,11 @@ def build_tree(root: Path) -> PgTree:
     for src, dst in ((sys_sharedir, sharedir), (sys_pkglibdir, pkglibdir)):
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-rs", str(src), str(dst)], check=True)
-    stale_files = [*sharedir.glob("extension/telemetry*"), *pkglibdir.glob("telemetry*"),
-                   *pkglibdir.glob("bitcode/telemetry*")]
+    stale_files = [
+        *sharedir.glob("extension/telemetry*"),
+        *pkglibdir.glob("telemetry*"),
+        *pkglibdir.glob("bitcode/telemetry*"),
+    ]
     for stale in stale_files:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale)

@@ -25,10 +25,10 @@ def snapshot(conn):
         ).fetchone()[0],
         "types": conn.execute("SELECT count(*) FROM pg_type WHERE oid >= 16384").fetchone()[0],
         "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
-        "event_triggers": conn.execute(
-            "SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[0],
-        "config_dump_rows": conn.execute(
-            "SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
+        "event_triggers": conn.execute("SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[
+            0
+        ],
+        "config_dump_rows": conn.execute("SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
     }
 
 
@@ -38,9 +38,13 @@ def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
         conn.execute("CREATE EXTENSION telemetry CASCADE")
         # With the default search_path, no qualification needed; the result is jsonb.
         assert conn.execute("SELECT pg_typeof(get_report())::text").fetchone()[0] == "jsonb"
-        assert conn.execute(
-            "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE proname = 'get_report'"
-        ).fetchone()[0] == "public"
+        assert (
+            conn.execute(
+                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE proname = 'get_report'"
+            ).fetchone()[0]
+            == "public"
+        )
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_telemetry'").fetchone()[0] == 1
         version, comment = conn.execute(
             "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'"
@@ -97,3 +101,31 @@ def test_drop_extension_leaves_nothing_behind(cluster: Cluster) -> None:
         assert snapshot(conn) != before
         conn.execute("DROP EXTENSION telemetry")
         assert snapshot(conn) == before
+
+
+def test_user_facing_functions_say_they_are_telemetry_s(cluster: Cluster) -> None:
+    with cluster.database("ext_names", extension=False) as conn:
+        # A function of the user's under a name 0.1.0 used: the renaming migration leaves it alone.
+        conn.execute("CREATE EXTENSION plpython3u")
+        conn.execute("CREATE FUNCTION public.run_job() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert conn.execute("SELECT public.run_job()").fetchone()[0] == 42
+        members = {
+            row[0]
+            for row in conn.execute(
+                """SELECT p.proname::text FROM pg_depend d
+                     JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'telemetry'
+                     JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
+                     JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public'
+                    WHERE d.deptype = 'e'"""
+            )
+        }
+        assert members == {
+            "get_report",
+            "telemetry_tick",
+            "telemetry_send_report",
+            "telemetry_set_option",
+            "telemetry_register_metric",
+            "telemetry_unregister_metric",
+            "telemetry_set_metric_enabled",
+        }

@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from telemetry import protocol
-from telemetry.fields_doc import documented_paths, render
-from telemetry.metrics import METRICS
-from telemetry.metrics_run import is_marker
-
+import telemetry_protocol as protocol
+from telemetry_extension.fields_doc import documented_paths, render
+from telemetry_extension.metrics import METRICS
+from telemetry_extension.metrics.runner import is_marker
 from tests.helpers import report
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "report-fields.md"
@@ -40,8 +39,9 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("\\.".join("[^.]+" if part == "*" else re.escape(part) for part in path.split(".")))
 
 
-def _leaves(value: Any, path: str, patterns: list[tuple[str, str, re.Pattern[str]]], seen: set[str],
-            problems: list[str]) -> None:
+def _leaves(
+    value: Any, path: str, patterns: list[tuple[str, str, re.Pattern[str]]], seen: set[str], problems: list[str]
+) -> None:
     match = next(((doc, json_type) for doc, json_type, rx in patterns if rx.fullmatch(path)), None)
     if match is not None and match[1] != "object":
         seen.add(match[0])
@@ -67,7 +67,7 @@ def test_every_value_in_the_report_is_documented_and_every_documented_value_is_t
     db.execute("CREATE TABLE t (id int PRIMARY KEY, body text)")
     db.execute("CREATE TABLE parted (id int) PARTITION BY RANGE (id)")
     db.execute("CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10)")
-    db.execute("SELECT register_metric('fields_test', 'SELECT 1 AS one, 2.5 AS two', 'Two numbers.')")
+    db.execute("SELECT telemetry_register_metric('fields_test', 'SELECT 1 AS one, 2.5 AS two', 'Two numbers.')")
     r = report(db)
     paths = documented_paths()
     assert [p for p, _ in paths] == documented_keys()
@@ -84,7 +84,9 @@ def test_every_value_in_the_report_is_documented_and_every_documented_value_is_t
 
 
 def test_dictionary_is_generated_from_the_declarations() -> None:
-    assert DOC.read_text() == render(), "run: cd python && python -m telemetry.fields_doc > ../docs/report-fields.md"
+    assert DOC.read_text() == render(), (
+        "run: cd python && python -m telemetry_extension.fields_doc > ../docs/report-fields.md"
+    )
 
 
 def test_values_have_their_documented_json_type(db) -> None:

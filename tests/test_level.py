@@ -37,7 +37,7 @@ def test_postgresql_conf_line(db, cluster: Cluster) -> None:
 
 
 def test_alter_system_in_a_fresh_session(db, cluster: Cluster) -> None:
-    # The seed's documented command, as the first statement of a new session.
+    # The README's command, as the first statement of a new session.
     try:
         with cluster.connect() as fresh:
             fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
@@ -86,8 +86,9 @@ def test_invalid_value_warns_and_counts_as_off(db) -> None:
 def test_only_superusers_can_change_the_level(db, cluster: Cluster) -> None:
     db.execute("CREATE ROLE plain_setter LOGIN")
     try:
-        with cluster.connect(db.info.dbname, user="plain_setter") as conn, pytest.raises(
-            psycopg.errors.InsufficientPrivilege
+        with (
+            cluster.connect(db.info.dbname, user="plain_setter") as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
         ):
             conn.execute("SET telemetry.metrics_level = basic")
     finally:

@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from telemetry.metrics_base import approx
 
+from telemetry_extension.metrics.values import approx
 from tests import fake_extensions
 from tests.cluster import Cluster
 from tests.helpers import report
@@ -26,8 +26,16 @@ def one(conn: psycopg.Connection[Any], query: str) -> Any:
 
 
 def test_approx_keeps_two_significant_digits() -> None:
-    assert [approx(n) for n in (0, 7, 99, 100, 101, 12_345, 987_654_321, 1.6)] == \
-        [0, 7, 99, 100, 100, 12_000, 990_000_000, 2]
+    assert [approx(n) for n in (0, 7, 99, 100, 101, 12_345, 987_654_321, 1.6)] == [
+        0,
+        7,
+        99,
+        100,
+        100,
+        12_000,
+        990_000_000,
+        2,
+    ]
     assert approx(None) == 0 and approx(-5) == 0
 
 
@@ -73,11 +81,16 @@ def test_relations_by_kind(db) -> None:
     expected = {
         "num_reltuples": approx(one(db, f"SELECT sum(reltuples) FROM pg_class WHERE {tables}")),
         "heap_size": approx(pages(tables)),
-        "toast_size": approx(pages(f"oid IN (SELECT reltoastrelid FROM pg_class WHERE {tables})")
-                             + pages(f"""oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN
-                                       (SELECT reltoastrelid FROM pg_class WHERE {tables}))""")),
-        "indexes_size": approx(pages(f"oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN "
-                                     f"(SELECT oid FROM pg_class WHERE {tables}))")),
+        "toast_size": approx(
+            pages(f"oid IN (SELECT reltoastrelid FROM pg_class WHERE {tables})")
+            + pages(f"""oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN
+                                       (SELECT reltoastrelid FROM pg_class WHERE {tables}))""")
+        ),
+        "indexes_size": approx(
+            pages(
+                f"oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT oid FROM pg_class WHERE {tables}))"
+            )
+        ),
     }
     assert {k: r["tables"][k] for k in expected} == expected
     assert r["tables"]["num_reltuples"] == 5300
@@ -87,8 +100,9 @@ def test_relations_by_kind(db) -> None:
     assert r["partitioned_tables"]["num_reltuples"] == 1500
     assert r["partitioned_tables"]["indexes_size"] > 0
     assert r["materialized_views"]["num_reltuples"] == 5000
-    assert r["materialized_views"]["indexes_size"] == approx(pages(
-        "oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'app.mv'::regclass)"))
+    assert r["materialized_views"]["indexes_size"] == approx(
+        pages("oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'app.mv'::regclass)")
+    )
 
 
 def test_system_and_extension_relations_are_not_counted(db) -> None:
@@ -122,20 +136,34 @@ def test_server_facts_on_the_shared_cluster(db) -> None:
     assert r["replication"] == {"is_standby": False, "num_wal_senders": 0}
     assert r["num_databases"] == one(db, "SELECT count(*) FROM pg_database WHERE NOT datistemplate") >= 2
     assert r["uptime_days"] == 0
-    assert r["server_features"] == {"ssl": False, "wal_level_logical": False, "archive_mode": False,
-                                    "pg_stat_statements_loaded": False, "data_checksums": False}
+    assert r["server_features"] == {
+        "ssl": False,
+        "wal_level_logical": False,
+        "archive_mode": False,
+        "pg_stat_statements_loaded": False,
+        "data_checksums": False,
+    }
 
 
 def test_server_features_switched_on(pg_tree) -> None:
-    c = Cluster(pg_tree, name="features", conf={
-        "shared_preload_libraries": "'telemetry,pg_stat_statements'",
-        "wal_level": "logical", "archive_mode": "on", "archive_command": "'/bin/true'",
-    }).start()
+    c = Cluster(
+        pg_tree,
+        name="features",
+        conf={
+            "shared_preload_libraries": "'telemetry,pg_stat_statements'",
+            "wal_level": "logical",
+            "archive_mode": "on",
+            "archive_command": "'/bin/true'",
+        },
+    ).start()
     try:
         with c.database("features") as conn:
             assert report(conn)["server_features"] == {
-                "ssl": False, "wal_level_logical": True, "archive_mode": True,
-                "pg_stat_statements_loaded": True, "data_checksums": False,
+                "ssl": False,
+                "wal_level_logical": True,
+                "archive_mode": True,
+                "pg_stat_statements_loaded": True,
+                "data_checksums": False,
             }
     finally:
         c.destroy()
@@ -145,8 +173,12 @@ def test_extensions_on_the_allowlist_are_named_the_others_counted(db, fakes) -> 
     db.execute("CREATE EXTENSION pg_trgm")
     db.execute("CREATE EXTENSION zqxmarker_ext")
     ext = report(db)["extensions"]
-    assert ext["versions"] == {"pg_trgm": one(db, "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'"),
-                               "plpgsql": "1.0", "plpython3u": "1.0", "telemetry": "0.1.0"}
+    assert ext["versions"] == {
+        "pg_trgm": one(db, "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'"),
+        "plpgsql": "1.0",
+        "plpython3u": "1.0",
+        "telemetry": "0.1.0",
+    }
     assert ext["num_other"] == 1
 
 
@@ -190,17 +222,31 @@ def test_timescaledb_block_from_its_catalog(db, fakes) -> None:
     assert ts["hypertables"]["num_compressed_hypertables"] == 1
     assert ts["hypertables"]["num_chunks"] == 5
     assert ts["hypertables"]["num_reltuples"] == 500
-    chunk_pages = one(db, "SELECT sum(relpages) FROM pg_class"
-                          " WHERE relnamespace = '_timescaledb_internal'::regnamespace AND relkind = 'r'")
+    chunk_pages = one(
+        db,
+        "SELECT sum(relpages) FROM pg_class"
+        " WHERE relnamespace = '_timescaledb_internal'::regnamespace AND relkind = 'r'",
+    )
     assert ts["hypertables"]["heap_size"] == approx(chunk_pages * 8192) > 0
     assert ts["compression"] == {
-        "num_compressed_chunks": 1, "uncompressed_heap_size": 82000, "uncompressed_toast_size": 8200,
-        "uncompressed_index_size": 16000, "compressed_heap_size": 16000, "compressed_toast_size": 0,
-        "compressed_index_size": 8200, "uncompressed_row_count": 1000, "compressed_row_count": 10,
+        "num_compressed_chunks": 1,
+        "uncompressed_heap_size": 82000,
+        "uncompressed_toast_size": 8200,
+        "uncompressed_index_size": 16000,
+        "compressed_heap_size": 16000,
+        "compressed_toast_size": 0,
+        "compressed_index_size": 8200,
+        "uncompressed_row_count": 1000,
+        "compressed_row_count": 10,
     }
     assert ts["continuous_aggregates"] == {"num_continuous_aggregates": 2, "num_realtime": 1}
-    assert ts["policies"] == {"compression": 1, "retention": 1, "reorder": 0, "continuous_aggregate_refresh": 1,
-                              "user_defined": 1}
+    assert ts["policies"] == {
+        "compression": 1,
+        "retention": 1,
+        "reorder": 0,
+        "continuous_aggregate_refresh": 1,
+        "user_defined": 1,
+    }
     # Hypertables are user tables; their chunks live in TimescaleDB's own schema and are not.
     assert r["relations"]["tables"]["num_relations"] == 2
 
@@ -213,8 +259,10 @@ def test_timescaledb_catalog_differences_are_tolerated(db, fakes) -> None:
     db.execute("ALTER TABLE _timescaledb_catalog.compression_chunk_size DROP COLUMN numrows_pre_compression")
     db.execute("ALTER EXTENSION timescaledb DROP VIEW timescaledb_information.continuous_aggregates")
     db.execute("DROP VIEW timescaledb_information.continuous_aggregates")
-    db.execute("CREATE VIEW timescaledb_information.continuous_aggregates AS"
-               " SELECT user_view_schema AS view_schema FROM _timescaledb_catalog.continuous_agg")
+    db.execute(
+        "CREATE VIEW timescaledb_information.continuous_aggregates AS"
+        " SELECT user_view_schema AS view_schema FROM _timescaledb_catalog.continuous_agg"
+    )
     ts = report(db)["timescaledb"]
     assert ts["policies"] == dict.fromkeys(ts["policies"])  # neither 2.x jobs nor 1.x bgw_job.job_type: null
     assert ts["compression"]["uncompressed_row_count"] is None

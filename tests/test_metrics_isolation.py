@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from telemetry.metrics import METRICS
 
+from telemetry_extension.metrics import METRICS
 from tests.cluster import Cluster
 from tests.helpers import report
 
@@ -17,7 +17,9 @@ SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(3)"
 
 
 def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute("SELECT register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms])
+    row = conn.execute(
+        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
+    )
     return row.fetchone()[0]  # type: ignore[index]
 
 
@@ -114,36 +116,42 @@ def test_vendor_registration(db, cluster: Cluster) -> None:
     db.execute("CREATE TABLE myext.widgets (id int, weight numeric)")
     db.execute("INSERT INTO myext.widgets SELECT g, g / 4.0 FROM generate_series(1, 10) g")
     assert register(db, "myext_widgets", "SELECT count(*) FROM myext.widgets") == 10
-    assert register(db, "myext_weights", "SELECT sum(weight) AS total, max(id) AS biggest, NULL::int AS none "
-                                         "FROM myext.widgets") == {"total": 13.75, "biggest": 10, "none": None}
+    assert register(
+        db, "myext_weights", "SELECT sum(weight) AS total, max(id) AS biggest, NULL::int AS none FROM myext.widgets"
+    ) == {"total": 13.75, "biggest": 10, "none": None}
     r = report(db)
-    assert r["vendor_metrics"] == {"myext_widgets": 10, "myext_weights": {"total": 13.75, "biggest": 10,
-                                                                          "none": None}}
-    listed = db.execute("SELECT key, origin, summary, enabled FROM telemetry_metrics WHERE origin = 'registered'"
-                        " ORDER BY key").fetchall()
-    assert listed == [("vendor_metrics.myext_weights", "registered", "Test metric myext_weights.", True),
-                      ("vendor_metrics.myext_widgets", "registered", "Test metric myext_widgets.", True)]
+    assert r["vendor_metrics"] == {"myext_widgets": 10, "myext_weights": {"total": 13.75, "biggest": 10, "none": None}}
+    listed = db.execute(
+        "SELECT key, origin, summary, enabled FROM telemetry_metrics WHERE origin = 'registered' ORDER BY key"
+    ).fetchall()
+    assert listed == [
+        ("vendor_metrics.myext_weights", "registered", "Test metric myext_weights.", True),
+        ("vendor_metrics.myext_widgets", "registered", "Test metric myext_widgets.", True),
+    ]
     declared = [row[0] for row in db.execute("SELECT key FROM telemetry_metrics WHERE origin = 'declared'")]
     assert declared == [m.key for m in METRICS]
     # Registering again replaces; unregistering removes.
     assert register(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
-    assert db.execute("SELECT unregister_metric('myext_weights')").fetchone()[0] is True
-    assert db.execute("SELECT unregister_metric('myext_weights')").fetchone()[0] is False
+    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is True
+    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is False
     assert report(db)["vendor_metrics"] == {"myext_widgets": 20}
 
 
-@pytest.mark.parametrize(("key", "query", "complaint"), [
-    ("texts", "SELECT 'hello'", "not a finite number"),
-    ("flags", "SELECT true", "not a finite number"),
-    ("rows", "SELECT g FROM generate_series(1, 2) g", "exactly one row"),
-    ("none", "SELECT 1 WHERE false", "exactly one row"),
-    ("nan", "SELECT 'NaN'::float8", "not a finite number"),
-    ("names", 'SELECT 1 AS "Bad Name", 2 AS b', "column name"),
-    ("Bad-Key", "SELECT 1", "key must match"),
-    ("broken", "SELECT count(*) FROM", "the query failed (42601)"),
-    ("columns", "SELECT", "1 to 8 columns"),
-    ("missing", "SELECT count(*) FROM no_such_table", "the query failed (42P01)"),
-])
+@pytest.mark.parametrize(
+    ("key", "query", "complaint"),
+    [
+        ("texts", "SELECT 'hello'", "not a finite number"),
+        ("flags", "SELECT true", "not a finite number"),
+        ("rows", "SELECT g FROM generate_series(1, 2) g", "exactly one row"),
+        ("none", "SELECT 1 WHERE false", "exactly one row"),
+        ("nan", "SELECT 'NaN'::float8", "not a finite number"),
+        ("names", 'SELECT 1 AS "Bad Name", 2 AS b', "column name"),
+        ("Bad-Key", "SELECT 1", "key must match"),
+        ("broken", "SELECT count(*) FROM", "the query failed (42601)"),
+        ("columns", "SELECT", "1 to 8 columns"),
+        ("missing", "SELECT count(*) FROM no_such_table", "the query failed (42P01)"),
+    ],
+)
 def test_registration_refuses_what_is_not_numbers(db, key: str, query: str, complaint: str) -> None:
     with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
         register(db, key, query)
@@ -153,8 +161,10 @@ def test_registration_refuses_what_is_not_numbers(db, key: str, query: str, comp
 
 def test_what_a_registered_query_writes_is_rolled_back(db) -> None:
     db.execute("CREATE TABLE sink (id int)")
-    db.execute("CREATE FUNCTION write_something() RETURNS SETOF int LANGUAGE sql "
-               "AS 'INSERT INTO public.sink VALUES (1) RETURNING id'")
+    db.execute(
+        "CREATE FUNCTION write_something() RETURNS SETOF int LANGUAGE sql "
+        "AS 'INSERT INTO public.sink VALUES (1) RETURNING id'"
+    )
     assert register(db, "writer", "SELECT count(*) FROM public.write_something()") == 1
     assert report(db)["vendor_metrics"] == {"writer": 1}
     assert db.execute("SELECT count(*) FROM sink").fetchone()[0] == 0
@@ -172,8 +182,11 @@ def test_only_superusers_register_and_switch(db, cluster: Cluster) -> None:
     db.execute("CREATE ROLE monitor_only LOGIN IN ROLE pg_monitor")
     try:
         with cluster.connect(db.info.dbname, user="monitor_only") as conn:
-            for statement in ("SELECT register_metric('x', 'SELECT 1', 'x')", "SELECT unregister_metric('x')",
-                              "SELECT set_metric_enabled('relations', false)"):
+            for statement in (
+                "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
+                "SELECT telemetry_unregister_metric('x')",
+                "SELECT telemetry_set_metric_enabled('relations', false)",
+            ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
             assert conn.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0] == len(METRICS)
@@ -183,46 +196,50 @@ def test_only_superusers_register_and_switch(db, cluster: Cluster) -> None:
 
 def test_switching_a_metric_off_and_on(db) -> None:
     register(db, "gadgets", "SELECT 3")
-    assert db.execute("SELECT set_metric_enabled('relations', false)").fetchone()[0] is False
-    db.execute("SELECT set_metric_enabled('vendor_metrics.gadgets', false)")
-    db.execute("SELECT set_metric_enabled('vendor_metrics.not_yet_registered', false)")
+    assert db.execute("SELECT telemetry_set_metric_enabled('relations', false)").fetchone()[0] is False
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.not_yet_registered', false)")
     r = report(db)
     assert "relations" not in r and r["vendor_metrics"] == {}
     assert "access_methods" in r
     off = dict(db.execute("SELECT key, enabled FROM telemetry_metrics").fetchall())
     assert off["relations"] is False and off["vendor_metrics.gadgets"] is False and off["access_methods"] is True
-    db.execute("SELECT set_metric_enabled('relations', true)")
-    db.execute("SELECT set_metric_enabled('vendor_metrics.gadgets', true)")
+    db.execute("SELECT telemetry_set_metric_enabled('relations', true)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', true)")
     r = report(db)
     assert "relations" in r and r["vendor_metrics"] == {"gadgets": 3}
     # The whole vendor block too.
-    db.execute("SELECT set_metric_enabled('vendor_metrics', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics', false)")
     assert "vendor_metrics" not in report(db)
 
 
 def test_required_and_unknown_keys_cannot_be_switched(db) -> None:
     with pytest.raises(psycopg.Error, match="required by the collector protocol"):
-        db.execute("SELECT set_metric_enabled('db_uuid', false)")
+        db.execute("SELECT telemetry_set_metric_enabled('db_uuid', false)")
     with pytest.raises(psycopg.Error, match="unknown metric"):
-        db.execute("SELECT set_metric_enabled('no_such_metric', false)")
-    db.execute("SELECT set_metric_enabled('db_uuid', true)")  # on is always allowed
+        db.execute("SELECT telemetry_set_metric_enabled('no_such_metric', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('db_uuid', true)")  # on is always allowed
     assert "db_uuid" in report(db)
 
 
 def test_switches_survive_dump_and_restore_but_registrations_do_not(db, cluster: Cluster) -> None:
     import subprocess
 
-    db.execute("SELECT set_metric_enabled('uptime_days', false)")
+    db.execute("SELECT telemetry_set_metric_enabled('uptime_days', false)")
     register(db, "kept_only_by_its_vendor", "SELECT 1")
     bindir = cluster.tree.bindir
     conn = ["-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user]
-    dump = subprocess.run([str(bindir / "pg_dump"), *conn, "-Fc", db.info.dbname], check=True,
-                          capture_output=True).stdout
+    dump = subprocess.run(
+        [str(bindir / "pg_dump"), *conn, "-Fc", db.info.dbname], check=True, capture_output=True
+    ).stdout
     with cluster.connect() as admin:
         admin.execute('CREATE DATABASE "restored_switches"')
     try:
-        restore = subprocess.run([str(bindir / "pg_restore"), *conn, "--exit-on-error", "-d", "restored_switches"],
-                                 input=dump, capture_output=True)
+        restore = subprocess.run(
+            [str(bindir / "pg_restore"), *conn, "--exit-on-error", "-d", "restored_switches"],
+            input=dump,
+            capture_output=True,
+        )
         assert restore.returncode == 0, restore.stderr.decode()
         with cluster.connect("restored_switches") as restored:
             r = report(restored)

@@ -35,7 +35,7 @@ def salt(conn, dbname: str) -> None:
         f"ALTER DATABASE \"{dbname}\" SET application_name = '{m}_app'",
         f"ALTER ROLE {m}_role SET search_path = '{m}_schema', public",
         f"CREATE EXTENSION pg_stat_statements SCHEMA {m}_schema",
-        # The deeper metrics (issue 4): every kind of relation, index and access method.
+        # The relation metrics: every kind of relation, index and access method.
         f"CREATE INDEX {m}_hash_index ON {m}_schema.{m}_table USING hash ({m}_column)",
         f"CREATE INDEX {m}_matview_index ON {m}_schema.{m}_matview ({m}_id)",
         f"CREATE FOREIGN DATA WRAPPER {m}_fdw",
@@ -53,9 +53,9 @@ def salt(conn, dbname: str) -> None:
         f"INSERT INTO _timescaledb_catalog.continuous_agg VALUES (9, '{m}_schema', '{m}_cagg', false)",
         f"INSERT INTO _timescaledb_config.bgw_job VALUES (1000, '{m} job', '{m}_schema', '{m}_proc', 1)",
         # A registered metric over a marked table, and one whose error message would name one.
-        f"SELECT register_metric('salted', 'SELECT count(*) FROM {m}_schema.{m}_table', 'Rows.')",
+        f"SELECT telemetry_register_metric('salted', 'SELECT count(*) FROM {m}_schema.{m}_table', 'Rows.')",
         f"CREATE TABLE {m}_schema.{m}_gone (id int)",
-        f"SELECT register_metric('gone', 'SELECT count(*) FROM {m}_schema.{m}_gone', 'Rows.')",
+        f"SELECT telemetry_register_metric('gone', 'SELECT count(*) FROM {m}_schema.{m}_gone', 'Rows.')",
         f"DROP TABLE {m}_schema.{m}_gone",
         "VACUUM ANALYZE",
     ):
@@ -65,8 +65,11 @@ def salt(conn, dbname: str) -> None:
 def test_marker_appears_nowhere_in_the_report(pg_tree) -> None:
     fake_extensions.install(pg_tree)
     # The cluster's directory (data, socket, log paths) and cluster_name carry the marker too.
-    c = Cluster(pg_tree, dir_name=f"{MARKER}-cluster",
-                conf={"cluster_name": f"'{MARKER}_cluster'", f"{MARKER}.conf_setting": f"'{MARKER}'"}).start()
+    c = Cluster(
+        pg_tree,
+        dir_name=f"{MARKER}-cluster",
+        conf={"cluster_name": f"'{MARKER}_cluster'", f"{MARKER}.conf_setting": f"'{MARKER}'"},
+    ).start()
     dbname = f"{MARKER}_db"
     try:
         with c.database(dbname) as conn:
@@ -103,12 +106,13 @@ def test_the_marker_scan_can_fail(pg_tree) -> None:
             salt(conn, f"{MARKER}_db2")
             names = conn.execute("SELECT string_agg(relname, ' ') FROM pg_class").fetchone()[0]
             assert f"{MARKER}_table" in names
-            for query in ("SELECT string_agg(amname, ' ') FROM pg_am",
-                          "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
-                          "SELECT string_agg(schema_name || ' ' || table_name, ' ')"
-                          " FROM _timescaledb_catalog.hypertable",
-                          "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
-                          "SELECT string_agg(srvname, ' ') FROM pg_foreign_server"):
+            for query in (
+                "SELECT string_agg(amname, ' ') FROM pg_am",
+                "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
+                "SELECT string_agg(schema_name || ' ' || table_name, ' ') FROM _timescaledb_catalog.hypertable",
+                "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
+                "SELECT string_agg(srvname, ' ') FROM pg_foreign_server",
+            ):
                 assert MARKER in conn.execute(query).fetchone()[0], query
             conn.execute(f"DROP OWNED BY {MARKER}_role")
             conn.execute(f"DROP ROLE {MARKER}_role")

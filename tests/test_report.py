@@ -1,4 +1,4 @@
-"""The report's content: every seed key, JSON types, identity rules."""
+"""The report's content: every key TimescaleDB's text defines, JSON types, identity rules."""
 
 from __future__ import annotations
 
@@ -10,20 +10,43 @@ from datetime import datetime
 from tests.cluster import Cluster
 from tests.helpers import report
 
-SEED_KEYS = {
-    "db_uuid", "exported_db_uuid", "installed_time", "install_method", "os_name", "os_version",
-    "os_release", "postgresql_version", "build_os_name", "build_os_version", "data_volume",
-    "num_hypertables", "related_extensions",
+TIMESCALEDB_TEXT_KEYS = {
+    "db_uuid",
+    "exported_db_uuid",
+    "installed_time",
+    "install_method",
+    "os_name",
+    "os_version",
+    "os_release",
+    "postgresql_version",
+    "build_os_name",
+    "build_os_version",
+    "data_volume",
+    "num_hypertables",
+    "related_extensions",
 }
-RELATED = {"postgis", "timescaledb", "pg_prometheus", "promscale", "timescaledb_toolkit", "vector",
-           "pg_cron", "pg_stat_statements"}
+RELATED = {
+    "postgis",
+    "timescaledb",
+    "pg_prometheus",
+    "promscale",
+    "timescaledb_toolkit",
+    "vector",
+    "pg_cron",
+    "pg_stat_statements",
+}
 
 
-def test_carries_every_seed_key_with_json_types(db) -> None:
+def test_carries_every_key_of_timescaledb_s_text_with_json_types(db) -> None:
     r = report(db)
-    assert set(r) >= SEED_KEYS
-    for key in ("extension_version", "timescaledb_version", "report_format_version", "metrics_level",
-                "metrics_level_source"):
+    assert set(r) >= TIMESCALEDB_TEXT_KEYS
+    for key in (
+        "extension_version",
+        "timescaledb_version",
+        "report_format_version",
+        "metrics_level",
+        "metrics_level_source",
+    ):
         assert key in r
     assert type(r["data_volume"]) is int and type(r["num_hypertables"]) is int
     assert type(r["report_format_version"]) is int
@@ -32,6 +55,7 @@ def test_carries_every_seed_key_with_json_types(db) -> None:
     assert r["install_method"] == "source"
     assert r["os_name"] == "Linux"
     import os
+
     assert r["os_release"] == os.uname().release
 
 

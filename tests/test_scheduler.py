@@ -8,7 +8,7 @@ import time
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
-from tests.test_job import answer, configure
+from tests.job.helpers import answer, configure
 
 CRON_CONF = {
     "cron.database_name": "'crondb'",
@@ -41,7 +41,8 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
             assert len(httpserver.log) == 1, "no report arrived from the pg_cron tick"
             time.sleep(1)
             outcome = conn.execute(
-                "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1").fetchone()
+                "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1"
+            ).fetchone()
             assert outcome == ("sent", "job")
             # The out-of-date WARNING is in the server log once (pg_cron does not log a copy).
             warned = [line for line in c.log().splitlines() if "the newest release is 0.2.0" in line]
@@ -67,7 +68,7 @@ def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTT
     try:
         with c.database("proxied") as conn:
             configure(conn, "http://telemetry.invalid/v1/report")
-            outcome = conn.execute("SELECT send_report()").fetchone()[0]
+            outcome = conn.execute("SELECT telemetry_send_report()").fetchone()[0]
             assert outcome["outcome"] == "sent", outcome
         [(request, _)] = httpserver.log
         assert request.headers["Host"] == "telemetry.invalid"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.cluster import Cluster
 
-PACKAGE = Path(__file__).resolve().parent.parent / "python" / "telemetry"
+PACKAGE = Path(__file__).resolve().parent.parent / "python" / "telemetry_extension"
 
 
 def test_every_extension_function_pins_search_path(db) -> None:
@@ -63,10 +63,10 @@ def _sql_calls(tree: ast.AST):
 
 
 # The one statement whose text is not a constant: a metric's query that a superuser
-# registered with register_metric() (code a superuser supplied, like a function
+# registered with telemetry_register_metric() (code a superuser supplied, like a function
 # body; stored, never combined with a value).  Database.registered_query_rows runs
-# it, and only telemetry/metrics_vendor.py may call that, with the stored text.
-REGISTERED_QUERY_CALLERS = {("metrics_vendor.py", "query")}
+# it, and only telemetry_extension/metrics/registered.py may call that, with the stored text.
+REGISTERED_QUERY_CALLERS = {("registered.py", "query")}
 
 
 def test_sql_text_is_always_a_constant() -> None:

@@ -30,8 +30,9 @@ def two_version_tree(tmp_path_factory):
     shutil.copytree(REPO / "python" / "build" / "deps", copy / "python" / "build" / "deps")  # no second download
     control = copy / "telemetry.control"
     control.write_text(re.sub(r"default_version = '[^']*'", f"default_version = '{OTHER}'", control.read_text()))
-    subprocess.run(["make", "-s", "-C", str(copy), "install", f"DESTDIR={tree.root}"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["make", "-s", "-C", str(copy), "install", f"DESTDIR={tree.root}"], check=True, stdout=subprocess.DEVNULL
+    )
     shutil.copy2(REPO / "telemetry.control", tree.sharedir / "extension" / "telemetry.control")
     yield tree
     shutil.rmtree(root, ignore_errors=True)

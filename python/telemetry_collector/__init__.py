@@ -2,7 +2,7 @@
 
 An aiohttp service that validates and stores reports in PostgreSQL (psycopg 3
 with psycopg_pool), answers each with the newest release, and shows the fleet.
-It shares only `telemetry.protocol` with the extension, never the code that
+It shares only `telemetry_protocol` with the extension, never the code that
 runs inside PostgreSQL.
 """
 

@@ -1,6 +1,6 @@
 """The aiohttp application: routes, and what each request does.
 
-POST /v1/report  a report in, the version answer out (telemetry.protocol)
+POST /v1/report  a report in, the version answer out (telemetry_protocol)
 GET  /v1/fleet   the fleet views as JSON
 GET  /           the fleet page (static HTML + vanilla JS drawing SVG charts)
 GET  /healthz    200 when PostgreSQL answers
@@ -79,7 +79,9 @@ async def post_report(request: web.Request) -> web.Response:
     retry_after = app[LIMITER].acquire(str(report.db_uuid))
     if retry_after is not None:
         return _json_error(
-            429, "rate_limited", f"too many reports from this database; retry in {retry_after} s",
+            429,
+            "rate_limited",
+            f"too many reports from this database; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -91,7 +93,9 @@ async def post_report(request: web.Request) -> web.Response:
     answer = releases.answer(await app[NEWEST].get(), report.extension_version)
     if answer is None:
         return _json_error(
-            503, "no_release", "no release is listed yet",
+            503,
+            "no_release",
+            "no release is listed yet",
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
     return web.json_response(answer)
@@ -135,7 +139,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
         log.warning("storage unavailable: %s", exc)
         return _json_error(
-            503, "storage_unavailable", "storage is unavailable; retry later",
+            503,
+            "storage_unavailable",
+            "storage is unavailable; retry later",
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
 

@@ -60,11 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--pool-min-size", type=int, default=defaults.pool_min_size)
     serve.add_argument("--pool-max-size", type=int, default=defaults.pool_max_size)
     serve.add_argument(
-        "--geo-lookup", metavar="MODULE:NAME",
+        "--geo-lookup",
+        metavar="MODULE:NAME",
         help="country lookup: a CountryLookup object or factory (default: none, no country stored)",
     )
     serve.add_argument(
-        "--trust-x-forwarded-for", action="store_true",
+        "--trust-x-forwarded-for",
+        action="store_true",
         help="behind a reverse proxy: take the client's address (for the country only) from X-Forwarded-For",
     )
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")

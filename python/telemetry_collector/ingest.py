@@ -2,7 +2,7 @@
 
 400: not UTF-8 JSON, or not a JSON object.  413: larger than the limit (read
 with a cap, never buffered whole).  415: not application/json.  422: a JSON
-object that lacks a required key, has a wrong type (telemetry.protocol decides
+object that lacks a required key, has a wrong type (telemetry_protocol decides
 both), a db_uuid or exported_db_uuid that is not a UUID, or a value
 PostgreSQL's jsonb cannot hold (NUL characters, lone surrogates, nesting
 deeper than MAX_DEPTH).
@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from telemetry import protocol
+import telemetry_protocol as protocol
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = protocol.MAX_REPORT_BYTES
 MAX_DEPTH = 16
 # Stored in their own columns: longer values are kept only in the jsonb.
 MAX_COLUMN_CHARS = 128

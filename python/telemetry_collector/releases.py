@@ -18,7 +18,8 @@ from typing import Any
 
 import psycopg
 from packaging.version import Version
-from telemetry import protocol
+
+import telemetry_protocol as protocol
 
 
 class ReleaseError(ValueError):

@@ -18,6 +18,7 @@ from telemetry_collector.ingest import Report
 
 SCHEMA = "collector"
 
+
 class SchemaMissing(RuntimeError):
     """The database has not been migrated."""
 
@@ -116,9 +117,7 @@ async def ensure_partitions(
             found = await cur.fetchone()
             if found is None or found[0] is None:
                 await conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} PARTITION OF collector.reports FOR VALUES FROM ({}) TO ({})"
-                    ).format(
+                    sql.SQL("CREATE TABLE {} PARTITION OF collector.reports FOR VALUES FROM ({}) TO ({})").format(
                         sql.Identifier(SCHEMA, name),
                         sql.Literal(f"{month.isoformat()} 00:00:00+00"),
                         sql.Literal(f"{next_month(month).isoformat()} 00:00:00+00"),

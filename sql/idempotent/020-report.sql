@@ -6,8 +6,8 @@ LANGUAGE plpython3u
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry"].checked("@EXTVERSION@").get_report(plpy)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").get_report(plpy)
 $python$;
 
 COMMENT ON FUNCTION @extschema@.get_report() IS

@@ -1,7 +1,7 @@
 -- Runs on every install and update: what the declared metrics need, vendor
 -- registration, switching metrics off, and the run-time list of metrics.
 
--- Arms (ms > 0) or disarms (ms = 0) a metric's deadline; see extension/telemetry.c.
+-- Arms (ms > 0) or disarms (ms = 0) a metric's deadline; see the C module in extension/.
 CREATE OR REPLACE FUNCTION _telemetry.metric_deadline(ms integer)
 RETURNS boolean
 LANGUAGE C
@@ -10,7 +10,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'telemetry_metric_deadline';
 
 -- Relation statistics by kind and by access method in one pass over pg_class
--- and pg_index; see extension/telemetry.c and python/telemetry/metrics_catalog.py.
+-- and pg_index; see the C module in extension/ and python/telemetry_extension/metrics/relations.py.
 CREATE OR REPLACE FUNCTION _telemetry.relation_stats(
     skip_namespaces oid[], skip_relations oid[],
     OUT what text, OUT relkind text, OUT is_partition boolean, OUT am oid, OUT num_relations bigint,
@@ -25,38 +25,39 @@ AS 'MODULE_PATHNAME', 'telemetry_relation_stats';
 
 -- Another extension's metric: one row of numbers under vendor_metrics.<key>.
 -- Superuser only (it changes what is sent).  Runs the query once and refuses
--- it unless it returns numbers; returns that value.
-CREATE OR REPLACE FUNCTION @extschema@.register_metric(
+-- it unless it returns numbers; returns that value.  The defaults and the
+-- limits are python/telemetry_extension/metrics/registered.py's (tested).
+CREATE OR REPLACE FUNCTION @extschema@.telemetry_register_metric(
     key text, query text, summary text, timeout_ms integer DEFAULT 1000, level text DEFAULT 'basic')
 RETURNS jsonb
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry"].checked("@EXTVERSION@").register_metric(plpy, key, query, summary, timeout_ms, level)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").register_metric(plpy, key, query, summary, timeout_ms, level)
 $python$;
 
-COMMENT ON FUNCTION @extschema@.register_metric(text, text, text, integer, text) IS
+COMMENT ON FUNCTION @extschema@.telemetry_register_metric(text, text, text, integer, text) IS
 'Registers a metric (an aggregate query returning one row of numbers) reported under vendor_metrics.<key>';
 
-CREATE OR REPLACE FUNCTION @extschema@.unregister_metric(key text)
+CREATE OR REPLACE FUNCTION @extschema@.telemetry_unregister_metric(key text)
 RETURNS boolean
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry"].checked("@EXTVERSION@").unregister_metric(plpy, key)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").unregister_metric(plpy, key)
 $python$;
 
 -- Switches any metric off (enabled = false) or on again: a declared key, or
 -- vendor_metrics.<key>.  Superuser only.
-CREATE OR REPLACE FUNCTION @extschema@.set_metric_enabled(key text, enabled boolean)
+CREATE OR REPLACE FUNCTION @extschema@.telemetry_set_metric_enabled(key text, enabled boolean)
 RETURNS boolean
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry"].checked("@EXTVERSION@").set_metric_enabled(plpy, key, enabled)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").set_metric_enabled(plpy, key, enabled)
 $python$;
 
 CREATE OR REPLACE FUNCTION _telemetry.metrics_list(
@@ -67,8 +68,8 @@ LANGUAGE plpython3u
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry"].checked("@EXTVERSION@").metrics_list(plpy)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").metrics_list(plpy)
 $python$;
 
 CREATE OR REPLACE VIEW @extschema@.telemetry_metrics AS SELECT * FROM _telemetry.metrics_list();
@@ -76,8 +77,8 @@ COMMENT ON VIEW @extschema@.telemetry_metrics IS
 'Every metric of the report: declared ones and registered ones, with summaries and whether each is on';
 
 REVOKE ALL ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
-    @extschema@.register_metric(text, text, text, integer, text), @extschema@.unregister_metric(text),
-    @extschema@.set_metric_enabled(text, boolean), _telemetry.metrics_list() FROM PUBLIC;
+    @extschema@.telemetry_register_metric(text, text, text, integer, text), @extschema@.telemetry_unregister_metric(text),
+    @extschema@.telemetry_set_metric_enabled(text, boolean), _telemetry.metrics_list() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
     _telemetry.metrics_list() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_metrics FROM PUBLIC;

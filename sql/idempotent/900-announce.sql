@@ -8,8 +8,8 @@ SET search_path = pg_catalog, pg_temp
 -- runs; this one NOTICE is the point of the call, so let it through.
 SET client_min_messages = notice
 AS $python$
-if "telemetry" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-GD["telemetry"].checked("@EXTVERSION@").announce(plpy)
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+GD["telemetry_extension"].checked("@EXTVERSION@").announce(plpy)
 $python$;
 REVOKE ALL ON FUNCTION _telemetry.announce() FROM PUBLIC;
 

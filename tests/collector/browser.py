@@ -33,7 +33,10 @@ def run_chromium(url: str, *extra: str) -> str:
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         result = subprocess.run(
             [chromium_binary(), *FLAGS, f"--user-data-dir={profile}", *extra, url],
-            check=False, capture_output=True, text=True, timeout=120,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     if result.returncode != 0:
         raise RuntimeError(f"chromium failed ({result.returncode}): {result.stderr[-2000:]}")

@@ -6,9 +6,9 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
-
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, dsn_for, run_cli
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import requests
 from aiohttp import web
+
 from telemetry_collector.app import ACCESS_LOG_FORMAT, make_app
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
-
 from tests.cluster import Cluster
+from tests.helpers import EXTENSION_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_DIR = REPO / "python"
@@ -30,9 +31,6 @@ def dsn_for(cluster: Cluster, dbname: str) -> str:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    # `python -m` puts the working directory first on sys.path, where `make all`
-    # leaves telemetry.so, which would shadow the `telemetry` package.
-    env["PYTHONSAFEPATH"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON_DIR), str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -41,7 +39,11 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`python -m telemetry_collector ARGS` in a child process, as an operator runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "telemetry_collector", *args],
-        check=False, env=cli_env(), capture_output=True, text=True, timeout=120,
+        check=False,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -60,7 +62,7 @@ def make_report(**overrides: Any) -> dict[str, Any]:
         "os_version": "#1 SMP PREEMPT_DYNAMIC 0",
         "os_release": "6.1.0-28-amd64",
         "postgresql_version": "15.20",
-        "extension_version": "0.1.0",
+        "extension_version": EXTENSION_VERSION,
         "timescaledb_version": None,
         "build_os_name": "Linux",
         "build_os_version": "6.1.0-28-amd64",

@@ -15,8 +15,8 @@ import pytest
 import requests
 import trustme
 from port_for import get_port
-from telemetry_collector.storage import next_month, partition_name
 
+from telemetry_collector.storage import next_month, partition_name
 from tests.collector.helpers import Collector, cli_env, make_report, run_cli
 
 
@@ -66,7 +66,10 @@ def test_serve_runs_the_service(collector_dsn: str, scheme: str, tmp_path: Path)
         verify = str(tmp_path / "ca.pem")
     server = subprocess.Popen(
         [sys.executable, "-m", "telemetry_collector", "serve", "--dsn", collector_dsn, "--port", str(port), *tls],
-        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"{scheme}://127.0.0.1:{port}"
     try:
@@ -93,9 +96,21 @@ def test_serve_refuses_an_unmigrated_database(cluster: Any) -> None:
 
     with cluster.database("collector_unmigrated", extension=False):
         result = subprocess.run(
-            [sys.executable, "-m", "telemetry_collector", "serve", "--port", str(get_port(None)),
-             "--dsn", dsn_for(cluster, "collector_unmigrated")],
-            check=False, env=cli_env(), capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "telemetry_collector",
+                "serve",
+                "--port",
+                str(get_port(None)),
+                "--dsn",
+                dsn_for(cluster, "collector_unmigrated"),
+            ],
+            check=False,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode != 0
     assert "run `python -m telemetry_collector migrate`" in result.stderr
@@ -105,7 +120,11 @@ def test_a_dsn_is_required() -> None:
     env = {k: v for k, v in cli_env().items() if k != "TELEMETRY_COLLECTOR_DSN"}
     result = subprocess.run(
         [sys.executable, "-m", "telemetry_collector", "migrate"],
-        check=False, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "--dsn" in result.stderr
@@ -119,8 +138,11 @@ def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, co
         for attempt in range(20):  # the pool may reconnect in between: terminate again
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             try:
-                admin.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    psycopg.sql.Identifier(name), psycopg.sql.Identifier(f"{name}_away")))
+                admin.execute(
+                    psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        psycopg.sql.Identifier(name), psycopg.sql.Identifier(f"{name}_away")
+                    )
+                )
                 break
             except psycopg.errors.ObjectInUse:
                 if attempt == 19:
@@ -129,8 +151,11 @@ def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, co
             statuses = {collector.post(make_report()).status_code for _ in range(3)}
             response = collector.post(make_report())
         finally:
-            admin.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                psycopg.sql.Identifier(f"{name}_away"), psycopg.sql.Identifier(name)))
+            admin.execute(
+                psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    psycopg.sql.Identifier(f"{name}_away"), psycopg.sql.Identifier(name)
+                )
+            )
     assert statuses == {503}
     assert response.status_code == 503
     assert response.json()["error"] == "storage_unavailable"

@@ -10,9 +10,7 @@ import psycopg
 from tests.collector.helpers import Collector, make_report
 
 
-def post_at(
-    collector: Collector, conn: psycopg.Connection[Any], days_ago: float, **fields: Any
-) -> dict[str, Any]:
+def post_at(collector: Collector, conn: psycopg.Connection[Any], days_ago: float, **fields: Any) -> dict[str, Any]:
     """Send a report over HTTP, then date it `days_ago` (the partition key moves it)."""
     report = make_report(**fields)
     assert collector.post(report).status_code == 200
@@ -72,7 +70,8 @@ def test_latest_report_per_database_uses_its_index(collector: Collector, collect
     assert collector.post(report).status_code == 200
     collector_db.execute("SET enable_seqscan = off")
     plan = "\n".join(
-        r[0] for r in collector_db.execute(
+        r[0]
+        for r in collector_db.execute(
             """EXPLAIN SELECT * FROM collector.reports WHERE db_uuid = %s ORDER BY received_at DESC LIMIT 1""",
             (report["db_uuid"],),
         ).fetchall()

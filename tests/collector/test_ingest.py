@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from telemetry import protocol
 
+import telemetry_protocol as protocol
 from tests.collector.helpers import Collector, make_report
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from telemetry_collector.geo import (
     NoCountry,
     StaticCountryLookup,
     coarse_country,
     load_lookup,
 )
-
 from tests.collector.geo_double import LOOPBACK_COUNTRY, loopback
 from tests.collector.helpers import make_report
 

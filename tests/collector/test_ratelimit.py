@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import psycopg
-from telemetry_collector.ratelimit import RateLimiter
 
+from telemetry_collector.ratelimit import RateLimiter
 from tests.collector.helpers import make_report
 
 

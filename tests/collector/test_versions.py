@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from telemetry import protocol
-from telemetry_collector.releases import newest
 
+import telemetry_protocol as protocol
+from telemetry_collector.releases import newest
 from tests.collector.helpers import make_report, run_cli
 
 
@@ -31,9 +31,7 @@ def test_release_commands(collector_dsn: str) -> None:
         assert run_cli("release", "add", version, "--dsn", collector_dsn).stdout.strip() == f"added {version}"
 
     listing = run_cli("release", "list", "--dsn", collector_dsn).stdout.splitlines()
-    assert [line.split()[-5] for line in listing] == [
-        "0.11.0rc1", "0.10.0", "0.9.0", "0.2"
-    ]
+    assert [line.split()[-5] for line in listing] == ["0.11.0rc1", "0.10.0", "0.9.0", "0.2"]
     assert next(line for line in listing if line.startswith("*")).split()[1] == "0.10.0"
 
     duplicate = run_cli("release", "add", "0.10", "--dsn", collector_dsn, check=False)

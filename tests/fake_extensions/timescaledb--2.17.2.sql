@@ -1,5 +1,5 @@
 -- NOT TimescaleDB: the views and catalog tables of TimescaleDB 2.x that
--- python/telemetry/metrics_timescaledb.py reads, with the same names and the
+-- python/telemetry_extension/metrics/timescaledb.py reads, with the same names and the
 -- columns it uses, plus a helper that turns a table into a "hypertable" with
 -- chunk tables that inherit from it (as TimescaleDB's chunks do).
 

@@ -1,0 +1,127 @@
+"""`make demo`: the whole loop on a throwaway cluster, shown step by step.
+
+Run after `make install`: it uses the system's PostgreSQL 15 with the extension
+installed there, starts a cluster with pg_cron in a temporary directory (as
+`postgres` when run as root), starts the collector on 127.0.0.1, lets pg_cron
+send the report, and removes everything at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from port_for import get_port
+
+from tests.cluster import Cluster
+from tests.helpers import Notices, report
+from tests.pgtree import REPO, system_tree
+
+CONF = {
+    "cron.database_name": "'demo'",
+    "cron.use_background_workers": "on",
+    "max_worker_processes": "16",
+}
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def collector_cli(*args: str, dsn: str) -> list[str]:
+    return [sys.executable, "-m", "telemetry_collector", *args, "--dsn", dsn]
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="telemetry-demo-"))
+    cluster = Cluster(system_tree(root), name="demo", conf=CONF)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    collector: subprocess.Popen[bytes] | None = None
+    try:
+        step(f"a throwaway cluster on port {cluster.port}: shared_preload_libraries = 'telemetry,pg_cron'")
+        cluster.start()
+        dsn = f"host={cluster.socketdir} port={cluster.port} user={cluster.user} dbname=collector"
+        with cluster.connect() as admin:
+            admin.execute("CREATE DATABASE collector")
+            admin.execute("CREATE DATABASE demo")
+        port = get_port(None)
+        url = f"http://127.0.0.1:{port}"
+        step(f"the collector on {url}, whose release list says 0.2.0 is out")
+        for args in (("migrate",), ("release", "add", "0.1.0"), ("release", "add", "0.2.0")):
+            subprocess.run(collector_cli(*args, dsn=dsn), env=env, check=True, stdout=subprocess.DEVNULL)
+        collector = subprocess.Popen(
+            collector_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", dsn=dsn),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                requests.get(f"{url}/v1/fleet", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+
+        with cluster.connect("demo") as conn:
+            notices = Notices(conn)
+            step("CREATE EXTENSION pg_cron; CREATE EXTENSION telemetry CASCADE;")
+            conn.execute("CREATE EXTENSION pg_cron")
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+            for text in notices.of("NOTICE"):
+                print("NOTICE: " + text.replace("\n", "\n        "))
+            print("pg_cron entry:", conn.execute("SELECT jobname, schedule, command FROM cron.job").fetchone())
+            step("SELECT get_report();  -- exactly what will be sent")
+            print(json.dumps(report(conn), indent=2, sort_keys=True))
+
+            step("for the demo: endpoint = the collector, no grace period, pg_cron ticking every minute")
+            for name, value in (("endpoint", f"{url}/v1/report"), ("grace", "0"), ("jitter", "0")):
+                conn.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
+            conn.execute("SELECT cron.schedule('telemetry', '* * * * *', 'SELECT _telemetry.tick()')")
+            offset = cluster.log_offset()
+            print("waiting for pg_cron's next tick (at most a minute) ...", flush=True)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0]:
+                    break
+                time.sleep(1)
+            row = conn.execute(
+                "SELECT trigger, outcome, http_status, duration_ms, latest_version FROM _telemetry.attempts"
+            ).fetchone()
+            step("the audit trail (_telemetry.attempts): trigger, outcome, HTTP status, ms, newest version")
+            print(row)
+            step("the server log")
+            time.sleep(0.5)
+            for line in cluster.log_since(offset).splitlines():
+                if "telemetry" in line and ("WARNING" in line or "HINT" in line):
+                    print(line)
+            step("SELECT * FROM telemetry_status;")
+            cur = conn.execute("SELECT * FROM telemetry_status")
+            for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
+                print(f"{column:22} {value}")
+        step(f"the collector's fleet view ({url}/v1/fleet)")
+        print(json.dumps(requests.get(f"{url}/v1/fleet", timeout=5).json(), indent=2)[:1500])
+
+        step("ALTER SYSTEM SET telemetry.metrics_level = off; SELECT pg_reload_conf();")
+        with cluster.connect() as fresh:
+            fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
+        cluster.reload()
+        with cluster.connect("demo") as again:
+            print("SELECT telemetry_send_report();  ->", again.execute("SELECT telemetry_send_report()").fetchone()[0])
+        print("\ndemo done; the throwaway cluster and collector are removed.")
+    finally:
+        if collector is not None:
+            collector.terminate()
+            collector.wait(10)
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Facts fixed at build time (`make INSTALL_METHOD=... TELEMETRY_ENDPOINT=...`).
+
+`make` writes them into `_build.py` of the installed copy; a source checkout
+has none, and reads as version "0+dev".
+"""
+
+from __future__ import annotations
+
+try:
+    from telemetry_extension import _build  # type: ignore[attr-defined]
+
+    VERSION: str = _build.VERSION
+    INSTALL_METHOD_BUILT: str = _build.INSTALL_METHOD
+    BUILD_OS_NAME: str = _build.BUILD_OS_NAME
+    BUILD_OS_VERSION: str = _build.BUILD_OS_VERSION
+    DEFAULT_ENDPOINT: str = _build.DEFAULT_ENDPOINT
+except ImportError:  # a source checkout, not an installed copy
+    VERSION = "0+dev"
+    INSTALL_METHOD_BUILT = "source"
+    BUILD_OS_NAME = "unknown"
+    BUILD_OS_VERSION = "unknown"
+    DEFAULT_ENDPOINT = "https://telemetry.invalid/v1/report"
+
+# install_method is vocabulary, not free text: a packager's typo must not
+# become a string that leaves the database.
+INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+INSTALL_METHOD = INSTALL_METHOD_BUILT if INSTALL_METHOD_BUILT in INSTALL_METHODS else "other"

@@ -1,0 +1,149 @@
+"""What the SQL functions call: one function per SQL entry point.
+
+Each SQL body is `GD["telemetry_extension"].checked("<version>").<function>(plpy)`.
+The job's modules are imported when first called, so that get_report() does
+not load them; the sender, and with it `requests`, only when a report is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from telemetry_extension import build_info
+from telemetry_extension.db import Database, Plpy
+from telemetry_extension.level import SETTING, effective_level
+from telemetry_extension.report import build_report, to_json
+
+VERSION = build_info.VERSION
+
+
+def checked(sql_version: str) -> ModuleType:
+    """This module, after making sure it is the version the calling SQL expects."""
+    if sql_version != VERSION:
+        import plpy  # type: ignore[import-not-found]  # exists inside the server only
+
+        plpy.error(
+            f"telemetry: this session runs the Python package {VERSION} but the extension's SQL is {sql_version}",
+            hint="Reconnect to load the matching package; if the mismatch remains, run "
+            f"ALTER EXTENSION telemetry UPDATE (or make install for {sql_version}).",
+        )
+    return sys.modules[__name__]
+
+
+def get_report(plpy: Plpy) -> str:
+    return to_json(build_report(Database(plpy)))
+
+
+def announce(plpy: Plpy) -> None:
+    """The NOTICE of CREATE EXTENSION (and of every update), with the options in force."""
+    from telemetry_extension.job.options import read_options, spoken
+
+    db = Database(plpy)
+    level = effective_level(db)
+    if not level.enabled:
+        plpy.notice(
+            f"telemetry: anonymous telemetry is OFF ({SETTING} = off, from {level.source}); nothing will be sent",
+            detail="No report is sent and no version check is made while the level is off. "
+            "SELECT get_report() still shows what would be sent.",
+        )
+        return
+    options = read_options(db)
+    first = datetime.now(UTC) + options.grace
+    hint = f"To turn it off: ALTER SYSTEM SET {SETTING} = off; SELECT pg_reload_conf();"
+    preload = db.row(
+        """SELECT pg_catalog.current_setting('server_version_num')::int < 170000 AS old_server,
+                  pg_catalog.current_setting('shared_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])'
+               OR pg_catalog.current_setting('session_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])' AS preloaded"""
+    )
+    if preload and preload["old_server"] and not preload["preloaded"]:
+        hint += (
+            " On PostgreSQL 15 and 16, ALTER SYSTEM recognises the setting only when telemetry is in"
+            " shared_preload_libraries (or session_preload_libraries): see the README."
+        )
+    wait = "time enough to turn it off" if options.grace >= timedelta(hours=1) else "unless it is turned off first"
+    plpy.notice(
+        "telemetry: anonymous usage telemetry is ON (level basic)",
+        detail=(
+            f"Every {spoken(options.interval)} this database sends the report that SELECT get_report() shows: "
+            "versions, OS, database size, object counts and random UUIDs; no names, no paths, no setting values. "
+            f"It goes to {options.endpoint}. The first report goes out no earlier than "
+            f"{first.strftime('%Y-%m-%d %H:%M')} UTC ({spoken(options.grace)} from now), {wait}."
+        ),
+        hint=hint,
+    )
+
+
+def tick(plpy: Plpy) -> str:
+    from telemetry_extension.job import tick
+
+    return json.dumps(tick.run(Database(plpy), "job"))
+
+
+def send_report(plpy: Plpy) -> str:
+    from telemetry_extension.job import tick
+
+    db = Database(plpy)
+    outcome = tick.run(db, "manual")
+    if outcome["outcome"] == "disabled":
+        plpy.notice(
+            f"telemetry: nothing sent: {SETTING} is off (from {outcome['metrics_level_source']})",
+            hint=f"ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf(); turns it on.",
+        )
+    return json.dumps(outcome)
+
+
+def set_option(plpy: Plpy, name: str, value: str | None) -> str:
+    from telemetry_extension.job import options
+
+    db = Database(plpy)
+    try:
+        options.set_option(db, name, value)
+    except options.InvalidOption as exc:
+        plpy.error(f"telemetry: invalid option: {exc}", hint=f"Options: {', '.join(options.SPECS)}.")
+    return json.dumps(options.read_options(db).__dict__, default=str)
+
+
+def status(plpy: Plpy) -> dict[str, Any]:
+    from telemetry_extension import status as status_module
+
+    return status_module.status(Database(plpy))
+
+
+def register_metric(plpy: Plpy, key: str, query: str, summary: str, timeout_ms: int, level: str) -> str:
+    from telemetry_extension.metrics import registered
+
+    try:
+        value = registered.register(Database(plpy), key, query, summary, timeout_ms, level)
+    except registered.InvalidRegistration as exc:
+        plpy.error(
+            f"telemetry: cannot register metric {key!r}: {exc}",
+            hint="The query must be one SELECT returning one row of numbers, e.g. "
+            "SELECT count(*) FROM myschema.mytable; schema-qualify every name (search_path is pg_catalog).",
+        )
+    return json.dumps(value)
+
+
+def unregister_metric(plpy: Plpy, key: str) -> bool:
+    from telemetry_extension.metrics import registered
+
+    return registered.unregister(Database(plpy), key)
+
+
+def set_metric_enabled(plpy: Plpy, key: str, enabled: bool) -> bool:
+    from telemetry_extension.metrics import switches
+
+    try:
+        return switches.set_metric_enabled(Database(plpy), key, enabled)
+    except switches.InvalidSwitch as exc:
+        plpy.error(f"telemetry: {exc}")
+        raise  # not reached: plpy.error raises
+
+
+def metrics_list(plpy: Plpy) -> list[dict[str, Any]]:
+    from telemetry_extension.metrics import switches
+
+    return switches.metrics_list(Database(plpy))

@@ -1,0 +1,128 @@
+"""The tick: cheap when nothing is due; when due, the report sent, the answer handled, all recorded.
+
+No exception from the network or the peer escapes; a cancel or a shutdown of
+the backend does (the server asked for it).  While the network step runs, the
+backend holds no lock on any table or row: everything is read in a
+subtransaction that is rolled back on purpose, which releases its locks, and
+written after the exchange.  The only thing held is a try-only advisory lock,
+which makes concurrent ticks skip instead of sending twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import telemetry_protocol as protocol
+from telemetry_extension import build_info
+from telemetry_extension.db import Database
+from telemetry_extension.job.audit import record
+from telemetry_extension.job.schedule import iso, read_state
+from telemetry_extension.job.version_check import Verdict, judge, store, tell
+from telemetry_extension.level import Level, effective_level
+from telemetry_extension.report import build_report, to_json
+
+T = TypeVar("T")
+
+# pg_try_advisory_xact_lock(key1, key2): per database; "tele", 1.
+LOCK_KEYS = (0x74656C65, 1)
+
+
+class _ReadDone(Exception):
+    """Rolls back the read-only subtransaction, and with it its locks."""
+
+
+def _without_keeping_locks(db: Database, read: Callable[[], T]) -> T:
+    """`read()`, in a subtransaction rolled back afterwards so that its locks go with it."""
+    found: list[T] = []
+    try:
+        with db.plpy.subtransaction():
+            found.append(read())
+            raise _ReadDone
+    except _ReadDone:
+        pass
+    return found[0]
+
+
+def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
+    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(build_report(db, level)).encode()))
+    if trigger == "job" and state.due > state.now:
+        return {"outcome": "not_due", "next_due": iso(state.due)}
+    started = time.time()
+    http_status: int | None = None
+    retry_after: float | None = None
+    seconds = 0.0
+    verdict: Verdict | None = None
+    try:
+        protocol.check_report_size(body)
+    except protocol.ProtocolError as exc:
+        error: str | None = str(exc)
+    else:
+        from telemetry_extension.job.sender import post_report  # loads requests: only when sending
+
+        exchange = post_report(
+            state.options.endpoint,
+            body,
+            user_agent=protocol.user_agent(build_info.VERSION),
+            deadline_seconds=state.options.deadline.total_seconds(),
+            ca_file=state.options.ca_file,
+            check_interrupts=lambda: db.rows("SELECT 1"),
+        )
+        error, http_status, seconds = exchange.error, exchange.status, exchange.seconds
+        retry_after = exchange.retry_after
+        if error is None:
+            try:
+                verdict = judge(exchange.body)
+            except protocol.ProtocolError as exc:
+                error = f"invalid answer: {exc}"
+    due = record(
+        db,
+        trigger,
+        state,
+        body,
+        started,
+        seconds=seconds,
+        http_status=http_status,
+        retry_after=retry_after,
+        latest_version=verdict.latest if verdict else None,
+        error=error,
+    )
+    endpoint = state.options.endpoint
+    if error is not None:
+        # The one log line of this failure.
+        db.plpy.log(f"telemetry: report not sent to {endpoint}: {error}; next try after {iso(due)}")
+        return {
+            "outcome": "failed",
+            "error": error,
+            "http_status": http_status,
+            "next_due": iso(due),
+            "duration_ms": round(seconds * 1000),
+        }
+    assert verdict is not None
+    store(db, verdict)
+    tell(db, verdict)
+    return {
+        "outcome": "sent",
+        "http_status": http_status,
+        "latest_version": verdict.latest,
+        "up_to_date": verdict.up_to_date,
+        "next_due": iso(due),
+        "duration_ms": round(seconds * 1000),
+    }
+
+
+def run(db: Database, trigger: str) -> dict[str, Any]:
+    """One tick (trigger "job": sends only when due) or a send now (trigger "manual")."""
+    level = _without_keeping_locks(db, lambda: effective_level(db, warn=trigger == "manual"))
+    if not level.enabled:
+        db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
+        return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
+    if trigger == "job":
+        # The cheap path: nothing due, no lock, no network.
+        state = _without_keeping_locks(db, lambda: read_state(db))
+        if state.due > state.now:
+            return {"outcome": "not_due", "next_due": iso(state.due)}
+    if not db.value("SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)", LOCK_KEYS, ["int4", "int4"]):
+        return {"outcome": "busy", "detail": "another session is sending the report right now"}
+    return _send(db, level, trigger)

@@ -1,0 +1,69 @@
+"""Values as the report may carry them: rounded counts, public versions, finite numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+
+def public_version(text: str | None) -> str | None:
+    """A version string as vocabulary: PEP 440 public part only, else None.
+
+    Extension versions come from control files; a local build could put
+    anything there, so only the numeric public version is sent.
+    """
+    if text is None:
+        return None
+    try:
+        return Version(text).public
+    except InvalidVersion:
+        return None
+
+
+SIGNIFICANT_DIGITS = 2
+
+
+def approx(value: int | float | Decimal | None) -> int:
+    """A count or size that could single a database out, kept to two significant digits.
+
+    0..99 stay exact; 12_345 becomes 12_000; 987_654_321 becomes 990_000_000.
+    See docs/metrics.md for why two digits and not Citus's powers of two.
+    """
+    if value is None:
+        return 0
+    number = round(float(value))
+    if number < 0:
+        return 0
+    if number < 10**SIGNIFICANT_DIGITS:
+        return number
+    digits = len(str(number)) - SIGNIFICANT_DIGITS
+    return int(round(number, -digits))
+
+
+def as_number(value: Any) -> int | float | None:
+    """A SQL number as a JSON number: int when integral, float when finite, else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 2**63 else value
+    return None
+
+
+_UNAME_SAFE = re.compile(r"[^0-9A-Za-z .:_()#+~-]")
+
+
+def uname_text(text: str) -> str:
+    """An operating system's name, release or build: its safe characters, at most 128."""
+    return _UNAME_SAFE.sub("", text)[:128]

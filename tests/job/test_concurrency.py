@@ -1,0 +1,70 @@
+"""Concurrent ticks, locks during the network step, cancel and shutdown during a send."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from tests.cluster import Cluster
+from tests.job.helpers import (
+    answer,
+    configure,
+    in_thread,
+    tick_on_hung_peer,
+)
+
+
+def test_two_ticks_at_once_make_one_send(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+    def slow(request):
+        time.sleep(1)
+        return Response(json.dumps(answer()), content_type="application/json")
+
+    httpserver.expect_request("/v1/report").respond_with_handler(slow)
+    configure(db, httpserver.url_for("/v1/report"))
+    runs = [in_thread(cluster, db.info.dbname, "SELECT telemetry_tick()") for _ in range(4)]
+    for thread, _ in runs:
+        thread.join(30)
+    outcomes = sorted(result["value"]["outcome"] for _, result in runs)
+    assert outcomes.count("sent") == 1, outcomes
+    assert set(outcomes) <= {"sent", "busy", "not_due"}
+    assert len(httpserver.log) == 1
+
+
+def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Cluster) -> None:
+    with tick_on_hung_peer(cluster, db, "5 s") as result:
+        held = db.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype IN ('relation', 'tuple')", [result["pid"]]
+        ).fetchone()[0]
+        assert held == 0
+        with db.transaction():
+            db.execute(
+                "LOCK TABLE _telemetry.schedule, _telemetry.attempts, _telemetry.options,"
+                " _telemetry.instance IN ACCESS EXCLUSIVE MODE NOWAIT"
+            )
+    assert result["value"]["outcome"] == "failed"
+
+
+def test_cancel_ends_a_send_at_once(db, cluster: Cluster) -> None:
+    with tick_on_hung_peer(cluster, db, "30 s") as result:
+        db.execute("SELECT pg_cancel_backend(%s)", [result["pid"]])
+    assert isinstance(result["error"], psycopg.errors.QueryCanceled)
+    assert result["seconds"] < 5  # far inside the 30 s deadline
+
+
+def test_fast_shutdown_is_not_held_hostage(pg_tree) -> None:
+    c = Cluster(pg_tree, name="shutdown").start()
+    try:
+        with c.connect() as admin:
+            admin.execute("CREATE EXTENSION telemetry CASCADE")
+            with tick_on_hung_peer(c, admin, "30 s") as result:
+                started = time.monotonic()
+                c.stop()  # pg_ctl stop -m fast
+                stopped_after = time.monotonic() - started
+        assert stopped_after < 5, stopped_after  # far inside the 30 s deadline
+        assert isinstance(result["error"], psycopg.errors.AdminShutdown)
+    finally:
+        c.destroy()

@@ -1,0 +1,49 @@
+"""Who may send, redirect or change options: superusers only; invalid options change nothing."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.cluster import Cluster
+
+
+def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None:
+    db.execute("CREATE ROLE job_plain LOGIN")
+    db.execute("CREATE ROLE job_monitor LOGIN IN ROLE pg_monitor")
+    try:
+        for user in ("job_plain", "job_monitor"):
+            with cluster.connect(db.info.dbname, user=user) as conn:
+                for sql in (
+                    "SELECT telemetry_tick()",
+                    "SELECT telemetry_send_report()",
+                    "SELECT telemetry_set_option('endpoint', 'http://127.0.0.1:9/')",
+                    "SELECT _telemetry.tick()",
+                    "UPDATE _telemetry.options SET value = 'x'",
+                ):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        conn.execute(sql)
+        with cluster.connect(db.info.dbname, user="job_monitor") as conn:
+            assert conn.execute("SELECT metrics_level FROM telemetry_status").fetchone()[0] == "basic"
+            assert conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0] == 0
+    finally:
+        db.execute("DROP ROLE job_plain")
+        db.execute("DROP ROLE job_monitor")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("endpoint", "ftp://127.0.0.1/x", "http:// or https:// URL"),
+        ("endpoint", "http://user:secret@127.0.0.1/x", "must not carry credentials"),
+        ("endpoint", "not a url", "http:// or https:// URL"),
+        ("interval", "0 seconds", "interval must be between"),
+        ("deadline", "5 minutes", "deadline must be between"),
+        ("ca_file", "relative.pem", "absolute path"),
+        ("colour", "blue", "unknown option"),
+    ],
+)
+def test_invalid_options_are_refused_and_change_nothing(db, name: str, value: str, message: str) -> None:
+    with pytest.raises(psycopg.Error, match=message):
+        db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
+    assert db.execute("SELECT count(*) FROM _telemetry.options").fetchone()[0] == 0

@@ -1,0 +1,90 @@
+"""Facts written in two languages agree with their owner: defaults, limits, what the NOTICE says."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+import telemetry_protocol as protocol
+from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
+from telemetry_extension.level import DEFAULT_LEVEL
+from telemetry_extension.metrics import registered
+from tests.helpers import Notices
+
+
+def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
+    boot = db.execute("SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'").fetchone()[0]
+    assert boot == DEFAULT_LEVEL
+    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+    assert f"level text DEFAULT '{DEFAULT_LEVEL}'::text" in arguments
+    column = db.execute(
+        "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
+        " WHERE adrelid = '_telemetry.vendor_metrics'::regclass"
+        " AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = adrelid AND attname = 'level')"
+    ).fetchone()[0]
+    assert column == f"'{DEFAULT_LEVEL}'::text"
+
+
+def test_registration_default_timeout_is_python_s(db) -> None:
+    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+    assert f"timeout_ms integer DEFAULT {registered.DEFAULT_TIMEOUT_MS}" in arguments
+
+
+def _row_accepted(db, key: str, summary: str, timeout_ms: int) -> bool:
+    """Whether the table's CHECKs accept the row (inserted and rolled back)."""
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(
+                "INSERT INTO _telemetry.vendor_metrics (key, summary, query, timeout_ms)"
+                " VALUES (%s, %s, 'SELECT 1', %s)",
+                [key, summary, timeout_ms],
+            )
+    except psycopg.errors.CheckViolation:
+        return False
+    return True
+
+
+def _python_accepts(key: str, summary: str, timeout_ms: int) -> bool:
+    try:
+        registered.validate(key, "SELECT 1", summary, timeout_ms, DEFAULT_LEVEL)
+    except registered.InvalidRegistration:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("key", "summary", "timeout_ms"),
+    [
+        ("k" * 63, "s", 1),
+        ("k" * 64, "s", 1),
+        ("a_1", "s", 1),
+        ("1a", "s", 1),
+        ("Ab", "s", 1),
+        ("k", "s" * registered.MAX_SUMMARY, 1),
+        ("k", "s" * (registered.MAX_SUMMARY + 1), 1),
+        ("k", "", 1),
+        ("k", "s", 0),
+        ("k", "s", registered.MAX_TIMEOUT_MS),
+        ("k", "s", registered.MAX_TIMEOUT_MS + 1),
+    ],
+)
+def test_vendor_metric_limits_in_sql_checks_and_python_agree(db, key: str, summary: str, timeout_ms: int) -> None:
+    assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(key, summary, timeout_ms)
+
+
+def test_report_size_limit_is_the_protocol_s() -> None:
+    assert DEFAULT_MAX_BODY_BYTES == protocol.MAX_REPORT_BYTES
+    protocol.check_report_size(b"x" * protocol.MAX_REPORT_BYTES)
+    with pytest.raises(protocol.ProtocolError, match="larger than"):
+        protocol.check_report_size(b"x" * (protocol.MAX_REPORT_BYTES + 1))
+
+
+def test_notice_tells_the_options_in_force(db) -> None:
+    for name, value in (("interval", "3 days"), ("grace", "2 hours"), ("endpoint", "https://collector.example/r")):
+        db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
+    notices = Notices(db)
+    db.execute("SELECT _telemetry.announce()")
+    [text] = notices.of("NOTICE")
+    assert "Every 3 days this database sends" in text
+    assert "(2 hours from now)" in text and "It goes to https://collector.example/r." in text
+    assert "24 hours" not in text
