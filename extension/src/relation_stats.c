@@ -1,159 +1,60 @@
 /*
- * telemetry.c -- declares the extension's configuration parameters.
+ * relation_stats.c -- relation statistics by kind and by access method.
  *
- * Everything else in the extension is PL/Python.  This file exists because
- * PostgreSQL 15 and 16 reject ALTER SYSTEM SET for a parameter that no loaded
- * module declares ("unrecognized configuration parameter").  Loaded through
- * shared_preload_libraries (or session_preload_libraries), it makes
- * telemetry.metrics_level a real parameter in every session: ALTER SYSTEM
- * works, SHOW works, pg_settings reports where the value came from, and only
- * superusers may change it (so no unprivileged role can turn sending on).
+ * _telemetry.relation_stats(skip_namespaces, skip_relations) reads them in one
+ * pass over pg_class and one over pg_index, without opening any relation
+ * (sizes are relpages, as of the last VACUUM, ANALYZE or CREATE INDEX); as SQL
+ * joins they cost about half of the floor the report is measured against.
+ * Owners are relations of kind r, p, v, m and f outside skip_namespaces and
+ * not in skip_relations; their TOAST table, the TOAST table's index and their
+ * own indexes count towards them.
  *
- * The value is a free string on purpose: the PL/Python side validates it and
- * treats anything but "off" or "basic" as off, with a WARNING, so that a typo
- * in postgresql.conf never silently leaves telemetry on.
- *
- * Two helpers of the report's metrics live here too, because PL/Python cannot
- * do them (see docs/metrics.md): metric_deadline arms the backend's statement
- * timer for one metric (a statement_timeout set inside a function is never
- * armed), and relation_stats reads relation statistics in one pass over
- * pg_class and pg_index (as SQL joins they cost about half of the floor the
- * report is measured against).
+ * Rows: ('relation', relkind, is_partition, 0, count, reltuples, heap, toast, index, indexes)
+ *       ('table_am', NULL, NULL, am, count, NULL, pages, NULL, NULL, NULL)
+ *       ('index_am', NULL, NULL, am, count, NULL, pages, NULL, NULL, NULL)
  */
 #include "postgres.h"
-
-#include "fmgr.h"
-#include "utils/guc.h"
-
-PG_MODULE_MAGIC;
-
-void		_PG_init(void);
-
-static char *metrics_level = NULL;
-
-void
-_PG_init(void)
-{
-	DefineCustomStringVariable("telemetry.metrics_level",
-							   "Anonymous usage telemetry: off or basic.",
-							   "off stops reports and version checks; any value other than basic counts as off.",
-							   &metrics_level,
-							   "basic",
-							   PGC_SUSET,
-							   0,
-							   NULL, NULL, NULL);
-}
-
-PG_FUNCTION_INFO_V1(telemetry_declare_settings);
-
-/*
- * Called once per session by the PL/Python code: calling any function of
- * this module loads it, which declares the parameter in sessions where it
- * was not preloaded.
- */
-Datum
-telemetry_declare_settings(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_VOID();
-}
-
-/* ---- report metrics (issue 4): see python/telemetry/metrics_*.py and docs/metrics.md ---- */
 
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
-#include "utils/timeout.h"
-#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-/*
- * Per-metric deadline.  A statement_timeout set with set_config() inside a
- * function never arms the timer (PostgreSQL arms it when a top-level
- * statement starts), so each metric arms the backend's statement timer here
- * and puts the caller's own deadline back afterwards.  An outer deadline that
- * comes first is left alone.
- */
-static bool deadline_armed = false;
-static bool deadline_outer_active = false;
-static TimestampTz deadline_outer = 0;
-static TimestampTz deadline_ours = 0;
-
-PG_FUNCTION_INFO_V1(telemetry_metric_deadline);
+/* 15.0 names it SetSingleFuncCall; 15.1 renamed it, keeping the old name. */
+#if PG_VERSION_NUM < 150001
+#define InitMaterializedSRF SetSingleFuncCall
+#endif
 
 /*
- * metric_deadline(ms): ms > 0 arms a deadline ms from now and returns true
- * (false when the caller's deadline comes first); ms <= 0 disarms, restores
- * the caller's deadline, and returns whether our deadline has passed.  A
- * timeout that fired after the metric's last statement but before the disarm
- * is raised here, so that it lands inside the metric's subtransaction.
+ * Positions of the result's columns, as the function's SQL declaration
+ * (sql/idempotent/050-metrics.sql) names them.  No metric reads num_indexes,
+ * but the declaration has the column, so it is filled.
  */
-Datum
-telemetry_metric_deadline(PG_FUNCTION_ARGS)
+typedef enum RelationStatsColumn
 {
-	int32		ms = PG_GETARG_INT32(0);
-	TimestampTz now = GetCurrentTimestamp();
+	COL_WHAT,
+	COL_RELKIND,
+	COL_IS_PARTITION,
+	COL_AM,
+	COL_NUM_RELATIONS,
+	COL_RELTUPLES,
+	COL_HEAP_PAGES,
+	COL_TOAST_PAGES,
+	COL_INDEX_PAGES,
+	COL_NUM_INDEXES,
+	RELATION_STATS_COLUMNS
+} RelationStatsColumn;
 
-	if (ms > 0)
-	{
-		TimestampTz fin = TimestampTzPlusMilliseconds(now, ms);
-
-		deadline_ours = fin;
-		deadline_outer_active = get_timeout_active(STATEMENT_TIMEOUT);
-		deadline_outer = deadline_outer_active ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
-		if (deadline_outer_active && deadline_outer <= fin)
-		{
-			deadline_armed = false;
-			PG_RETURN_BOOL(false);
-		}
-		enable_timeout_at(STATEMENT_TIMEOUT, fin);
-		deadline_armed = true;
-		PG_RETURN_BOOL(true);
-	}
-	else
-	{
-		bool		fired = false;
-
-		if (deadline_armed)
-		{
-			fired = get_timeout_indicator(STATEMENT_TIMEOUT, false) && QueryCancelPending;
-			deadline_armed = false;
-			if (deadline_outer_active)
-				enable_timeout_at(STATEMENT_TIMEOUT, deadline_outer);
-			else
-				disable_timeout(STATEMENT_TIMEOUT, false);
-			if (fired)
-			{
-				/* The pending cancel is ours: raise it here, as the timeout it is. */
-				QueryCancelPending = false;
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("canceling statement due to statement timeout")));
-			}
-		}
-		PG_RETURN_BOOL(deadline_ours != 0 && now >= deadline_ours);
-	}
-}
-
-/*
- * relation_stats(skip_namespaces, skip_relations): relation statistics by
- * kind and by access method, in one pass over pg_class and one over
- * pg_index, without opening any relation (sizes are relpages, as of the last
- * VACUUM, ANALYZE or CREATE INDEX).  Owners are relations of kind r, p, v, m
- * and f outside skip_namespaces and not in skip_relations; their TOAST table,
- * the TOAST table's index and their own indexes count towards them.
- *
- * Rows: ('relation', relkind, is_partition, 0, count, reltuples, heap, toast, index, indexes)
- *       ('table_am', NULL, NULL, am, count, NULL, pages, NULL, NULL, NULL)
- *       ('index_am', NULL, NULL, am, count, NULL, pages, NULL, NULL, NULL)
- */
 typedef struct RelEntry
 {
 	Oid			oid;			/* hash key */
@@ -189,6 +90,7 @@ typedef struct AmTotals
 static const char owner_kinds[] = {RELKIND_RELATION, RELKIND_PARTITIONED_TABLE, RELKIND_VIEW, RELKIND_MATVIEW,
 RELKIND_FOREIGN_TABLE};
 
+/* Totals slot of an owner kind: two per kind (not a partition, a partition); -1 for no owner kind. */
 static int
 kind_slot(char relkind, bool is_partition)
 {
@@ -244,17 +146,47 @@ am_add(AmTotals *ams, int *nams, Oid am, int32 pages)
 }
 
 static void
-put_am_rows(ReturnSetInfo *rsinfo, const char *what, AmTotals *ams, int nams)
+put_kind_rows(ReturnSetInfo *rsinfo, const KindTotals *kinds, int nkinds)
+{
+	for (int slot = 0; slot < nkinds; slot++)
+	{
+		Datum		values[RELATION_STATS_COLUMNS];
+		bool		nulls[RELATION_STATS_COLUMNS] = {false};
+		char		relkind[2] = {owner_kinds[slot / 2], '\0'};
+		const KindTotals *k = &kinds[slot];
+
+		values[COL_WHAT] = CStringGetTextDatum("relation");
+		values[COL_RELKIND] = CStringGetTextDatum(relkind);
+		values[COL_IS_PARTITION] = BoolGetDatum(slot % 2 == 1);
+		values[COL_AM] = ObjectIdGetDatum(InvalidOid);
+		values[COL_NUM_RELATIONS] = Int64GetDatum(k->count);
+		values[COL_RELTUPLES] = Float8GetDatum(k->reltuples);
+		values[COL_HEAP_PAGES] = Int64GetDatum(k->heap_pages);
+		values[COL_TOAST_PAGES] = Int64GetDatum(k->toast_pages);
+		values[COL_INDEX_PAGES] = Int64GetDatum(k->index_pages);
+		values[COL_NUM_INDEXES] = Int64GetDatum(k->indexes);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/* An access method's row: its pages go in heap_pages; the other totals are NULL. */
+static void
+put_am_rows(ReturnSetInfo *rsinfo, const char *what, const AmTotals *ams, int nams)
 {
 	for (int i = 0; i < nams; i++)
 	{
-		Datum		values[10] = {0};
-		bool		nulls[10] = {false, true, true, false, false, true, false, true, true, true};
+		Datum		values[RELATION_STATS_COLUMNS] = {0};
+		bool		nulls[RELATION_STATS_COLUMNS];
 
-		values[0] = CStringGetTextDatum(what);
-		values[3] = ObjectIdGetDatum(ams[i].am);
-		values[4] = Int64GetDatum(ams[i].count);
-		values[6] = Int64GetDatum(ams[i].pages);
+		memset(nulls, true, sizeof(nulls));
+		values[COL_WHAT] = CStringGetTextDatum(what);
+		nulls[COL_WHAT] = false;
+		values[COL_AM] = ObjectIdGetDatum(ams[i].am);
+		nulls[COL_AM] = false;
+		values[COL_NUM_RELATIONS] = Int64GetDatum(ams[i].count);
+		nulls[COL_NUM_RELATIONS] = false;
+		values[COL_HEAP_PAGES] = Int64GetDatum(ams[i].pages);
+		nulls[COL_HEAP_PAGES] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
@@ -265,8 +197,7 @@ Datum
 telemetry_relation_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "telemetry relation_stats",
-											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext work;
 	MemoryContext old;
 	int			nskip_ns,
 				nskip_rel;
@@ -286,7 +217,13 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 				nindex_ams = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
+	/* The rows are built from RELATION_STATS_COLUMNS values: refuse any other declaration. */
+	if (rsinfo->setDesc->natts != RELATION_STATS_COLUMNS)
+		elog(ERROR, "telemetry_relation_stats: declared with %d result columns, expected %d",
+			 rsinfo->setDesc->natts, (int) RELATION_STATS_COLUMNS);
 
+	work = AllocSetContextCreate(CurrentMemoryContext, "telemetry relation_stats",
+								 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 	skip_ns = sorted_oids(PG_GETARG_ARRAYTYPE_P(0), &nskip_ns);
 	skip_rel = sorted_oids(PG_GETARG_ARRAYTYPE_P(1), &nskip_rel);
@@ -388,25 +325,7 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 	table_close(catalog, AccessShareLock);
 
 	MemoryContextSwitchTo(old);
-	for (int slot = 0; slot < (int) lengthof(kinds); slot++)
-	{
-		Datum		values[10];
-		bool		nulls[10] = {false};
-		char		relkind[2] = {owner_kinds[slot / 2], '\0'};
-		KindTotals *k = &kinds[slot];
-
-		values[0] = CStringGetTextDatum("relation");
-		values[1] = CStringGetTextDatum(relkind);
-		values[2] = BoolGetDatum(slot % 2 == 1);
-		values[3] = ObjectIdGetDatum(InvalidOid);
-		values[4] = Int64GetDatum(k->count);
-		values[5] = Float8GetDatum(k->reltuples);
-		values[6] = Int64GetDatum(k->heap_pages);
-		values[7] = Int64GetDatum(k->toast_pages);
-		values[8] = Int64GetDatum(k->index_pages);
-		values[9] = Int64GetDatum(k->indexes);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	put_kind_rows(rsinfo, kinds, lengthof(kinds));
 	put_am_rows(rsinfo, "table_am", table_ams, ntable_ams);
 	put_am_rows(rsinfo, "index_am", index_ams, nindex_ams);
 	MemoryContextDelete(work);
