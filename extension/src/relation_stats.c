@@ -37,8 +37,9 @@
 
 /*
  * Positions of the result's columns, as the function's SQL declaration
- * (sql/idempotent/050-metrics.sql) names them.  No metric reads num_indexes,
- * but the declaration has the column, so it is filled.
+ * (sql/idempotent/050-metrics.sql) names them.  No metric of 0.2.0 reads num_indexes,
+ * but 0.1.0 declared the column and databases not yet updated still call this
+ * function with that declaration, so it stays and is filled.
  */
 typedef enum RelationStatsColumn
 {
