@@ -54,6 +54,9 @@ extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 extension/build/telemetry--%--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --from '$*' --out $@
 
+.PHONY: sql-scripts
+sql-scripts: $(DATA_built)
+
 # When a version ships: freeze its migrations (commit the manifest with the release).
 .PHONY: release-manifest
 release-manifest:

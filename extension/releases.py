@@ -87,8 +87,10 @@ def read_sources(sql_dir: Path) -> Sources:
         if not MIGRATION_NAME.match(path.name):
             raise BuildRefused(f"{path}: a migration's name is NNN-words.sql (lower case, digits, - and _)")
         migrations[path.name] = sha256(path)
-    releases = {path.name.removesuffix(".sha256"): read_manifest(path)
-                for path in sorted((sql_dir / "releases").glob("*.sha256"))}
+    releases = {
+        path.name.removesuffix(".sha256"): read_manifest(path)
+        for path in sorted((sql_dir / "releases").glob("*.sha256"))
+    }
     for release in releases:
         version_key(release)
     return Sources(sql_dir, migrations, releases)
@@ -119,7 +121,8 @@ def check(sources: Sources, version: str) -> None:
         last = max(released)
         problems += [
             f"{sources.incremental_dir / name} is new but sorts before {last}, which shipped: number it after {last}"
-            for name in unreleased if name < last
+            for name in unreleased
+            if name < last
         ]
     if version in sources.releases and unreleased:
         problems.append(

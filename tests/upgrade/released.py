@@ -35,8 +35,9 @@ def version_key(version: str) -> tuple[int, ...]:
 
 def shipped_releases() -> list[str]:
     """Every release with a manifest, oldest first."""
-    return sorted((p.name.removesuffix(".sha256") for p in (REPO / "sql" / "releases").glob("*.sha256")),
-                  key=version_key)
+    return sorted(
+        (p.name.removesuffix(".sha256") for p in (REPO / "sql" / "releases").glob("*.sha256")), key=version_key
+    )
 
 
 def earlier_releases() -> list[str]:
@@ -47,21 +48,32 @@ def earlier_releases() -> list[str]:
 def _built(release: str, pg_config_path: str) -> Path:
     """The release's source tree, built (`make` there) once per pg_config for this test session."""
     src = Path(tempfile.mkdtemp(prefix=f"telemetry-{release}-"))
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", RELEASE_COMMITS[release]],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", RELEASE_COMMITS[release]], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     shipped = (src / "telemetry.control").read_text()
     assert f"default_version = '{release}'" in shipped, f"{RELEASE_COMMITS[release]} is not release {release}"
     # The pinned server packages: reuse this checkout's when the pins are the same.
     ours = REPO / "python" / "build" / "deps"
-    if (ours / ".stamp").exists() and filecmp.cmp(REPO / "python" / "requirements-server.txt",
-                                                  src / "python" / "requirements-server.txt", shallow=False):
+    if (ours / ".stamp").exists() and filecmp.cmp(
+        REPO / "python" / "requirements-server.txt", src / "python" / "requirements-server.txt", shallow=False
+    ):
         shutil.copytree(ours, src / "python" / "build" / "deps")
         (src / "python" / "build" / "deps" / ".stamp").touch()
     subprocess.run(
-        ["make", "-s", "-C", str(src), f"PG_CONFIG={pg_config_path}",
-         "python/build/deps/.stamp", "python/build/telemetry/_build.py", f"extension/build/telemetry--{release}.sql"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            "make",
+            "-s",
+            "-C",
+            str(src),
+            f"PG_CONFIG={pg_config_path}",
+            "python/build/deps/.stamp",
+            "python/build/telemetry/_build.py",
+            f"extension/build/telemetry--{release}.sql",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return src
 
@@ -71,7 +83,8 @@ def install_release(tree: PgTree, release: str) -> None:
     src = _built(release, PG_CONFIG)
     subprocess.run(
         ["make", "-s", "-C", str(src), "install-python", f"DESTDIR={tree.root}", f"PG_CONFIG={PG_CONFIG}"],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     shutil.copy(src / "extension" / "build" / f"telemetry--{release}.sql", tree.sharedir / "extension")
     assert (tree.python_dir / release / "telemetry" / "_build.py").is_file()

@@ -12,8 +12,16 @@ from tests.cluster import Cluster
 from tests.upgrade.names import Names
 
 # Every table of state the extension keeps (the ledger is compared by catalog.py).
-STATE_TABLES = ("instance", "lineage", "options", "schedule", "attempts", "latest_version", "metrics_off",
-                "vendor_metrics")
+STATE_TABLES = (
+    "instance",
+    "lineage",
+    "options",
+    "schedule",
+    "attempts",
+    "latest_version",
+    "metrics_off",
+    "vendor_metrics",
+)
 
 
 def call(conn: psycopg.Connection[Any], function: str, *args: Any) -> Any:
@@ -63,6 +71,6 @@ def kept(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str
     """`after` limited to the columns `before` had: a later migration may add columns, never lose values."""
     return {
         table: [{key: row.get(key) for key in old} for row, old in zip(after[table], before[table], strict=False)]
-        + after[table][len(before[table]):]
+        + after[table][len(before[table]) :]
         for table in before
     }

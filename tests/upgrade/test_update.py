@@ -26,9 +26,13 @@ def test_every_release_can_be_built_and_updated_from(release_tree) -> None:
         assert release in RELEASE_COMMITS, f"sql/releases/{release}.sha256 has no release commit in released.py"
     scripts = sorted(p.name for p in (release_tree.sharedir / "extension").glob("telemetry--*.sql"))
     version = current_version()
-    assert scripts == sorted([f"telemetry--{version}.sql",
-                              *(f"telemetry--{r}.sql" for r in earlier_releases()),
-                              *(f"telemetry--{r}--{version}.sql" for r in earlier_releases())])
+    assert scripts == sorted(
+        [
+            f"telemetry--{version}.sql",
+            *(f"telemetry--{r}.sql" for r in earlier_releases()),
+            *(f"telemetry--{r}--{version}.sql" for r in earlier_releases()),
+        ]
+    )
     for release in earlier_releases():
         assert (release_tree.python_dir / release / "telemetry" / "_build.py").is_file()
 
@@ -56,7 +60,8 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
     release: str, upgrade_cluster: Cluster, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(
-        {"latest_version": current_version(), "up_to_date": False})
+        {"latest_version": current_version(), "up_to_date": False}
+    )
     c = upgrade_cluster
     with c.database(CRON_DATABASE, extension=False) as conn:
         conn.execute("CREATE EXTENSION pg_cron")
@@ -81,8 +86,7 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
                 assert shown[key] == shown_before[key], key
             assert shown["extension_version"] == current_version()
             assert "upgrade_probe" in shown["vendor_metrics"]
-            enabled = after.execute(f"SELECT enabled FROM {CURRENT.metrics_view} WHERE key = %s",
-                                    [switched]).fetchone()
+            enabled = after.execute(f"SELECT enabled FROM {CURRENT.metrics_view} WHERE key = %s", [switched]).fetchone()
             assert enabled == (False,)
             # Exactly one pg_cron entry, unchanged, and its command still runs.
             assert cron_jobs(after) == jobs_before and len(jobs_before) == 1
@@ -94,19 +98,23 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
             updated_catalog = catalog.dump(after)
         assert any("telemetry: anonymous usage telemetry is ON" in n for n in notices), notices
 
-        released = {line.split()[1] for line in (REPO / "sql" / "releases" / f"{release}.sha256").read_text()
-                    .splitlines()}
+        released = {
+            line.split()[1] for line in (REPO / "sql" / "releases" / f"{release}.sha256").read_text().splitlines()
+        }
         files = sorted(p.name for p in (REPO / "sql" / "incremental").glob("*.sql"))
-        assert ledger == [(name, release, False) if name in released else (name, current_version(), True)
-                          for name in files]
+        assert ledger == [
+            (name, release, False) if name in released else (name, current_version(), True) for name in files
+        ]
 
     with c.database("fresh_catalog") as fresh:
         fresh_catalog = catalog.dump(fresh)
         fresh_ledger = fresh.execute("SELECT DISTINCT applied_by_version FROM _telemetry.migrations").fetchall()
         assert fresh_ledger == [(current_version(),)]
     diff = catalog.differences(updated_catalog, fresh_catalog)
-    print(f"\ncatalog after {release} -> {current_version()} vs fresh {current_version()}: "
-          f"{catalog.summary(fresh_catalog)}; differences: {'none' if not diff else diff}")
+    print(
+        f"\ncatalog after {release} -> {current_version()} vs fresh {current_version()}: "
+        f"{catalog.summary(fresh_catalog)}; differences: {diff or 'none'}"
+    )
     assert not diff, "the updated catalog differs from a fresh install:\n" + diff
 
 
@@ -124,4 +132,3 @@ def test_migrations_already_recorded_never_run_again(upgrade_cluster: Cluster, r
         with pytest.raises(Exception, match="already exists"):
             unguarded = blocks[0].replace("IF EXISTS (SELECT FROM", "IF false AND EXISTS (SELECT FROM")
             conn.execute(unguarded.replace("@extschema@", "public"))
-
