@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
+
+CONTROL_FILE = Path(__file__).resolve().parent.parent / "telemetry.control"
+
+
+def control_version() -> str:
+    """The extension version being built: telemetry.control's default_version, its one owner."""
+    match = re.search(r"^default_version\s*=\s*'([^']+)'", CONTROL_FILE.read_text(), re.M)
+    assert match, f"{CONTROL_FILE} has no default_version"
+    return match.group(1)
+
+
+VERSION = control_version()
+# A release newer than the one being built, for answers that should make it warn.
+_major, _minor = VERSION.split(".")[:2]
+NEWER_RELEASE = f"{_major}.{int(_minor) + 1}.0"
 
 
 def report(conn: psycopg.Connection[Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from werkzeug import Response
 
 from tests import peers
 from tests.cluster import Cluster
-from tests.helpers import Notices, report
+from tests.helpers import VERSION, Notices, report
 
 DEADLINE = 2  # seconds, set as the job's deadline option in these tests
 
@@ -52,8 +52,8 @@ def telemetry_log_lines(cluster: Cluster, offset: int) -> list[str]:
     return [line for line in cluster.log_since(offset).splitlines() if "telemetry:" in line]
 
 
-def answer(latest: str = "0.1.0") -> dict[str, Any]:
-    return {"latest_version": latest, "up_to_date": latest == "0.1.0"}
+def answer(latest: str = VERSION) -> dict[str, Any]:
+    return {"latest_version": latest, "up_to_date": latest == VERSION}
 
 
 # ---- the happy path -----------------------------------------------------------------
@@ -69,20 +69,20 @@ def test_first_report_waits_for_the_grace_period(db, httpserver: HTTPServer) -> 
 
 
 def test_due_tick_sends_exactly_what_get_report_shows(db, httpserver: HTTPServer, cluster: Cluster) -> None:
-    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer("0.1.0"))
+    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer(VERSION))
     configure(db, httpserver.url_for("/v1/report"))
     shown = report(db)
     offset = cluster.log_offset()
     outcome = tick(db)
     assert outcome["outcome"] == "sent" and outcome["http_status"] == 200 and outcome["up_to_date"] is True
     [(request, _)] = httpserver.log
-    assert request.headers["User-Agent"] == "telemetry-extension/0.1.0"
+    assert request.headers["User-Agent"] == f"telemetry-extension/{VERSION}"
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.get_data()) == shown
     [audit] = attempts(db)
     assert audit["body"].encode() == request.get_data()  # the audit keeps the exact bytes
     assert audit["outcome"] == "sent" and audit["http_status"] == 200 and audit["trigger"] == "job"
-    assert audit["endpoint"] == httpserver.url_for("/v1/report") and audit["latest_version"] == "0.1.0"
+    assert audit["endpoint"] == httpserver.url_for("/v1/report") and audit["latest_version"] == VERSION
     assert abs(seconds_until(db) - 24 * 3600) < 60
     # Up to date: nothing above LOG.
     assert not [line for line in telemetry_log_lines(cluster, offset) if "WARNING" in line]
@@ -99,16 +99,21 @@ def test_newer_release_is_stored_and_warned_once(db, httpserver: HTTPServer, clu
     stored = db.execute(
         "SELECT latest_version, installed_version, up_to_date, collector_up_to_date FROM _telemetry.latest_version"
     ).fetchone()
-    assert stored == ("0.10.0", "0.1.0", False, False)
+    assert stored == ("0.10.0", VERSION, False, False)
     warnings = [line for line in telemetry_log_lines(cluster, offset) if "WARNING" in line]
     assert len(warnings) == 1
-    assert "0.1.0 is installed; the newest release is 0.10.0" in warnings[0]
+    assert f"{VERSION} is installed; the newest release is 0.10.0" in warnings[0]
     status = db.execute("SELECT newest_version, up_to_date, last_outcome FROM telemetry_status").fetchone()
     assert status == ("0.10.0", False, "sent")
 
 
-@pytest.mark.parametrize(("latest", "up_to_date"), [("0.1.0", True), ("0.0.9", True), ("0.1.0rc1", True),
-                                                     ("0.1.1rc1", False), ("0.2.0", False)])
+_MAJOR, _MINOR, _PATCH = (int(part) for part in VERSION.split("."))
+
+
+@pytest.mark.parametrize(("latest", "up_to_date"), [
+    (VERSION, True), ("0.0.9", True), (f"{VERSION}rc1", True),
+    (f"{_MAJOR}.{_MINOR}.{_PATCH + 1}rc1", False), (f"{_MAJOR}.{_MINOR + 1}.0", False),
+])
 def test_version_comparison_is_by_release_order(db, httpserver: HTTPServer, latest: str, up_to_date: bool) -> None:
     httpserver.expect_request("/v1/report").respond_with_json({"latest_version": latest})
     configure(db, httpserver.url_for("/v1/report"))
@@ -140,7 +145,7 @@ def test_status_view_at_a_glance(db, httpserver: HTTPServer) -> None:
     assert status["last_outcome"] == "failed" and status["last_error"] == "HTTP 500"
     assert status["last_attempt"] is not None and status["last_success"] is None
     assert status["next_due"] > status["last_attempt"]
-    assert status["installed_version"] == "0.1.0" and status["newest_version"] is None
+    assert status["installed_version"] == VERSION and status["newest_version"] is None
 
 
 # ---- faults ---------------------------------------------------------------------------

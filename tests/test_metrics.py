@@ -10,7 +10,7 @@ from telemetry.metrics_base import approx
 
 from tests import fake_extensions
 from tests.cluster import Cluster
-from tests.helpers import report
+from tests.helpers import VERSION, report
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_extensions_on_the_allowlist_are_named_the_others_counted(db, fakes) -> 
     db.execute("CREATE EXTENSION zqxmarker_ext")
     ext = report(db)["extensions"]
     assert ext["versions"] == {"pg_trgm": one(db, "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'"),
-                               "plpgsql": "1.0", "plpython3u": "1.0", "telemetry": "0.1.0"}
+                               "plpgsql": "1.0", "plpython3u": "1.0", "telemetry": VERSION}
     assert ext["num_other"] == 1
 
 

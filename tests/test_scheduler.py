@@ -8,6 +8,7 @@ import time
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
+from tests.helpers import NEWER_RELEASE
 from tests.test_job import answer, configure
 
 CRON_CONF = {
@@ -22,7 +23,7 @@ def cron_jobs(conn) -> list[tuple[str, str, str]]:
 
 
 def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer("0.2.0"))
+    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer(NEWER_RELEASE))
     c = Cluster(pg_tree, name="cron", conf=CRON_CONF).start()
     try:
         with c.database("crondb", extension=False) as conn:
@@ -44,7 +45,7 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
                 "SELECT outcome, trigger FROM _telemetry.attempts ORDER BY id DESC LIMIT 1").fetchone()
             assert outcome == ("sent", "job")
             # The out-of-date WARNING is in the server log once (pg_cron does not log a copy).
-            warned = [line for line in c.log().splitlines() if "the newest release is 0.2.0" in line]
+            warned = [line for line in c.log().splitlines() if f"the newest release is {NEWER_RELEASE}" in line]
             assert len(warned) == 1, warned
             # Dropping another extension leaves the entry; dropping ours removes it.
             conn.execute("DROP EXTENSION pg_stat_statements")

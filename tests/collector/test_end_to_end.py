@@ -6,15 +6,15 @@ import time
 
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, run_cli
-from tests.helpers import report
+from tests.helpers import NEWER_RELEASE, VERSION, report
 from tests.test_job import configure
 
 
 def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     db, cluster: Cluster, collector: Collector, collector_dsn: str, collector_db
 ) -> None:
-    run_cli("release", "add", "0.1.0", "--dsn", collector_dsn)
-    run_cli("release", "add", "0.2.0", "--dsn", collector_dsn)
+    run_cli("release", "add", VERSION, "--dsn", collector_dsn)
+    run_cli("release", "add", NEWER_RELEASE, "--dsn", collector_dsn)
     configure(db, f"{collector.url}/v1/report")
     shown = report(db)
     offset = cluster.log_offset()
@@ -22,13 +22,13 @@ def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     outcome = db.execute("SELECT run_job()").fetchone()[0]
 
     assert outcome["outcome"] == "sent", outcome
-    assert (outcome["latest_version"], outcome["up_to_date"]) == ("0.2.0", False)
+    assert (outcome["latest_version"], outcome["up_to_date"]) == (NEWER_RELEASE, False)
     stored = collector_db.execute("SELECT db_uuid::text, report FROM collector.reports").fetchall()
     assert [(row[0], row[1]) for row in stored] == [(shown["db_uuid"], shown)]
     status = db.execute("SELECT newest_version, up_to_date, last_outcome FROM telemetry_status").fetchone()
-    assert status == ("0.2.0", False, "sent")
+    assert status == (NEWER_RELEASE, False, "sent")
     time.sleep(0.2)
     warnings = [line for line in cluster.log_since(offset).splitlines() if "WARNING" in line]
-    assert len(warnings) == 1 and "the newest release is 0.2.0" in warnings[0]
+    assert len(warnings) == 1 and f"the newest release is {NEWER_RELEASE}" in warnings[0]
     fleet = collector.get("/v1/fleet").json()
     assert fleet["active"] == {"last_7_days": 1, "last_30_days": 1}

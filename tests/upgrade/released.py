@@ -15,6 +15,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from tests.helpers import control_version
 from tests.pgtree import PG_CONFIG, REPO, PgTree, pg_config
 
 # The commit each release was cut from (default_version in telemetry.control
@@ -23,10 +24,7 @@ RELEASE_COMMITS = {"0.1.0": "55fe6bf"}
 
 
 def current_version() -> str:
-    for line in (REPO / "telemetry.control").read_text().splitlines():
-        if line.startswith("default_version"):
-            return line.split("=", 1)[1].strip().strip("'")
-    raise AssertionError("telemetry.control has no default_version")
+    return control_version()
 
 
 def version_key(version: str) -> tuple[int, ...]:
