@@ -8,6 +8,7 @@ one (the C module keeps every symbol an earlier release's SQL names).
 
 from __future__ import annotations
 
+import atexit
 import filecmp
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ def earlier_releases() -> list[str]:
 def _built(release: str, pg_config_path: str) -> Path:
     """The release's source tree, built (`make` there) once per pg_config for this test session."""
     src = Path(tempfile.mkdtemp(prefix=f"telemetry-{release}-"))
+    atexit.register(shutil.rmtree, src, ignore_errors=True)
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", RELEASE_COMMITS[release]], check=True, capture_output=True
     ).stdout
