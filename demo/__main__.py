@@ -22,9 +22,9 @@ from port_for import get_port
 
 from tests.cluster import Cluster
 from tests.helpers import EXTENSION_VERSION, Notices, release_after, report
+from tests.pgtree import REPO, system_tree
 
 NEWER_RELEASE = release_after()
-from tests.pgtree import REPO, system_tree
 
 CONF = {
     "cron.database_name": "'demo'",

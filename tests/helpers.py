@@ -27,6 +27,7 @@ def release_after(version: str = EXTENSION_VERSION, *, step: str = "minor") -> s
     major, minor, patch = (*Version(version).release, 0, 0)[:3]
     return f"{major}.{minor + 1}.0" if step == "minor" else f"{major}.{minor}.{patch + 1}"
 
+
 def report(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     row = conn.execute("SELECT get_report()").fetchone()
     assert row is not None

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from telemetry_collector.config import Settings
 
+from telemetry_collector.config import Settings
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, dsn_for, run_cli
 from tests.helpers import report
