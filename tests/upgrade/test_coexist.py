@@ -16,13 +16,18 @@ RECONNECT = "Reconnect"  # in the error a session gets when its loaded package i
 
 
 def package_dirs(conn: psycopg.Connection[Any]) -> list[str]:
-    """The extension versions whose package directory is on this session's sys.path."""
+    """The extension versions whose package this session's Python has loaded (from $libdir/telemetry/<version>/)."""
     notices = Notices(conn)
     conn.execute(
-        "DO LANGUAGE plpython3u $$import sys; plpy.notice(' '.join(p for p in sys.path if '/telemetry/' in p))$$"
+        """DO LANGUAGE plpython3u $$
+import re, sys
+files = [getattr(m, "__file__", None) or "" for n, m in list(sys.modules.items())
+         if n.split(".")[0] in ("telemetry", "telemetry_extension")]
+plpy.notice(" ".join(sorted({v for f in files for v in re.findall(r"/telemetry/([0-9][^/]*)/", f)})))
+$$"""
     )
-    [paths] = notices.of("NOTICE")
-    return [path.rstrip("/").rsplit("/", 1)[1] for path in paths.split()]
+    [versions] = notices.of("NOTICE")
+    return versions.split()
 
 
 @pytest.mark.parametrize("release", earlier_releases())
