@@ -27,7 +27,10 @@ from telemetry.metrics_server import (
 from telemetry.metrics_timescaledb import TIMESCALEDB_FIELDS, num_hypertables, timescaledb
 from telemetry.metrics_vendor import vendor_metrics
 
-__all__ = ["METRICS", "REPORT_FORMAT_VERSION", "Context", "Field", "JSONValue", "Metric", "public_version"]
+__all__ = [
+    "METRICS", "RELATED_EXTENSIONS", "REPORT_FORMAT_VERSION", "UNAME_CHARS", "UNAME_MAX_CHARS",
+    "Context", "Field", "JSONValue", "Metric", "public_version",
+]
 
 REPORT_FORMAT_VERSION = 1
 
@@ -55,11 +58,14 @@ def data_volume(ctx: Context) -> int:
     return int(ctx.db.value("SELECT pg_catalog.pg_database_size(pg_catalog.current_database())"))
 
 
-_UNAME_SAFE = re.compile(r"[^0-9A-Za-z .:_()#+~-]")
+# What uname text may keep (a regex character class body) and how much of it.
+UNAME_CHARS = "0-9A-Za-z .:_()#+~-"
+UNAME_MAX_CHARS = 128
+_UNAME_UNSAFE = re.compile(f"[^{UNAME_CHARS}]")
 
 
 def _uname_text(text: str) -> str:
-    return _UNAME_SAFE.sub("", text)[:128]
+    return _UNAME_UNSAFE.sub("", text)[:UNAME_MAX_CHARS]
 
 
 NO_SQL = None  # timeout_ms of a metric that runs no SQL
