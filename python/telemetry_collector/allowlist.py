@@ -64,6 +64,8 @@ _Node = _Leaf | _Object
 class Cleaned:
     report: dict[str, Any]
     dropped_keys: int
+    # False when `report` equals what was parsed (nothing dropped, nothing made canonical).
+    changed: bool
 
 
 class Allowlist:
@@ -128,11 +130,11 @@ class Allowlist:
 
     def clean(self, report: dict[str, Any]) -> Cleaned:
         """The report with only dictionary paths, every value checked; InvalidValue otherwise."""
-        counter = [0]
-        out = self._object(self.root, report, counter, top=True)
+        tally = [0, 0]  # dropped keys, values made canonical
+        out = self._object(self.root, report, tally, top=True)
         if out.get("report_format_version") not in self.format_versions:
             raise InvalidValue("report_format_version is not a known one")
-        return Cleaned(out, counter[0])
+        return Cleaned(out, tally[0], changed=tally[0] > 0 or tally[1] > 0)
 
     def _object(self, node: _Object, value: dict[str, Any], dropped: list[int], top: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -186,7 +188,10 @@ class Allowlist:
         if json_type.startswith("string"):
             if not isinstance(item, str):
                 raise InvalidValue(f"{node.path} must be a string")
-            return self._string(node, item)
+            text = self._string(node, item)
+            if text is not item:
+                dropped[1] += 1
+            return text
         if json_type == _VENDOR_TYPE:
             if isinstance(item, dict):
                 return self._numbers(node, item, dropped)
@@ -201,7 +206,7 @@ class Allowlist:
         if fmt == "uuid":
             if not _UUID.fullmatch(text):
                 raise InvalidValue(f"{node.path} must be a UUID")
-            return text.lower()
+            return text if text.islower() or not any(c.isalpha() for c in text) else text.lower()
         if fmt == "version":
             try:
                 protocol.parse_version(text)

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from telemetry_collector import releases, storage
 from telemetry_collector.allowlist import Allowlist
@@ -43,6 +44,7 @@ COUNTERS = web.AppKey("counters", dict[str, int])
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 WRITER = web.AppKey("writer", BatchWriter)
 NEWEST = web.AppKey("newest", releases.NewestCache)
+ANSWERS = web.AppKey("answers", dict[tuple[str | None, str], dict[str, Any] | None])
 
 
 def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,6 +72,10 @@ async def post_report(request: web.Request) -> web.Response:
     except TimeoutError:
         return json_error(408, "request_timeout", f"the body did not arrive within {settings.body_timeout:g} s",
                           headers={"Connection": "close"})
+    except (ConnectionError, RequestPayloadError):
+        # The client went away or broke the body off: nobody reads this answer, but the log says what happened.
+        return json_error(400, "incomplete_body", "the body ended before its declared length",
+                          headers={"Connection": "close"})
     if report.dropped_keys:
         app[COUNTERS]["dropped_keys"] += report.dropped_keys
         app[COUNTERS]["reports_with_dropped_keys"] += 1
@@ -95,13 +101,24 @@ async def post_report(request: web.Request) -> web.Response:
         report.db_uuid, report.exported_db_uuid, report.extension_version, report.postgresql_version,
         report.os_name, country, report.json_text,
     ))
-    answer = releases.answer(await app[NEWEST].get(), report.extension_version)
+    answer = _answer(app, await app[NEWEST].get(), report.extension_version)
     if answer is None:
         return json_error(
             503, "no_release", "no release is listed yet",
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
     return web.json_response(answer)
+
+
+def _answer(app: web.Application, newest: str | None, sender_version: str) -> dict[str, Any] | None:
+    """releases.answer(), remembered: a fleet runs a handful of versions, and parsing them is not free."""
+    answers = app[ANSWERS]
+    key = (newest, sender_version)
+    if key not in answers:
+        if len(answers) >= 1024:
+            answers.clear()
+        answers[key] = releases.answer(newest, sender_version)
+    return answers[key]
 
 
 def _seconds_to_utc_midnight() -> int:
@@ -136,7 +153,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (asyncio.CancelledError, ConnectionError):
         raise
     except Exception:
-        log.exception("internal error answering %s %s", request.method, _route(request))
+        log.exception("internal error answering %s %s", request.method, route_of(request))
         return json_error(500, "internal_error", "the collector failed; this is its bug, not the report's")
 
 
@@ -147,11 +164,12 @@ def _storage_unavailable() -> web.Response:
     )
 
 
-def _route(request: web.BaseRequest) -> str:
-    """The route a request matched, never the path the client typed."""
-    info = getattr(request, "match_info", None)
-    route = getattr(info, "route", None)
-    resource = getattr(route, "resource", None)
+def route_of(request: web.BaseRequest) -> str:
+    """The route a request matched, never the path the client typed ("-" for none)."""
+    try:
+        resource = request.match_info.route.resource  # type: ignore[attr-defined]
+    except (AssertionError, AttributeError):  # a request aiohttp could not parse has no match_info
+        return "-"
     return resource.canonical if resource is not None else "-"
 
 
@@ -225,6 +243,7 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app[LIMITER] = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_hour,
                                max_keys=settings.rate_limit_max_keys)
     app[BUDGET] = NewDatabaseBudget(settings.new_databases_per_address_per_day)
+    app[ANSWERS] = {}
     app[COUNTERS] = {"dropped_keys": 0, "reports_with_dropped_keys": 0, "over_new_database_budget": 0}
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/v1/report", post_report)

@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="least severe log lines written (INFO); none of them holds a client's address")
     return parser
 
 
@@ -197,7 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.dsn:
         print(f"error: give --dsn or set {DSN_ENV}", file=sys.stderr)
         return 2

@@ -77,7 +77,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_report(body: bytes, allowlist: Allowlist) -> Report:
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise IngestError(400, "invalid_json", "body is not UTF-8") from None
     except RecursionError:
@@ -93,7 +94,9 @@ def parse_report(body: bytes, allowlist: Allowlist) -> Report:
         raise IngestError(422, "invalid_report", str(exc)) from None
     report = cleaned.report
     return Report(
-        json_text=json.dumps(report, ensure_ascii=False, separators=(",", ":")),
+        # Unchanged, the text as received is what jsonb would make of the cleaned object anyway
+        # (jsonb keeps the last of duplicate keys, as json.loads does); saves serializing it again.
+        json_text=json.dumps(report, ensure_ascii=False, separators=(",", ":")) if cleaned.changed else text,
         db_uuid=uuid.UUID(report["db_uuid"]),
         exported_db_uuid=uuid.UUID(report["exported_db_uuid"]),
         extension_version=report["extension_version"],

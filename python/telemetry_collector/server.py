@@ -36,7 +36,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from telemetry_collector.app import json_error, make_app
+from telemetry_collector.app import json_error, make_app, route_of
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
 
@@ -69,9 +69,7 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         method = request.method if request.method in _METHODS else "-"
-        resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
-        route = resource.canonical if resource is not None else "-"
-        self.logger.info("%s %s %d %d %.4fs", method, route, response.status, response.body_length, time)
+        self.logger.info("%s %s %d %d %.4fs", method, route_of(request), response.status, response.body_length, time)
 
     @property
     def enabled(self) -> bool:
@@ -195,6 +193,9 @@ def handler_kwargs(settings: Settings, with_access_log: bool) -> dict[str, Any]:
         "max_line_size": 8190,
         "max_field_size": 8190,
         "max_headers": 64,
+        # After an answer sent before the whole body (413, 408), read and drop the rest this long so the
+        # client sees the answer rather than a reset; aiohttp's default is 10 s.
+        "lingering_time": 2.0,
     }
 
 
