@@ -139,3 +139,14 @@ def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, co
     assert response.status_code == 503
     assert response.json()["error"] == "storage_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_every_serve_flag_has_help_text() -> None:
+    import argparse
+
+    from telemetry_collector.cli import _parser
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("serve", "prune", "erase", "migrate"):
+        for action in commands.choices[name]._actions:
+            assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest} has no help"
