@@ -34,3 +34,5 @@ def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     assert len(warnings) == 1 and f"the newest release is {NEWER}" in warnings[0]
     fleet = collector.get("/v1/fleet").json()
     assert fleet["active"] == {"last_7_days": 1, "last_30_days": 1}
+    # The edge serves ingestion and health only: the fleet is the vendor side's.
+    assert collector.get("/v1/fleet").status_code == 404
