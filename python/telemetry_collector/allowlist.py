@@ -1,7 +1,7 @@
 """Only the protocol is stored: the field dictionary, as data, is the allowlist.
 
 `report_fields.json` is generated from the extension's metric declarations
-(`python -m telemetry.fields_doc --collector`); the collector reads only that
+(`python -m telemetry_extension.fields_doc --collector`); the collector reads only that
 file, never the extension's code.  `clean()` walks a parsed report along it:
 
 - a key the dictionary does not name (or a `*` key outside its vocabulary) is
