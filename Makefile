@@ -1,4 +1,5 @@
-# telemetry -- PGXS build.  `make install` puts the control file, the SQL script,
+# telemetry -- PGXS build.  `make install` puts the control file, the SQL scripts
+# (install, and update from every earlier release),
 # the C module that declares the settings and the Python package (with its pinned
 # dependencies, in a directory of its own per extension version) where PostgreSQL
 # finds them.  `make demo` and `make test` do all set-up on a fresh Debian 12.
@@ -7,7 +8,14 @@ EXTENSION   = telemetry
 # The version lives in telemetry.control only.
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" telemetry.control)
 
-DATA_built  = extension/build/telemetry--$(EXTVERSION).sql
+# Every release that shipped has a manifest in sql/releases/; from each earlier
+# one there is an update script, made from the same sources as the install
+# script (see extension/releases.py).
+RELEASES         := $(patsubst sql/releases/%.sha256,%,$(wildcard sql/releases/*.sha256))
+EARLIER_RELEASES := $(filter-out $(EXTVERSION),$(RELEASES))
+UPDATE_SCRIPTS    = $(foreach release,$(EARLIER_RELEASES),extension/build/telemetry--$(release)--$(EXTVERSION).sql)
+
+DATA_built  = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
 EXTRA_CLEAN = extension/build python/build
 
 PG_CONFIG ?= pg_config
@@ -21,6 +29,20 @@ TELEMETRY_ENDPOINT ?= https://telemetry.invalid/v1/report
 
 # The interpreter PL/Python embeds (Debian's), and a pip that installs for it.
 SERVER_PYTHON ?= /usr/bin/python3
+# Third-party packages the server imports: `pinned` installs requirements-server.txt
+# with pip beside the package; `system` installs none and leaves them to the
+# distribution (the Debian package depends on python3-requests, python3-packaging).
+SERVER_PYTHON_DEPS ?= pinned
+ifeq ($(SERVER_PYTHON_DEPS),pinned)
+SERVER_DEPS_STAMP = python/build/deps/.stamp
+else ifneq ($(SERVER_PYTHON_DEPS),system)
+$(error SERVER_PYTHON_DEPS must be pinned or system, not '$(SERVER_PYTHON_DEPS)')
+endif
+
+# pg_regress: test/sql/*.sql against test/expected/*.out.  `make installcheck` runs
+# them on the server PGHOST/PGPORT point at, `make check` on a temporary one.
+REGRESS      = $(sort $(notdir $(basename $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --no-locale
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
@@ -33,15 +55,27 @@ endif
 PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir)
 BINDIR_    := $(shell $(PG_CONFIG) --bindir)
 PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
-SQL_SOURCES = $(sort $(wildcard sql/incremental/*.sql)) $(sort $(wildcard sql/idempotent/*.sql))
+SQL_SOURCES = $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/releases/*.sha256) sql/ledger.sql
 # The packages the server imports, installed together per extension version:
 # the extension's own and the wire protocol's (which the collector shares).
 PY_PACKAGES = telemetry_extension telemetry_protocol
 
-extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control
-	$(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' \
-		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' \
-		--out $@ $(SQL_SOURCES)
+BUILD_SQL = $(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' --sql-dir sql \
+	--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)'
+SQL_BUILD_INPUTS = $(SQL_SOURCES) extension/build.py extension/releases.py telemetry.control
+
+extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
+	$(BUILD_SQL) --out $@
+extension/build/telemetry--%--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
+	$(BUILD_SQL) --from '$*' --out $@
+
+.PHONY: sql-scripts
+sql-scripts: $(DATA_built)
+
+# When a version ships: freeze its migrations (commit the manifest with the release).
+.PHONY: release-manifest
+release-manifest:
+	$(SERVER_PYTHON) extension/build.py release-manifest --version '$(EXTVERSION)' --sql-dir sql
 
 # Third-party packages the server imports, pinned, fetched once per requirements change.
 python/build/deps/.stamp: python/requirements-server.txt
@@ -61,7 +95,7 @@ python/build/telemetry_extension/_build.py:
 		--install-method '$(INSTALL_METHOD)' --build-os-name '$(BUILD_OS_NAME)' \
 		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)'
 
-all: module python/build/deps/.stamp python/build/telemetry_extension/_build.py
+all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
 
 install: install-module install-python
 clean: clean-module
@@ -73,10 +107,10 @@ install-module: module
 clean-module:
 	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
 
-install-python: python/build/deps/.stamp python/build/telemetry_extension/_build.py
+install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
 	rm -rf '$(DESTDIR)$(PYTHON_DIR)'
 	$(MKDIR_P) '$(DESTDIR)$(PYTHON_DIR)'
-	cp -r python/build/deps/. $(addprefix python/build/,$(PY_PACKAGES)) '$(DESTDIR)$(PYTHON_DIR)/'
+	cp -r $(if $(SERVER_DEPS_STAMP),python/build/deps/.) $(addprefix python/build/,$(PY_PACKAGES)) '$(DESTDIR)$(PYTHON_DIR)/'
 	rm -f '$(DESTDIR)$(PYTHON_DIR)/.stamp'
 
 # ---- for people and CI -----------------------------------------------------
@@ -113,3 +147,46 @@ lint: deps
 	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
 	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
 	$(VENV)/bin/mypy --config-file python/pyproject.toml
+
+# ---- pg_regress on a temporary instance, and the Debian package ---------------
+# `make check`: the regression tests on a temporary instance with telemetry
+# preloaded (test/preload.conf), started from a private copy of this server's
+# installation with the extension installed into it (tests/pgtree.py), so
+# nothing goes into the system.  As root, the instance runs as postgres.
+REGRESS_TMP    = tmp_check
+SERVER_OS_USER = $(if $(SUDO),$(shell id -un),postgres)
+AS_SERVER_USER = $(if $(SUDO),,runuser -u $(SERVER_OS_USER) --)
+.PHONY: check deb deb-deps
+# Only when asked for: PGXS has a `check` that says "not supported", and make
+# warns when a recipe replaces it.
+ifneq ($(filter check,$(MAKECMDGOALS)),)
+check: all
+	rm -rf $(REGRESS_TMP) && mkdir -p $(REGRESS_TMP)
+	bindir=$$(PG_CONFIG='$(PG_CONFIG)' $(SERVER_PYTHON) -c 'import sys; from pathlib import Path; \
+		from tests.pgtree import build_tree; print(build_tree(Path(sys.argv[1])).bindir)' $(CURDIR)/$(REGRESS_TMP)/tree) && \
+	chown -R $(SERVER_OS_USER) $(REGRESS_TMP) && \
+	$(AS_SERVER_USER) $(top_builddir)/src/test/regress/pg_regress $(REGRESS_OPTS) --bindir="$$bindir" \
+		--outputdir=$(REGRESS_TMP) --temp-instance=$(REGRESS_TMP)/instance --temp-config=test/preload.conf \
+		$(REGRESS) || { cat $(REGRESS_TMP)/regression.diffs; exit 1; }
+endif
+
+# `make deb`: postgresql-<major>-telemetry for each major in debian/pgversions that
+# Debian's postgresql-server-dev-<major> is installed for, built by debhelper and
+# pg_buildext from a copy of this checkout (tracked and new files) in $(DEB_DIR);
+# the .deb files land there.  Offline: the package uses Debian's python3-requests
+# and python3-packaging (SERVER_PYTHON_DEPS=system, see debian/rules).
+DEB_DIR      ?= build/deb
+DEB_REVISION ?= 1
+DEB_SRC       = $(DEB_DIR)/telemetry-$(EXTVERSION)
+deb-deps:
+	$(MAKE) debian-deps DEBIAN_PACKAGES='debhelper postgresql-server-dev-all python3 dpkg-dev'
+deb: deb-deps
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRC)
+	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && printf '%s\n' \
+		'telemetry ($(EXTVERSION)-$(DEB_REVISION)) unstable; urgency=medium' '' \
+		'  * Built from the checkout: $(shell git describe --always --dirty 2>/dev/null || echo unknown).' '' \
+		" -- The telemetry authors <maintainers@telemetry.invalid>  $$(date -R)" > debian/changelog && \
+		pg_buildext updatecontrol && \
+		dpkg-buildpackage --build=binary --no-sign
+	@ls -1 $(DEB_DIR)/*.deb
