@@ -17,13 +17,33 @@ DEFAULT_LEVEL = "basic"
 # sources are sql/idempotent/015-level.sql's.  The tick reads them in plain
 # SQL without loading Python; this module reads the same functions.
 
+# pg_settings.source is PostgreSQL's own vocabulary; it is passed on as is,
+# ALTER SYSTEM told apart from postgresql.conf by the file's name (never sent).
+# The collector's allowlist is made from this list; _telemetry.effective_level()
+# holds the same list, and tests/test_one_owner.py proves they agree.
+KNOWN_SOURCES = (
+    "default",
+    "configuration file",
+    "command line",
+    "environment variable",
+    "global",
+    "database",
+    "user",
+    "database user",
+    "client",
+    "override",
+    "interactive",
+    "test",
+    "session",
+)
+
 
 @dataclass(frozen=True)
 class Level:
     """The effective metrics level and where it came from."""
 
     level: str  # "off" | "basic"
-    source: str  # pg_settings.source, "alter system", "environment" (DISABLE_TELEMETRY) or "other"
+    source: str  # KNOWN_SOURCES, "alter system", "environment" (DISABLE_TELEMETRY) or "other"
     valid: bool  # False when the configured value is neither off nor basic
 
     @property
