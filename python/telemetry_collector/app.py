@@ -1,8 +1,6 @@
 """The aiohttp application: routes, and what each request does.
 
 POST /v1/report  a report in, the version answer out (telemetry.protocol)
-GET  /v1/fleet   the fleet views as JSON
-GET  /           the fleet page (static HTML + vanilla JS drawing SVG charts)
 GET  /healthz    200 when PostgreSQL answers
 """
 
@@ -12,14 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from aiohttp import web
 
-from telemetry_collector import fleet, releases, storage
+from telemetry_collector import releases, storage
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, NoCountry, coarse_country
 from telemetry_collector.ingest import (
@@ -42,17 +39,6 @@ GEO = web.AppKey("geo", CountryLookup)
 LIMITER = web.AppKey("limiter", RateLimiter)
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 NEWEST = web.AppKey("newest", releases.NewestCache)
-
-_STATIC = {
-    "/": ("index.html", "text/html"),
-    "/fleet.js": ("fleet.js", "text/javascript"),
-    "/fleet.css": ("fleet.css", "text/css"),
-}
-# The page loads nothing but its own files and /v1/fleet.
-_PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -97,27 +83,10 @@ async def post_report(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-async def get_fleet(request: web.Request) -> web.Response:
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
-        data = await fleet.fleet(conn)
-    return web.json_response(data, headers={"Cache-Control": "no-store"})
-
-
 async def get_health(request: web.Request) -> web.Response:
     async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
         await conn.execute("SELECT 1")
     return web.json_response({"status": "ok"})
-
-
-async def get_static(request: web.Request) -> web.Response:
-    name, content_type = _STATIC[request.path]
-    text = resources.files("telemetry_collector").joinpath("static", name).read_text(encoding="utf-8")
-    return web.Response(
-        text=text,
-        content_type=content_type,
-        charset="utf-8",
-        headers={"Content-Security-Policy": _PAGE_CSP, "X-Content-Type-Options": "nosniff"},
-    )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -193,8 +162,5 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app[LIMITER] = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_hour)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/v1/report", post_report)
-    app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/healthz", get_health)
-    for path in _STATIC:
-        app.router.add_get(path, get_static)
     return app

@@ -1,4 +1,4 @@
-"""Command line: migrate, release add|remove|list, serve.
+"""Command line: migrate, release add|remove|list, serve; rollup and serve-vendor (the vendor side).
 
 The DSN comes from --dsn or the TELEMETRY_COLLECTOR_DSN environment variable
 (libpq syntax, e.g. "host=/var/run/postgresql dbname=telemetry").
@@ -23,6 +23,7 @@ from telemetry_collector import releases, storage
 from telemetry_collector.app import ACCESS_LOG_FORMAT, make_app
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
+from telemetry_collector.vendor import cli as vendor_cli
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
 
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    vendor_cli.add_commands(sub, common)
     return parser
 
 
@@ -138,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.dsn:
         print(f"error: give --dsn or set {DSN_ENV}", file=sys.stderr)
         return 2
+    if args.command in vendor_cli.COMMANDS:
+        return vendor_cli.run(args)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(args.dsn, args.months_ahead, args.months_back))

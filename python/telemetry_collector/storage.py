@@ -54,6 +54,60 @@ MIGRATIONS: list[tuple[int, str]] = [
             'Releases of the extension, managed by: python -m telemetry_collector release add|remove';
         """,
     ),
+    # 2..49: the ingest edge's steps.  50 and later: the vendor side's roll-ups
+    # (telemetry_collector.vendor.rollup maintains them, the fleet views read only them).
+    (
+        50,
+        """
+        -- The roll-up reads new reports by time range: a BRIN index costs next to
+        -- nothing on insert (received_at only grows) and spares a scan of the month.
+        CREATE INDEX reports_received_at ON collector.reports USING brin (received_at);
+        CREATE TABLE collector.rollup_state (
+            singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+            watermark  timestamptz,            -- reports received up to here are rolled up
+            updated_at timestamptz
+        );
+        INSERT INTO collector.rollup_state DEFAULT VALUES;
+        -- One row per database: its first and latest report day and that report's dimensions.
+        CREATE TABLE collector.rollup_databases (
+            db_uuid   uuid   PRIMARY KEY,
+            first_day date   NOT NULL,
+            last_day  date   NOT NULL,
+            dims      text[] NOT NULL
+        );
+        -- How many databases share an exported_db_uuid (restores from a dump); never shown.
+        CREATE TABLE collector.rollup_exports (
+            exported_db_uuid uuid    PRIMARY KEY,
+            databases        integer NOT NULL
+        );
+        -- Databases that reported on `day`, by dimension value of their latest report that day.
+        CREATE TABLE collector.rollup_daily (
+            day       date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (day, dimension, value)
+        );
+        -- Databases whose latest report is on `last_day`, by its dimension values.
+        CREATE TABLE collector.rollup_latest (
+            last_day  date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (last_day, dimension, value)
+        );
+        -- Per-day counters: active_7/active_30 as deltas (a running sum gives the
+        -- distinct databases with a report in the window), new and restored databases.
+        CREATE TABLE collector.rollup_counters (
+            day     date   NOT NULL,
+            counter text   NOT NULL,
+            value   bigint NOT NULL,
+            PRIMARY KEY (counter, day)
+        );
+        COMMENT ON TABLE collector.rollup_daily IS
+            'Daily roll-up of collector.reports, maintained by: python -m telemetry_collector rollup';
+        """,
+    ),
 ]
 
 
