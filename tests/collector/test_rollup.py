@@ -117,7 +117,7 @@ def test_incremental_runs_count_exactly_what_the_reports_say(
     first = today(collector_db) - dt.timedelta(days=50)
     times = random_fleet(collector_db, first, 45, rng)
     # Runs at random moments (mid-day too), each taking what arrived since the last.
-    cuts = sorted(rng.sample(times, 14)) + [times[-1]]
+    cuts = [*sorted(rng.sample(times, 14)), times[-1]]
     for cut in cuts:
         assert roll_up(collector_dsn, until=cut).database_days > 0
     assert roll_up(collector_dsn, until=times[-1]).database_days == 0  # nothing new: nothing done

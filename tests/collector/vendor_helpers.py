@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,36 @@ def roll_up(dsn: str, until: dt.datetime | None = None, rebuild: bool = False) -
             return await rollup.run(conn, settle_seconds=0, rebuild=rebuild, until=until)
 
     return asyncio.run(run())
+
+
+def known_fleet(conn: psycopg.Connection[Any]) -> tuple[dt.date, dict[str, str]]:
+    """Six databases over 40 days, and two releases; returns today and the db_uuids."""
+    t = today(conn)
+
+    def day(n: int) -> dt.datetime:
+        return at(t - dt.timedelta(days=n))
+
+    conn.execute(
+        "INSERT INTO collector.releases (version, added_at) VALUES ('0.9.0', %s), ('0.10.0', %s)",
+        (day(40), day(10)),
+    )
+    ids = {name: str(uuid.uuid4()) for name in "abcdeg"}
+    dump = str(uuid.uuid4())
+    # a: 0.9.0 20 days ago; upgraded yesterday (the day's later report counts).
+    store(conn, day(20), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.9.0")
+    store(conn, day(1) - dt.timedelta(hours=3), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.9.0")
+    store(conn, day(1), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.10.0",
+          postgresql_version="15.21")
+    store(conn, day(3), db_uuid=ids["b"], extension_version="0.10.0", postgresql_version="16.4",
+          install_method="deb", data_volume=5 * 10**9, timescaledb_version="2.17.2", num_hypertables=3,
+          related_extensions={"pg_cron": True, "timescaledb": True, "postgis": False})
+    store(conn, day(10), db_uuid=ids["c"], extension_version="0.9.0", os_name="FreeBSD",
+          extensions={"versions": {"postgis": "3.4.2", "plpgsql": "1.0"}, "num_other": 2})
+    store(conn, day(40), db_uuid=ids["d"], extension_version="0.9.0")  # quiet since
+    store(conn, at(t, 1), db_uuid=ids["e"], exported_db_uuid=dump, extension_version="0.10.0")  # a's dump
+    store(conn, day(2), db_uuid=ids["g"], extension_version="0.2.0", postgresql_version="17.5")
+    store(conn, at(t, 2), db_uuid=ids["g"], extension_version="0.2.0", postgresql_version="17.5")
+    return t, ids
 
 
 @dataclass

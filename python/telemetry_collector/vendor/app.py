@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
@@ -180,7 +181,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        code = HTTPStatus(exc.status).phrase.lower().replace(" ", "_")
+        return _json_error(exc.status, code, exc.reason)
     except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
         # QueryCanceled (the statement timeout) is an OperationalError.
         log.warning("fleet read failed: %s", type(exc).__name__)
@@ -190,6 +192,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             "the roll-ups could not be read in time; retry later",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    except Exception:
+        # Logged here, without the request: aiohttp's own log line would name the client's address.
+        log.exception("%s %s failed", request.method, request.path)
+        return _json_error(500, "internal", "internal error")
 
 
 async def _roll_up_periodically(settings: VendorSettings) -> None:

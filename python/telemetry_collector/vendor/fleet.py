@@ -152,7 +152,7 @@ async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) ->
     active: dict[str, dict[dt.date, int]] = defaultdict(dict)
     for counter, day, value in await _fetch(
         conn,
-        """SELECT counter, day, sum(value) OVER (PARTITION BY counter ORDER BY day)
+        """SELECT counter, day, (sum(value) OVER (PARTITION BY counter ORDER BY day))::bigint
              FROM collector.rollup_counters WHERE counter = ANY(%s) AND day <= %s""",
         (list(rollup.ACTIVE_WINDOWS), as_of),
     ):
@@ -330,14 +330,17 @@ def _adoption(
     for version in chosen:
         since = released[version]
         share_by_day = {day: _share(_at_or_above(version, by_version.get(day, {})), reporting[day]) for day in all_days}
+        # Listed before the first roll-up day: when it reached the fleet is not known.
+        before = not all_days or since < all_days[0]
         reached: dict[str, int | None] = {}
         for target in (0.5, 0.9):
             hit = next((d for d in all_days if d >= since and (share_by_day[d] or 0) >= target), None)
-            reached[f"days_to_{int(target * 100)}_percent"] = (hit - since).days if hit else None
+            reached[f"days_to_{int(target * 100)}_percent"] = (hit - since).days if hit and not before else None
         out.append(
             {
                 "release": version,
                 "released": since.isoformat(),
+                "listed_before_first_report": before,
                 **reached,
                 "share": [share_by_day.get(d) for d in series_days],
             }

@@ -8,7 +8,7 @@ const DIMENSIONS = [
   "extension_version", "postgresql_major", "os_name", "install_method",
   "size", "timescaledb", "timescaledb_version", "extension",
 ];
-const ROW = 24, LABEL_W = 150, COUNT_W = 96, WIDTH = 440, MAX_ROWS = 12, MAX_LABEL = 22;
+const ROW = 24, LABEL_W = 165, COUNT_W = 100, WIDTH = 420, MAX_ROWS = 12, MAX_LABEL = 21;
 const COLORS = ["#2f6fb0", "#d9822b", "#3c9a5f", "#b8463e", "#7b5ea7", "#8c6d31", "#c2559b", "#5f7a8a"];
 const PLOT_HEIGHT = 230;
 
@@ -40,7 +40,7 @@ function drawBars(svg, rows) {
   const height = Math.max(1, shown.length) * ROW + 4;
   svg.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
   if (shown.length === 0) {
-    svg.append(svgEl("text", { x: 0, y: 18, class: "empty" }, "no active databases"));
+    svg.append(svgEl("text", { x: 0, y: 18, class: "empty" }, "none among the active databases"));
     return;
   }
   const max = Math.max(...shown.map((r) => r.databases));
@@ -111,7 +111,8 @@ function drawAdoptionTable(releases, lastIndex) {
   for (const r of [...releases].reverse()) {
     const tr = document.createElement("tr");
     tr.dataset.release = r.release;
-    const days = (n) => (n == null ? "not yet" : `${n} days`);
+    const days = (n) => (r.listed_before_first_report ? "listed before the first report"
+      : n == null ? "not yet" : `${n} days`);
     for (const cell of [r.release, r.released, days(r.days_to_50_percent), days(r.days_to_90_percent),
       percent(r.share[lastIndex])]) {
       const td = document.createElement("td");
