@@ -61,7 +61,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         """
         -- The roll-up reads new reports by time range: a BRIN index costs next to
         -- nothing on insert (received_at only grows) and spares a scan of the month.
-        CREATE INDEX reports_received_at ON collector.reports USING brin (received_at);
+        CREATE INDEX reports_received_at ON collector.reports USING brin (received_at)
+            WITH (autosummarize = on);
         CREATE TABLE collector.rollup_state (
             singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
             watermark  timestamptz,            -- reports received up to here are rolled up

@@ -223,6 +223,14 @@ CREATE TEMP TABLE rollup_steps (
 ) ON COMMIT DROP;
 """
 
+# Block ranges filled since the last summary would be read whatever their times:
+# summarize them first (cheap; only new ranges) so the run reads only new reports.
+_SUMMARIZE = """
+SELECT brin_summarize_new_values(i.inhrelid::regclass)
+  FROM pg_inherits i
+ WHERE i.inhparent = 'collector.reports_received_at'::regclass
+"""
+
 _ROLLUP_TABLES = (
     "collector.rollup_daily",
     "collector.rollup_latest",
@@ -286,6 +294,7 @@ async def run(
             "size_bounds": list(SIZE_BOUNDS),
             "ignored_extensions": list(IGNORED_EXTENSIONS),
         }
+        await conn.execute(_SUMMARIZE)
         await conn.execute(_TEMP_TABLES)
         await conn.execute(_BATCH, params)
         await conn.execute("ANALYZE rollup_batch")
