@@ -1,4 +1,4 @@
-"""Command line: migrate, release add|remove|list, serve, prune, erase.
+"""Command line: migrate, release add|remove|list, serve, prune, erase; rollup and serve-vendor (the vendor side).
 
 The DSN comes from --dsn or the TELEMETRY_COLLECTOR_DSN environment variable
 (libpq syntax, e.g. "host=/var/run/postgresql dbname=telemetry").
@@ -24,6 +24,7 @@ import psycopg_pool
 from telemetry_collector import releases, server, storage
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
+from telemetry_collector.vendor import cli as vendor_cli
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
 
@@ -159,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="least severe log lines written (INFO); none of them holds a client's address",
     )
+    vendor_cli.add_commands(sub, common)
     return parser
 
 
@@ -257,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.dsn:
         print(f"error: give --dsn or set {DSN_ENV}", file=sys.stderr)
         return 2
+    if args.command in vendor_cli.COMMANDS:
+        return vendor_cli.run(args)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(args.dsn, args.months_ahead, args.months_back))

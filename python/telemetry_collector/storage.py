@@ -61,6 +61,61 @@ MIGRATIONS: list[tuple[int, str]] = [
         # The commit time of a batch: COPY leaves the column out.
         "ALTER TABLE collector.reports ALTER COLUMN received_at SET DEFAULT now()",
     ),
+    # The vendor side's roll-ups: telemetry_collector.vendor.rollup maintains
+    # them, the fleet views read only them.
+    (
+        3,
+        """
+        -- The roll-up reads new reports by time range: a BRIN index costs next to
+        -- nothing on insert (received_at only grows) and spares a scan of the month.
+        CREATE INDEX reports_received_at ON collector.reports USING brin (received_at)
+            WITH (autosummarize = on);
+        CREATE TABLE collector.rollup_state (
+            singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+            watermark  timestamptz,            -- reports received up to here are rolled up
+            updated_at timestamptz
+        );
+        INSERT INTO collector.rollup_state DEFAULT VALUES;
+        -- One row per database: its first and latest report day and that report's dimensions.
+        CREATE TABLE collector.rollup_databases (
+            db_uuid   uuid   PRIMARY KEY,
+            first_day date   NOT NULL,
+            last_day  date   NOT NULL,
+            dims      text[] NOT NULL
+        );
+        -- How many databases share an exported_db_uuid (restores from a dump); never shown.
+        CREATE TABLE collector.rollup_exports (
+            exported_db_uuid uuid    PRIMARY KEY,
+            databases        integer NOT NULL
+        );
+        -- Databases that reported on `day`, by dimension value of their latest report that day.
+        CREATE TABLE collector.rollup_daily (
+            day       date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (day, dimension, value)
+        );
+        -- Databases whose latest report is on `last_day`, by its dimension values.
+        CREATE TABLE collector.rollup_latest (
+            last_day  date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (last_day, dimension, value)
+        );
+        -- Per-day counters: active_7/active_30 as deltas (a running sum gives the
+        -- distinct databases with a report in the window), new and restored databases.
+        CREATE TABLE collector.rollup_counters (
+            day     date   NOT NULL,
+            counter text   NOT NULL,
+            value   bigint NOT NULL,
+            PRIMARY KEY (counter, day)
+        );
+        COMMENT ON TABLE collector.rollup_daily IS
+            'Daily roll-up of collector.reports, maintained by: python -m telemetry_collector rollup';
+        """,
+    ),
 ]
 
 
@@ -203,9 +258,12 @@ async def erase(conn: psycopg.AsyncConnection[Any], db_uuid: uuid.UUID) -> int:
 
     A database's reports are those with its db_uuid.  Its exported_db_uuid is
     also carried by other databases restored from the same dump, so those
-    other databases' reports stay.
+    other databases' reports stay.  The roll-ups' one row that names the
+    database goes too; their counts name no one and stay.
     """
-    cur = await conn.execute("DELETE FROM collector.reports WHERE db_uuid = %s", (db_uuid,))
+    async with conn.transaction():
+        cur = await conn.execute("DELETE FROM collector.reports WHERE db_uuid = %s", (db_uuid,))
+        await conn.execute("DELETE FROM collector.rollup_databases WHERE db_uuid = %s", (db_uuid,))
     return cur.rowcount
 
 

@@ -16,8 +16,8 @@ ALLOWLIST = PACKAGE / "report_fields.json"
 
 def test_the_allowlist_is_generated_from_the_declarations() -> None:
     assert ALLOWLIST.read_text() == render_collector_allowlist(), (
-        "run: cd python && "
-        "python -m telemetry_extension.fields_doc --collector > telemetry_collector/report_fields.json"
+        "run: cd python && python -m telemetry_extension.fields_doc --collector"
+        " > telemetry_collector/report_fields.json"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -58,12 +59,17 @@ def test_erase_deletes_every_report_of_one_database(
     dump = str(uuid.uuid4())
     for db in (gone, gone, kept):
         assert collector.post(make_report(db_uuid=db, exported_db_uuid=dump)).status_code == 200
+    time.sleep(0.1)  # the edge writes in batches: let them commit before the roll-up reads
+    run_cli("rollup", "--settle-seconds", "0", "--dsn", collector_dsn)
+    named = "SELECT db_uuid::text FROM collector.rollup_databases ORDER BY 1"
+    assert collector_db.execute(named).fetchall() == sorted([(gone,), (kept,)])
 
     result = run_cli("erase", "--db-uuid", gone.upper(), "--dsn", collector_dsn)
 
     assert result.stdout.strip() == f"erased 2 reports of {gone}"
     rows = collector_db.execute("SELECT db_uuid::text FROM collector.reports").fetchall()
     assert rows == [(kept,)]  # a copy restored from the same dump is another database
+    assert collector_db.execute(named).fetchall() == [(kept,)]  # the roll-ups' counts name no one
     assert not collector_db.execute(
         "SELECT 1 FROM collector.reports WHERE report::text LIKE %s", (f"%{gone}%",)
     ).fetchall()
