@@ -15,6 +15,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     state record;
+    found_state boolean;
 BEGIN
     -- The kill switch first, on its own: calling the C module also declares the setting read next.
     IF _telemetry.disabled_by_environment()
@@ -23,10 +24,19 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object('outcome', 'disabled', 'metrics_level', 'off',
             'metrics_level_source', (SELECT l.source FROM _telemetry.effective_level() AS l));
     END IF;
-    SELECT s.next_due, s.last_tick, i.database_oid = d.oid AS own INTO state
-      FROM _telemetry.schedule AS s, _telemetry.instance AS i, pg_catalog.pg_database AS d
-     WHERE d.datname = pg_catalog.current_database();
-    IF NOT FOUND OR NOT state.own OR state.next_due IS NULL OR state.next_due <= pg_catalog.clock_timestamp() THEN
+    -- Read in a subtransaction rolled back on purpose, which releases its
+    -- locks: when the Python step sends, no lock of ours is held during the
+    -- network step (the variables keep what was read).
+    BEGIN
+        SELECT s.next_due, s.last_tick, i.database_oid = d.oid AS own INTO state
+          FROM _telemetry.schedule AS s, _telemetry.instance AS i, pg_catalog.pg_database AS d
+         WHERE d.datname = pg_catalog.current_database();
+        found_state := FOUND;
+        RAISE SQLSTATE 'TLRD0';
+    EXCEPTION WHEN SQLSTATE 'TLRD0' THEN
+        NULL;
+    END;
+    IF NOT found_state OR NOT state.own OR state.next_due IS NULL OR state.next_due <= pg_catalog.clock_timestamp() THEN
         RETURN NULL;
     END IF;
     -- Seen: telemetry_status tells from it whether anything calls the tick.
