@@ -13,25 +13,29 @@ database has not asked yet.
 
 from __future__ import annotations
 
-from telemetry_extension.db import Database
+from telemetry_extension.db import Database, Row
 from telemetry_extension.job.schedule import plan_first_report
 from telemetry_extension.metrics.identity import copy_identity
 
-_READ = """SELECT i.database_oid <> d.oid AS copied, d.oid, i.copy_salt::text AS copy_salt,
+
+def _read(db: Database) -> Row | None:
+    return db.row(
+        """SELECT i.database_oid <> d.oid AS copied, d.oid, i.copy_salt::text AS copy_salt,
                   pg_catalog.current_setting('transaction_read_only') = 'on' AS read_only
              FROM _telemetry.instance AS i, pg_catalog.pg_database AS d
             WHERE d.datname = pg_catalog.current_database()"""
+    )
 
 
 def is_copy(db: Database) -> bool:
     """Whether this database is a copy that has not taken its own identity yet (reads only)."""
-    row = db.row(_READ)
+    row = _read(db)
     return row is not None and bool(row["copied"])
 
 
 def adopt_own_identity(db: Database) -> bool:
     """True when this database was a copy and now has its own identity."""
-    row = db.row(_READ)
+    row = _read(db)
     if row is None or not row["copied"] or row["read_only"]:
         return False
     db_uuid, jitter_fraction = copy_identity(row["copy_salt"], int(row["oid"]))
