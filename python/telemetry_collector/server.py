@@ -34,7 +34,7 @@ import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 from aiohttp import web
@@ -146,9 +146,10 @@ class _Refuse(asyncio.Protocol):
     ANSWER = _refusal()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self.ANSWER)
-        transport.close()
+        # A socket transport (uvloop's does not subclass asyncio.WriteTransport, so no isinstance check).
+        stream = cast(asyncio.WriteTransport, transport)
+        stream.write(self.ANSWER)
+        stream.close()
 
 
 class EdgeSite(web.BaseSite):
