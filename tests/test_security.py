@@ -90,3 +90,39 @@ def test_sql_text_is_always_a_constant() -> None:
     assert checked >= 5
     assert offenders == []
     assert set(registered_calls) == REGISTERED_QUERY_CALLERS and len(registered_calls) == 1
+
+
+def test_a_look_alike_cron_schema_is_never_read_written_or_called(cluster: Cluster) -> None:
+    """A role with CREATE on the database makes its own cron.job and cron.schedule before pg_cron is there:
+    CREATE EXTENSION, the status view and DROP EXTENSION run as a superuser and must touch none of it."""
+    with cluster.connect() as admin:
+        admin.execute("CREATE ROLE cron_mimic")
+    try:
+        with cluster.database("lookalike_cron", extension=False) as conn:
+            conn.execute("GRANT CREATE ON DATABASE lookalike_cron TO cron_mimic")
+            conn.execute("SET ROLE cron_mimic")
+            conn.execute("CREATE SCHEMA cron")
+            conn.execute("CREATE TABLE cron.calls (who text)")
+            conn.execute("GRANT INSERT ON cron.calls TO PUBLIC")
+            conn.execute("CREATE TABLE cron.job (jobname text, database text, command text, active boolean)")
+            conn.execute(
+                "CREATE FUNCTION cron.schedule(text, text, text) RETURNS bigint LANGUAGE sql"
+                " AS $$ INSERT INTO cron.calls VALUES (current_user) RETURNING 1::bigint $$"
+            )
+            conn.execute(
+                "CREATE FUNCTION cron.mark() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN INSERT INTO cron.calls VALUES (current_user); RETURN NULL; END $$"
+            )
+            for event in ("INSERT OR UPDATE OR DELETE", "TRUNCATE"):
+                conn.execute(f"CREATE TRIGGER mark_{event[:3]} AFTER {event} ON cron.job EXECUTE FUNCTION cron.mark()")
+            conn.execute("RESET ROLE")
+
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+            status = conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()
+            conn.execute("DROP EXTENSION telemetry")
+
+            assert status is not None and status[0] != "pg_cron"
+            assert conn.execute("SELECT who FROM cron.calls").fetchall() == []
+    finally:
+        with cluster.connect() as admin:
+            admin.execute("DROP ROLE cron_mimic")

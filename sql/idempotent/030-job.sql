@@ -155,12 +155,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
-                     JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
-                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                      AND d.objid = pg_catalog.to_regclass('cron.job')
-                      AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-                      AND d.deptype = 'e' AND e.extname = 'pg_cron') THEN
+    IF NOT _telemetry.pg_cron_here() THEN
         RETURN false;
     END IF;
     RETURN EXISTS (SELECT FROM cron.job AS j

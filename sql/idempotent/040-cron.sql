@@ -5,6 +5,24 @@
 -- database's minute (0-14) is drawn from its jitter, so a fleet's due reports
 -- do not all arrive in the same second.  A tick with nothing due costs one
 -- small query.
+-- True when cron.job is pg_cron's own table.  Everything here that touches
+-- cron.* runs as a superuser (CREATE EXTENSION, DROP, the status view's
+-- definer), so a look-alike schema "cron" made by a role with CREATE on the
+-- database must never be read, written or called.
+CREATE OR REPLACE FUNCTION _telemetry.pg_cron_here()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                     JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid = pg_catalog.to_regclass('cron.job')
+                      AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                      AND d.deptype = 'e' AND e.extname = 'pg_cron')
+$$;
+
 CREATE OR REPLACE FUNCTION _telemetry.cron_register()
 RETURNS void
 LANGUAGE plpgsql
@@ -15,7 +33,7 @@ DECLARE
 BEGIN
     -- Only where pg_cron is installed in this same database; for pg_cron in
     -- another database see the README (cron.schedule_in_database).
-    IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+    IF NOT _telemetry.pg_cron_here() THEN
         RETURN;  -- (a separate test: cron.job must not even be planned without pg_cron)
     END IF;
     IF NOT EXISTS (SELECT 1 FROM cron.job
@@ -42,7 +60,7 @@ AS $$
 DECLARE
     removed int;
 BEGIN
-    IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+    IF NOT _telemetry.pg_cron_here() THEN
         RETURN;
     END IF;
     DELETE FROM cron.job WHERE jobname = 'telemetry' AND database = pg_catalog.current_database()
@@ -71,8 +89,9 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-REVOKE ALL ON FUNCTION _telemetry.cron_register(), _telemetry.cron_before_drop(), _telemetry.cron_after_drop()
-    FROM PUBLIC;
+REVOKE ALL ON FUNCTION _telemetry.pg_cron_here(), _telemetry.cron_register(), _telemetry.cron_before_drop(),
+    _telemetry.cron_after_drop() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _telemetry.pg_cron_here() TO pg_monitor;
 
 -- Created once, with the extension (an update finds them there already).
 DO $$
