@@ -36,7 +36,21 @@ PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
 SQL_SOURCES = $(sort $(wildcard sql/incremental/*.sql)) $(sort $(wildcard sql/idempotent/*.sql))
 PY_SOURCES  = $(shell find python/telemetry -name '*.py' -not -path '*/__pycache__/*')
 
-extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control python/telemetry/config.py
+# A build is for one PostgreSQL installation: when PG_CONFIG names another (make test goes
+# through the majors), the C module and the SQL script (which names the bindir) are rebuilt.
+# The stamp's content is the installation; it is rewritten, and so newer, only when that changes.
+BUILT_FOR = extension/build/built-for
+PG_IDENTITY := $(BINDIR_) $(shell $(PG_CONFIG) --version 2>/dev/null)
+.PHONY: FORCE
+$(BUILT_FOR): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(PG_IDENTITY)' ]; then \
+		$(MAKE) --no-print-directory clean-module PG_CONFIG='$(PG_CONFIG)' >/dev/null; \
+		echo '$(PG_IDENTITY)' > $@; \
+	fi
+
+extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control python/telemetry/config.py \
+		$(BUILT_FOR)
 	$(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' \
 		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' \
 		--cron-schedule "$$(cd python && $(SERVER_PYTHON) -c 'from telemetry import config; print(config.CRON_SCHEDULE)')" \
@@ -65,7 +79,7 @@ all: module python/build/deps/.stamp python/build/telemetry/_build.py
 install: install-module install-python
 clean: clean-module
 .PHONY: module install-module clean-module install-python
-module:
+module: $(BUILT_FOR)
 	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)'
 install-module: module
 	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)'
@@ -79,13 +93,20 @@ install-python: python/build/deps/.stamp python/build/telemetry/_build.py
 	rm -f '$(DESTDIR)$(PYTHON_DIR)/.stamp'
 
 # ---- for people and CI -----------------------------------------------------
+# The PostgreSQL majors we support: `make test` runs the whole suite on each, in this order.
+# This is the one place they are listed (the README and tests/test_majors.py read it).
+# `make test PG_MAJORS=15` for a quick loop on one.
+PG_MAJORS = 15 17 18
+# Prints the pg_config of a major, installing (15: Debian packages) or building and caching
+# (17, 18: Debian source packages) it first when needed.
+PROVIDE_POSTGRES = tools/provide-postgres
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV ?= .venv
-DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-plpython3-15 \
-	postgresql-15-cron postgresql-contrib python3-pip python3-venv gcc make chromium
+DEBIAN_PACKAGES = python3-pip python3-venv gcc make chromium
 
-.PHONY: deps debian-deps demo test lint
-deps: debian-deps $(VENV)/.stamp
+.PHONY: deps debian-deps postgres-deps demo test lint
+deps: debian-deps postgres-deps $(VENV)/.stamp
 
 debian-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -93,6 +114,10 @@ debian-deps:
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# The operating system's own major (Debian 12: 15), what a plain `make` and `make demo` use.
+postgres-deps:
+	@$(PROVIDE_POSTGRES) >/dev/null
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(SERVER_PYTHON) -m venv $(VENV)
@@ -104,9 +129,17 @@ demo: deps
 	$(SUDO) $(MAKE) install
 	$(VENV)/bin/python -m tests.demo
 
+# Each major in turn, every one even when an earlier one fails; the exit status says whether
+# all passed.  Each run opens with a banner naming the major, and pytest's own summary closes it.
 test: deps
-	$(MAKE) all
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@failed=; for major in $(PG_MAJORS); do \
+		printf '\n======== PostgreSQL %s ========\n' "$$major"; \
+		if pg_config=$$($(PROVIDE_POSTGRES) $$major) && echo "PG_CONFIG=$$pg_config" \
+			&& $(MAKE) --no-print-directory all PG_CONFIG="$$pg_config" \
+			&& PG_CONFIG="$$pg_config" $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
+		then :; else failed="$$failed $$major"; fi; \
+	done; \
+	[ -z "$$failed" ]
 
 lint: deps
 	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension $(wildcard bench)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,18 @@ PG_CONFIG = os.environ.get("PG_CONFIG", "pg_config")
 
 def pg_config(option: str) -> Path:
     return Path(subprocess.check_output([PG_CONFIG, option], text=True).strip())
+
+
+def pg_version() -> str:
+    """The version of the installation PG_CONFIG names, e.g. "17.11" (no packager's suffix)."""
+    out = subprocess.check_output([PG_CONFIG, "--version"], text=True)  # "PostgreSQL 15.20 (Debian ...)"
+    return out.split()[1]
+
+
+def pg_major() -> int:
+    match = re.match(r"\d+", pg_version())  # "17.11", "18beta1"
+    assert match, pg_version()
+    return int(match.group())
 
 
 def server_os_user() -> str:
