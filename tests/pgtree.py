@@ -45,6 +45,13 @@ def server_os_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def as_server_user(command: list[str]) -> list[str]:
+    """`command`, run as the server's OS user (see server_os_user)."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", server_os_user(), "--", *command]
+    return command
+
+
 def give_to_server_user(path: Path) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(server_os_user())

@@ -74,3 +74,15 @@ def test_alter_system_without_preload(unloaded: Cluster, pg_major: int) -> None:
         with unloaded.connect() as admin:
             admin.execute("ALTER SYSTEM RESET telemetry.metrics_level")
         unloaded.reload()
+
+
+def test_data_checksums_are_reported_as_the_cluster_has_them(pg_tree: PgTree, db: psycopg.Connection) -> None:
+    """initdb turns them on by default from 18; the test clusters have them off unless asked, on every major."""
+    assert report(db)["server_features"]["data_checksums"] is False
+    c = Cluster(pg_tree, name="checksums", data_checksums=True).start()
+    try:
+        with c.database("checksums") as conn:
+            assert conn.execute("SHOW data_checksums").fetchone() == ("on",)
+            assert report(conn)["server_features"]["data_checksums"] is True
+    finally:
+        c.destroy()
