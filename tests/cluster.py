@@ -77,6 +77,7 @@ class Cluster:
             self._set_data_checksums()
             self.executor.start()
             self.executor.wait_for_postgres()
+            self._wait_until_accepting()
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -84,6 +85,19 @@ class Cluster:
                 else:
                     os.environ[key] = value
         return self
+
+    def _wait_until_accepting(self, timeout: float = 60.0) -> None:
+        """The postmaster listens before startup ends ("the database system is starting up"):
+        wait_for_postgres only sees that it runs, so wait here until a connection is accepted."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.connect().close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def _set_data_checksums(self) -> None:
         """initdb turns data checksums on by default from PostgreSQL 18: clusters are alike on every major."""
