@@ -39,14 +39,15 @@ PY_SOURCES  = $(shell find python/telemetry -name '*.py' -not -path '*/__pycache
 # A build is for one PostgreSQL installation: when PG_CONFIG names another (make test goes
 # through the majors), the C module and the SQL script (which names the bindir) are rebuilt.
 # The stamp's content is the installation; it is rewritten, and so newer, only when that changes.
+# (Through a variable, not $(MAKE) in the recipe: `make -n` must not run that line.)
 BUILT_FOR = extension/build/built-for
 PG_IDENTITY := $(BINDIR_) $(shell $(PG_CONFIG) --version 2>/dev/null)
+CLEAN_MODULE = $(MAKE) -s -C extension clean
 .PHONY: FORCE
 $(BUILT_FOR): FORCE
 	@mkdir -p $(@D)
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(PG_IDENTITY)' ]; then \
-		$(MAKE) --no-print-directory clean-module PG_CONFIG='$(PG_CONFIG)' >/dev/null; \
-		echo '$(PG_IDENTITY)' > $@; \
+		MAKEFLAGS= $(CLEAN_MODULE) PG_CONFIG='$(PG_CONFIG)' && echo '$(PG_IDENTITY)' > $@; \
 	fi
 
 extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control python/telemetry/config.py \
