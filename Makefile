@@ -60,9 +60,23 @@ SQL_SOURCES = $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/releases
 # the extension's own and the wire protocol's (which the collector shares).
 PY_PACKAGES = telemetry_extension telemetry_protocol
 
+# A build is for one PostgreSQL installation: when PG_CONFIG names another (make test goes
+# through the majors), the C module and the SQL script (which names the bindir) are rebuilt.
+# The stamp's content is the installation; it is rewritten, and so newer, only when that changes.
+# (Through a variable, not $(MAKE) in the recipe: `make -n` must not run that line.)
+BUILT_FOR = extension/build/built-for
+PG_IDENTITY := $(BINDIR_) $(shell $(PG_CONFIG) --version 2>/dev/null)
+CLEAN_MODULE = $(MAKE) -s -C extension clean
+.PHONY: FORCE
+$(BUILT_FOR): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(PG_IDENTITY)' ]; then \
+		MAKEFLAGS= $(CLEAN_MODULE) PG_CONFIG='$(PG_CONFIG)' && echo '$(PG_IDENTITY)' > $@; \
+	fi
+
 BUILD_SQL = $(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' --sql-dir sql \
 	--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)'
-SQL_BUILD_INPUTS = $(SQL_SOURCES) extension/build.py extension/releases.py telemetry.control
+SQL_BUILD_INPUTS = $(SQL_SOURCES) extension/build.py extension/releases.py telemetry.control $(BUILT_FOR)
 
 extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --out $@
@@ -100,7 +114,7 @@ all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
 install: install-module install-python
 clean: clean-module
 .PHONY: module install-module clean-module install-python
-module:
+module: $(BUILT_FOR)
 	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)'
 install-module: module
 	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)'
@@ -114,13 +128,20 @@ install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
 	rm -f '$(DESTDIR)$(PYTHON_DIR)/.stamp'
 
 # ---- for people and CI -----------------------------------------------------
+# The PostgreSQL majors we support: `make test` runs the whole suite on each, in this order.
+# This is the one place they are listed (the README and tests/test_majors.py read it).
+# `make test PG_MAJORS=15` for a quick loop on one.
+PG_MAJORS = 15 17 18
+# Prints the pg_config of a major, installing (15: Debian packages) or building and caching
+# (17, 18: Debian source packages) it first when needed.
+PROVIDE_POSTGRES = tools/provide-postgres
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV ?= .venv
-DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-plpython3-15 \
-	postgresql-15-cron postgresql-contrib python3-pip python3-venv gcc make chromium wrk
+DEBIAN_PACKAGES = python3-pip python3-venv gcc make chromium wrk
 
-.PHONY: deps debian-deps demo test lint
-deps: debian-deps $(VENV)/.stamp
+.PHONY: deps debian-deps postgres-deps demo test lint
+deps: debian-deps postgres-deps $(VENV)/.stamp
 
 debian-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -128,6 +149,10 @@ debian-deps:
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# The operating system's own major (Debian 12: 15), what a plain `make` and `make demo` use.
+postgres-deps:
+	@$(PROVIDE_POSTGRES) >/dev/null
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(SERVER_PYTHON) -m venv $(VENV)
@@ -139,9 +164,17 @@ demo: deps
 	$(SUDO) $(MAKE) install
 	$(VENV)/bin/python -m demo
 
+# Each major in turn, every one even when an earlier one fails; the exit status says whether
+# all passed.  Each run opens with a banner naming the major, and pytest's own summary closes it.
 test: deps
-	$(MAKE) all
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@failed=; for major in $(PG_MAJORS); do \
+		printf '\n======== PostgreSQL %s ========\n' "$$major"; \
+		if pg_config=$$($(PROVIDE_POSTGRES) $$major) && echo "PG_CONFIG=$$pg_config" \
+			&& $(MAKE) --no-print-directory all PG_CONFIG="$$pg_config" \
+			&& PG_CONFIG="$$pg_config" $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
+		then :; else failed="$$failed $$major"; fi; \
+	done; \
+	[ -z "$$failed" ]
 
 lint: deps
 	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ import psycopg
 from port_for import get_port
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
-from tests.pgtree import PgTree, server_os_user
+from tests.pgtree import PgTree, as_server_user, server_os_user
 
 DEFAULT_CONF = {
     "shared_preload_libraries": "'telemetry,pg_cron'",
@@ -31,8 +33,10 @@ class Cluster:
         conf: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
         dir_name: str | None = None,
+        data_checksums: bool = False,
     ) -> None:
         self.tree = tree
+        self.data_checksums = data_checksums
         self.base = tree.tempdir(f"{name}-") if dir_name is None else self._named_dir(dir_name)
         self.datadir = self.base / "data"
         self.socketdir = self.base
@@ -69,15 +73,17 @@ class Cluster:
         saved = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
         try:
+            self.executor.init_directory()  # once: a restart keeps the directory
+            self._set_data_checksums()
             self.executor.start()
             self.executor.wait_for_postgres()
+            self._wait_until_accepting()
         finally:
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        self._wait_until_accepting()
         return self
 
     def _wait_until_accepting(self, seconds: float = 60.0) -> None:
@@ -95,6 +101,27 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def _set_data_checksums(self) -> None:
+        """initdb turns data checksums on by default from PostgreSQL 18: clusters are alike on every major."""
+        control = subprocess.run(
+            as_server_user([str(self.tree.bindir / "pg_controldata"), "-D", str(self.datadir)]),
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env={**os.environ, "LC_ALL": "C"},
+        ).stdout
+        match = re.search(r"^Data page checksum version:\s*(\d+)", control, re.MULTILINE)
+        assert match, control
+        if (match.group(1) != "0") != self.data_checksums:
+            switch = "--enable" if self.data_checksums else "--disable"
+            subprocess.run(
+                as_server_user([str(self.tree.bindir / "pg_checksums"), switch, "-D", str(self.datadir)]),
+                check=True,
+                capture_output=True,
+                cwd="/",
+            )
 
     def stop(self) -> None:
         if self.executor.running():

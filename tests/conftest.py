@@ -11,7 +11,23 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.pgtree import PgTree, build_tree
+from tests.pgtree import PG_CONFIG, PgTree, build_tree, pg_major, pg_version
+
+
+# `make test` runs the suite once per supported major: say which one, at the top and
+# just above pytest's closing summary line.
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"postgresql: {pg_version()} (PG_CONFIG={PG_CONFIG})"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_sep("-", f"PostgreSQL {pg_version()}")
+
+
+@pytest.fixture(scope="session", name="pg_major")
+def pg_major_fixture() -> int:
+    """The major of the PostgreSQL under test (PG_CONFIG), for what differs by major."""
+    return pg_major()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,11 +26,30 @@ def pg_config(option: str) -> Path:
     return Path(subprocess.check_output([PG_CONFIG, option], text=True).strip())
 
 
+def pg_version() -> str:
+    """The version of the installation PG_CONFIG names, e.g. "17.11" (no packager's suffix)."""
+    out = subprocess.check_output([PG_CONFIG, "--version"], text=True)  # "PostgreSQL 15.20 (Debian ...)"
+    return out.split()[1]
+
+
+def pg_major() -> int:
+    match = re.match(r"\d+", pg_version())  # "17.11", "18beta1"
+    assert match, pg_version()
+    return int(match.group())
+
+
 def server_os_user() -> str:
     """PostgreSQL refuses to run as root: as root, clusters run as `postgres`."""
     if os.geteuid() == 0:
         return os.environ.get("TELEMETRY_TEST_OS_USER", "postgres")
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def as_server_user(command: list[str]) -> list[str]:
+    """`command`, run as the server's OS user (see server_os_user)."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", server_os_user(), "--", *command]
+    return command
 
 
 def give_to_server_user(path: Path) -> None:
