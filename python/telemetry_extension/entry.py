@@ -127,6 +127,12 @@ def register_metric(plpy: Plpy, key: str, query: str, summary: str, timeout_ms: 
     return json.dumps(value)
 
 
+def registered_value(plpy: Plpy, key: str) -> str:
+    from telemetry_extension.metrics import registered
+
+    return registered.value_json(Database(plpy), key)
+
+
 def unregister_metric(plpy: Plpy, key: str) -> bool:
     from telemetry_extension.metrics import registered
 

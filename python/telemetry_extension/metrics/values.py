@@ -61,6 +61,37 @@ def as_number(value: Any) -> int | float | None:
     return None
 
 
+# The largest magnitude a number of the report may have: every JSON reader
+# (JavaScript's too) holds integers up to 2**53 - 1 exactly.
+MAX_SAFE_NUMBER = 2**53 - 1
+
+
+class OutOfRange(ValueError):
+    """A number beyond +-MAX_SAFE_NUMBER."""
+
+
+def json_safe_number(value: Any) -> int | float | None:
+    """A SQL number as a JSON number that every reader reads exactly.
+
+    None when it is not a finite number; OutOfRange beyond +-MAX_SAFE_NUMBER.
+    The magnitude is checked before any conversion: a numeric of 5,000 digits
+    never becomes a Python int (whose str() stops at 4,300 digits).
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    if isinstance(value, Decimal) and not value.is_finite():
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if abs(value) > MAX_SAFE_NUMBER:
+        raise OutOfRange(type(value).__name__)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    return value
+
+
 _UNAME_SAFE = re.compile(r"[^0-9A-Za-z .:_()#+~-]")
 
 
