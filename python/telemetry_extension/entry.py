@@ -93,6 +93,8 @@ def send_report(plpy: Plpy) -> str:
             f"telemetry: nothing sent: {SETTING} is off (from {outcome['metrics_level_source']})",
             hint=f"ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf(); turns it on.",
         )
+    elif outcome["outcome"] == "read_only":
+        plpy.notice(f"telemetry: {outcome['detail']}", hint="Send from the primary, in a read-write transaction.")
     return json.dumps(outcome)
 
 

@@ -25,7 +25,9 @@ def build_report(db: Database, level: Level | None = None) -> dict[str, Any]:
     ctx = Context(db, level or effective_level(db))
     ctx.switched_off = switched_off(db)
     return {
-        metric.key: run_isolated(db, metric.key, ctx.budget_ms(metric.timeout_ms), functools.partial(metric.collect, ctx))
+        metric.key: run_isolated(
+            db, metric.key, ctx.budget_ms(metric.timeout_ms), functools.partial(metric.collect, ctx)
+        )
         for metric in METRICS
         if metric.key not in ctx.switched_off
     }

@@ -114,7 +114,8 @@ def proxies_for(url: str, environ: dict[str, str] | os._Environ[str] = os.enviro
         return {}
     no_proxy = variable("no_proxy")
     host = urlsplit(url).netloc.rpartition("@")[2]
-    if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+    bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if no_proxy and bypass(host, {"no": no_proxy}):
         return {}
     return {scheme: proxy}
 

@@ -114,7 +114,10 @@ def vendor_metrics(ctx: Context) -> dict[str, Any]:
         if PREFIX + row["key"] in ctx.switched_off:
             continue
         result[row["key"]] = run_isolated(
-            ctx.db, PREFIX + row["key"], ctx.budget_ms(row["timeout_ms"]), functools.partial(run_query, ctx.db, row["key"])
+            ctx.db,
+            PREFIX + row["key"],
+            ctx.budget_ms(row["timeout_ms"]),
+            functools.partial(run_query, ctx.db, row["key"]),
         )
     return result
 

@@ -79,17 +79,18 @@ def json_safe_number(value: Any) -> int | float | None:
     """
     if value is None or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return None
-    if isinstance(value, Decimal) and not value.is_finite():
+    number: int | float | Decimal = value
+    if isinstance(number, Decimal) and not number.is_finite():
         return None
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(number, float) and not math.isfinite(number):
         return None
-    if abs(value) > MAX_SAFE_NUMBER:
+    if number > MAX_SAFE_NUMBER or number < -MAX_SAFE_NUMBER:
         raise OutOfRange(type(value).__name__)
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
-    return value
+    if isinstance(number, Decimal):
+        return int(number) if number == number.to_integral_value() else float(number)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else number
+    return number
 
 
 _UNAME_SAFE = re.compile(r"[^0-9A-Za-z .:_()#+~-]")
