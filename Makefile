@@ -1,4 +1,5 @@
-# telemetry -- PGXS build.  `make install` puts the control file, the SQL script,
+# telemetry -- PGXS build.  `make install` puts the control file, the SQL scripts
+# (install, and update from every earlier release),
 # the C module that declares the settings and the Python package (with its pinned
 # dependencies, in a directory of its own per extension version) where PostgreSQL
 # finds them.  `make demo` and `make test` do all set-up on a fresh Debian 12.
@@ -7,7 +8,14 @@ EXTENSION   = telemetry
 # The version lives in telemetry.control only.
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" telemetry.control)
 
-DATA_built  = extension/build/telemetry--$(EXTVERSION).sql
+# Every release that shipped has a manifest in sql/releases/; from each earlier
+# one there is an update script, made from the same sources as the install
+# script (see extension/releases.py).
+RELEASES         := $(patsubst sql/releases/%.sha256,%,$(wildcard sql/releases/*.sha256))
+EARLIER_RELEASES := $(filter-out $(EXTVERSION),$(RELEASES))
+UPDATE_SCRIPTS    = $(foreach release,$(EARLIER_RELEASES),extension/build/telemetry--$(release)--$(EXTVERSION).sql)
+
+DATA_built  = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
 EXTRA_CLEAN = extension/build python/build
 
 PG_CONFIG ?= pg_config
@@ -47,15 +55,27 @@ endif
 PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir)
 BINDIR_    := $(shell $(PG_CONFIG) --bindir)
 PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
-SQL_SOURCES = $(sort $(wildcard sql/incremental/*.sql)) $(sort $(wildcard sql/idempotent/*.sql))
+SQL_SOURCES = $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/releases/*.sha256) sql/ledger.sql
 # The packages the server imports, installed together per extension version:
 # the extension's own and the wire protocol's (which the collector shares).
 PY_PACKAGES = telemetry_extension telemetry_protocol
 
-extension/build/telemetry--$(EXTVERSION).sql: $(SQL_SOURCES) extension/build.py telemetry.control
-	$(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' \
-		--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)' \
-		--out $@ $(SQL_SOURCES)
+BUILD_SQL = $(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' --sql-dir sql \
+	--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)'
+SQL_BUILD_INPUTS = $(SQL_SOURCES) extension/build.py extension/releases.py telemetry.control
+
+extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
+	$(BUILD_SQL) --out $@
+extension/build/telemetry--%--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
+	$(BUILD_SQL) --from '$*' --out $@
+
+.PHONY: sql-scripts
+sql-scripts: $(DATA_built)
+
+# When a version ships: freeze its migrations (commit the manifest with the release).
+.PHONY: release-manifest
+release-manifest:
+	$(SERVER_PYTHON) extension/build.py release-manifest --version '$(EXTVERSION)' --sql-dir sql
 
 # Third-party packages the server imports, pinned, fetched once per requirements change.
 python/build/deps/.stamp: python/requirements-server.txt

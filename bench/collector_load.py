@@ -1,18 +1,23 @@
-"""Load benchmark of the collector: loopback HTTP in, PostgreSQL storage on this machine.
+"""Load benchmark of the collector against a floor measured in the same run.
 
-    make all && .venv/bin/python bench/collector_load.py [--duration 15] [--concurrency 32]
+    make all && .venv/bin/python bench/collector_load.py [--duration 15] [--concurrency 32] [--workers 2]
 
 Starts a throwaway PostgreSQL 15 cluster (tests/pgtree + tests/cluster) and the
-collector (`python -m telemetry_collector serve`, its own process), posts
-realistic reports from many distinct db_uuids with an aiohttp client for a
-bounded time, and prints sustained reports/s and latency percentiles.
-Everything it started is stopped and removed when it ends, also on error or ^C.
+collector (`python -m telemetry_collector serve`, its own processes), posts
+realistic reports (the shape of a real get_report(), about 2.2 KB) from many
+distinct db_uuids with an aiohttp client for a bounded time, and prints
+sustained reports/s and latency percentiles.  Then, with the collector stopped,
+the floor: the same reports inserted into the same table by plain single-row
+INSERTs (one connection, autocommit: one commit per report, as a naive
+collector would), and the collector's ratio to it.  COPY of the same rows is
+printed for scale.  Everything it started is stopped and removed when it ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -56,6 +61,7 @@ class Fleet:
                 else str(uuid.UUID(int=rng.getrandbits(128), version=4))
             )
             extensions = ["timescaledb", "postgis", "pg_stat_statements", "pg_cron", "vector", "promscale"]
+            tables = rng.randint(1, 3000)
             self.reports.append(
                 {
                     "report_format_version": 1,
@@ -76,8 +82,114 @@ class Fleet:
                     "related_extensions": {name: rng.random() < 0.3 for name in extensions},
                     "metrics_level": "basic",
                     "metrics_level_source": "default",
+                    **_deeper_metrics(rng, tables),
                 }
             )
+        # As the extension sends them; serialized once here so the load generator spends its CPU on HTTP.
+        self.bodies = [json.dumps(r, separators=(",", ":")).encode() for r in self.reports]
+        self.mean_bytes = sum(map(len, self.bodies)) / max(1, len(self.bodies))
+
+
+def _storage(rng: random.Random, relations: int) -> dict[str, int]:
+    return {
+        "num_relations": relations,
+        "num_reltuples": rng.randint(0, 10**9),
+        "heap_size": rng.randint(0, 10**11),
+        "toast_size": rng.randint(0, 10**9),
+        "indexes_size": rng.randint(0, 10**10),
+    }
+
+
+def _deeper_metrics(rng: random.Random, tables: int) -> dict[str, Any]:
+    """The metrics a 0.1.0 report carries beyond the protocol's required keys, with plausible values."""
+    policies = ("compression", "retention", "reorder", "continuous_aggregate_refresh", "user_defined")
+    return {
+        "relations": {
+            "tables": _storage(rng, tables),
+            "partitioned_tables": {**_storage(rng, rng.randint(0, 20)), "num_child_tables": rng.randint(0, 500)},
+            "materialized_views": _storage(rng, rng.randint(0, 10)),
+            "views": {"num_relations": rng.randint(0, 200)},
+            "foreign_tables": {"num_relations": rng.randint(0, 5)},
+        },
+        "access_methods": {
+            am: {"num_relations": rng.randint(1, 3000), "pages": rng.randint(1, 10**7)}
+            for am in ("heap", "btree", "gin", "gist", "brin")
+        },
+        "timescaledb": {
+            "hypertables": {
+                "num_hypertables": 0,
+                "num_compressed_hypertables": 0,
+                "num_chunks": 0,
+                "num_reltuples": 0,
+                "heap_size": 0,
+                "toast_size": 0,
+                "indexes_size": 0,
+            },
+            "compression": {
+                key: 0
+                for key in (
+                    "num_compressed_chunks",
+                    "uncompressed_heap_size",
+                    "uncompressed_toast_size",
+                    "uncompressed_index_size",
+                    "compressed_heap_size",
+                    "compressed_toast_size",
+                    "compressed_index_size",
+                    "uncompressed_row_count",
+                    "compressed_row_count",
+                )
+            },
+            "continuous_aggregates": {"num_continuous_aggregates": 0, "num_realtime": 0},
+            "policies": {key: 0 for key in policies},
+        },
+        "replication": {"is_standby": rng.random() < 0.2, "num_wal_senders": rng.randint(0, 3)},
+        "num_databases": rng.randint(1, 40),
+        "uptime_days": rng.randint(0, 400),
+        "server_features": {
+            "ssl": True,
+            "wal_level_logical": False,
+            "archive_mode": True,
+            "pg_stat_statements_loaded": True,
+            "data_checksums": False,
+        },
+        "extensions": {
+            "versions": {
+                "plpgsql": "1.0",
+                "pg_stat_statements": "1.10",
+                "pg_cron": "1.6",
+                "postgis": "3.4.2",
+                "telemetry": "0.1.0",
+            },
+            "num_other": rng.randint(0, 5),
+        },
+        "vendor_metrics": {},
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _family(root: int) -> list[int]:
+    """`root` and its children (the collector's workers; the postmaster's backends)."""
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == root:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_of(roots: dict[str, int]) -> dict[str, dict[int, float]]:
+    return {name: {pid: _cpu_seconds(pid) for pid in _family(root)} for name, root in roots.items()}
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -95,13 +207,13 @@ async def load(url: str, fleet: Fleet, duration: float, warmup: float, concurren
     rng = random.Random(7)
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
-    headers = {"User-Agent": "telemetry-extension/bench"}
+    headers = {"User-Agent": "telemetry-extension/bench", "Content-Type": "application/json"}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while (now := time.perf_counter()) < deadline:
-            report = fleet.reports[rng.randrange(len(fleet.reports))]
+            body = fleet.bodies[rng.randrange(len(fleet.bodies))]
             try:
-                async with session.post(url, json=report, headers=headers) as response:
+                async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     status: int | str = response.status
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -123,15 +235,16 @@ async def burst(url: str, fleet: Fleet, count: int, concurrency: int) -> dict[st
     """`count` reports from distinct databases at once, as a pg_cron tick fires across a fleet."""
     latencies: list[float] = []
     statuses: Counter[int | str] = Counter()
-    todo = iter(fleet.reports[-count:])  # databases the steady phase hardly touched
+    todo = iter(fleet.bodies[-count:])  # databases the steady phase hardly touched
+    headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        for report in todo:
+        for body in todo:
             sent = time.perf_counter()
             try:
-                async with session.post(url, json=report) as response:
+                async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     status: int | str = response.status
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -177,7 +290,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (2)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
     parser.add_argument("--databases", type=int, default=200_000, help="distinct db_uuids (200000)")
-    parser.add_argument("--pool-max-size", type=int, default=8, help="collector's PostgreSQL connections (8)")
+    parser.add_argument("--pool-max-size", type=int, default=4, help="PostgreSQL connections per worker (4)")
+    parser.add_argument("--workers", type=int, default=2, help="collector processes on the port (2)")
+    parser.add_argument("--writers", type=int, default=2, help="batched writes in flight per worker (2)")
+    parser.add_argument("--floor-seconds", type=float, default=5.0, help="seconds of single-row INSERTs (5)")
     parser.add_argument(
         "--burst",
         type=int,
@@ -216,6 +332,12 @@ def main() -> int:
                 "--port",
                 str(port),
                 "--no-access-log",
+                "--workers",
+                str(args.workers),
+                "--writers",
+                str(args.writers),
+                "--new-databases-per-address",
+                str(args.databases),
                 "--pool-min-size",
                 str(args.pool_max_size),
                 "--pool-max-size",
@@ -227,17 +349,25 @@ def main() -> int:
             text=True,
         )
         wait_healthy(url, server)
+        load_before = os.getloadavg()
         print(
-            f"posting for {args.warmup:g}+{args.duration:g} s, {args.concurrency} in flight, "
-            f"collector pool {args.pool_max_size}, {os.cpu_count()} cores shared by all ...",
+            f"posting for {args.warmup:g}+{args.duration:g} s, {args.concurrency} in flight, {args.workers} "
+            f"collector processes with {args.pool_max_size} connections each, {os.cpu_count()} cores shared by all; "
+            f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} ...",
             flush=True,
         )
+        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+        roots = {"collector": server.pid, "PostgreSQL": postmaster}
+        cpu_before, self_before = cpu_of(roots), time.process_time()
         result = asyncio.run(load(f"{url}/v1/report", fleet, args.duration, args.warmup, args.concurrency))
+        cpu_after, self_after = cpu_of(roots), time.process_time()
         spike = None
         if args.burst:
             print(f"burst: {args.burst} reports at once over {args.burst_concurrency} connections ...", flush=True)
             spike = asyncio.run(burst(f"{url}/v1/report", fleet, args.burst, args.burst_concurrency))
 
+        stop(server)
+        load_after = os.getloadavg()
         with psycopg.connect(dsn) as conn:
             row = conn.execute(
                 """SELECT count(*), count(DISTINCT db_uuid),
@@ -247,10 +377,18 @@ def main() -> int:
             ).fetchone()
             assert row is not None
             rows, distinct, size = row
-        fleet_ms = _time_fleet(url) * 1000
+        print(f"floor: single-row INSERTs of the same reports for {args.floor_seconds:g} s ...", flush=True)
+        floor_rate = insert_floor(dsn, fleet, args.floor_seconds)
+        copy_rate = copy_reference(dsn, fleet)
 
         lat = result["latencies"]
         ok = result["statuses"].get(200, 0)
+        handled = sum(result["statuses"].values()) * (args.duration + args.warmup) / args.duration
+        cpu_ms = {
+            name: sum(after - cpu_before[name].get(pid, 0.0) for pid, after in cpu_after[name].items()) / handled * 1000
+            for name in roots
+        }
+        cpu_ms["load generator"] = (self_after - self_before) / handled * 1000
         print()
         print(f"measured           {result['elapsed']:.1f} s")
         print(f"accepted (200)     {ok} reports, {ok / result['elapsed']:.0f} reports/s sustained")
@@ -258,6 +396,7 @@ def main() -> int:
         print(f"other answers      {other or 'none'}")
         mean = statistics.fmean(lat) * 1000 if lat else float("nan")
         print(f"latency            {latency_line(lat)}  mean {mean:.1f} ms")
+        print("CPU per report     " + ", ".join(f"{name} {ms:.3f} ms" for name, ms in cpu_ms.items()))
         if spike is not None:
             spike_ok = spike["statuses"].get(200, 0)
             print(
@@ -266,29 +405,78 @@ def main() -> int:
             )
             print(f"burst latency      {latency_line(spike['latencies'])}")
         print(f"stored             {rows} rows (warm-up and burst included), {distinct} distinct db_uuids")
+        print(f"report size        {fleet.mean_bytes:.0f} bytes of JSON on average")
         print(f"storage            {size / max(rows, 1):.0f} bytes per report, heap+indexes+TOAST")
-        print(f"GET /v1/fleet      {fleet_ms:.0f} ms over {rows} rows")
+        print(f"floor              {floor_rate:.0f} reports/s: single-row INSERT, 1 connection, autocommit")
+        print(f"COPY (for scale)   {copy_rate:.0f} reports/s: COPY, 1 connection, 1,000 rows per commit")
+        print(
+            f"ratio              {ok / result['elapsed'] / floor_rate:.2f}x the floor "
+            f"({ok / result['elapsed'] / copy_rate:.2f}x COPY)"
+        )
+        print(
+            f"load average       {load_before[0]:.2f} before, {load_after[0]:.2f} after the HTTP load "
+            f"(1-minute; other work on the machine shows here)"
+        )
         return 0
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        if server is not None:
+            stop(server)
         if cluster is not None:
             cluster.destroy()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _time_fleet(url: str) -> float:
-    import urllib.request
+def stop(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
-    start = time.perf_counter()
-    with urllib.request.urlopen(f"{url}/v1/fleet", timeout=120) as response:
-        response.read()
-    return time.perf_counter() - start
+
+_INSERT = """INSERT INTO collector.reports
+                 (db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report)
+             VALUES (%s, %s, %s, %s, %s, NULL, %s::jsonb)"""
+
+
+def _row(report: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        report["db_uuid"],
+        report["exported_db_uuid"],
+        report["extension_version"],
+        report["postgresql_version"],
+        report["os_name"],
+        json.dumps(report, separators=(",", ":")),
+    )
+
+
+def insert_floor(dsn: str, fleet: Fleet, seconds: float) -> float:
+    """Reports/s of one single-row INSERT (and commit) per report, one connection, the same table."""
+    rows = [_row(report) for report in fleet.reports[-50_000:]]  # serialized beforehand: the floor pays no JSON
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for row in rows[:200]:  # warm: the statement is prepared after a few runs
+            conn.execute(_INSERT, row)
+        done = 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            conn.execute(_INSERT, rows[done % len(rows)])
+            done += 1
+    return done / elapsed
+
+
+def copy_reference(dsn: str, fleet: Fleet, count: int = 20_000) -> float:
+    rows = [_row(report) for report in fleet.reports[:count]]
+    columns = "db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, report"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        start = time.perf_counter()
+        for first in range(0, len(rows), 1000):
+            copy_sql = f"COPY collector.reports ({columns}) FROM STDIN"
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in rows[first : first + 1000]:
+                    copy.write_row(row)
+        return len(rows) / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

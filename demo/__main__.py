@@ -21,8 +21,10 @@ import requests
 from port_for import get_port
 
 from tests.cluster import Cluster
-from tests.helpers import Notices, report
+from tests.helpers import EXTENSION_VERSION, Notices, release_after, report
 from tests.pgtree import REPO, system_tree
+
+NEWER_RELEASE = release_after()
 
 CONF = {
     "cron.database_name": "'demo'",
@@ -53,8 +55,8 @@ def main() -> None:
             admin.execute("CREATE DATABASE demo")
         port = get_port(None)
         url = f"http://127.0.0.1:{port}"
-        step(f"the collector on {url}, whose release list says 0.2.0 is out")
-        for args in (("migrate",), ("release", "add", "0.1.0"), ("release", "add", "0.2.0")):
+        step(f"the collector on {url}, whose release list says {NEWER_RELEASE} is out")
+        for args in (("migrate",), ("release", "add", EXTENSION_VERSION), ("release", "add", NEWER_RELEASE)):
             subprocess.run(collector_cli(*args, dsn=dsn), env=env, check=True, stdout=subprocess.DEVNULL)
         collector = subprocess.Popen(
             collector_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", dsn=dsn),

@@ -77,7 +77,24 @@ class Cluster:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+        self._wait_until_accepting()
         return self
+
+    def _wait_until_accepting(self, seconds: float = 60.0) -> None:
+        """Until a connection succeeds: the executor only waits for the postmaster to run.
+
+        Between that and the end of recovery, connections fail with "the database
+        system is starting up", which a busy machine makes long enough to hit.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with self.connect():
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def stop(self) -> None:
         if self.executor.running():

@@ -11,11 +11,15 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The extension's version, from its one owner.
-_CONTROL = (REPO / "telemetry.control").read_text()
-_found = re.search(r"^default_version\s*=\s*'([^']+)'", _CONTROL, re.MULTILINE)
-assert _found is not None, "telemetry.control has no default_version"
-EXTENSION_VERSION: str = _found.group(1)
+
+def control_version() -> str:
+    """The extension version being built: telemetry.control's default_version, its one owner."""
+    found = re.search(r"^default_version\s*=\s*'([^']+)'", (REPO / "telemetry.control").read_text(), re.MULTILINE)
+    assert found is not None, "telemetry.control has no default_version"
+    return found.group(1)
+
+
+EXTENSION_VERSION = control_version()
 
 
 def release_after(version: str = EXTENSION_VERSION, *, step: str = "minor") -> str:

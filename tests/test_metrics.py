@@ -10,7 +10,7 @@ import pytest
 from telemetry_extension.metrics.values import approx
 from tests import fake_extensions
 from tests.cluster import Cluster
-from tests.helpers import report
+from tests.helpers import EXTENSION_VERSION, report
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_extensions_on_the_allowlist_are_named_the_others_counted(db, fakes) -> 
         "pg_trgm": one(db, "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'"),
         "plpgsql": "1.0",
         "plpython3u": "1.0",
-        "telemetry": "0.1.0",
+        "telemetry": EXTENSION_VERSION,
     }
     assert ext["num_other"] == 1
 

@@ -44,5 +44,6 @@ PG_FUNCTION_INFO_V1(telemetry_declare_settings);
 Datum
 telemetry_declare_settings(PG_FUNCTION_ARGS)
 {
+	(void) fcinfo;				/* the calling convention passes it; no argument is read */
 	PG_RETURN_VOID();
 }

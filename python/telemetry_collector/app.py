@@ -1,9 +1,12 @@
-"""The aiohttp application: routes, and what each request does.
+"""The public edge: an aiohttp application that takes reports in and nothing else.
 
 POST /v1/report  a report in, the version answer out (telemetry_protocol)
-GET  /v1/fleet   the fleet views as JSON
-GET  /           the fleet page (static HTML + vanilla JS drawing SVG charts)
 GET  /healthz    200 when PostgreSQL answers
+
+Every answer is JSON, whatever the request.  The client's address is used for
+the per-address new-database budget (as a keyed hash, in memory) and for the
+optional country lookup, and goes nowhere else: not into a table, not into a
+log line (server.py keeps aiohttp's own logs free of it).
 """
 
 from __future__ import annotations
@@ -11,51 +14,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from telemetry_collector import fleet, releases, storage
+from telemetry_collector import releases, storage
+from telemetry_collector.allowlist import Allowlist
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, NoCountry, coarse_country
-from telemetry_collector.ingest import (
-    IngestError,
-    check_content_type,
-    parse_report,
-    read_capped,
-)
-from telemetry_collector.ratelimit import RateLimiter
+from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
+from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
+from telemetry_collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
-# No %a (remote address) and no %{User-Agent}i: the access log must not keep
-# the client's address either.
-ACCESS_LOG_FORMAT = '"%r" %s %b %Tfs'
 DB_RETRY_AFTER_SECONDS = 30
 
 SETTINGS = web.AppKey("settings", Settings)
 GEO = web.AppKey("geo", CountryLookup)
+ALLOWLIST = web.AppKey("allowlist", Allowlist)
 LIMITER = web.AppKey("limiter", RateLimiter)
+BUDGET = web.AppKey("budget", NewDatabaseBudget)
+COUNTERS = web.AppKey("counters", dict[str, int])
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
+WRITER = web.AppKey("writer", BatchWriter)
 NEWEST = web.AppKey("newest", releases.NewestCache)
-
-_STATIC = {
-    "/": ("index.html", "text/html"),
-    "/fleet.js": ("fleet.js", "text/javascript"),
-    "/fleet.css": ("fleet.css", "text/css"),
-}
-# The page loads nothing but its own files and /v1/fleet.
-_PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+ANSWERS = web.AppKey("answers", dict[tuple[str | None, str], dict[str, Any] | None])
 
 
-def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
@@ -69,30 +61,65 @@ def client_address(request: web.Request, trust_x_forwarded_for: bool) -> str | N
 
 async def post_report(request: web.Request) -> web.Response:
     app = request.app
+    settings = app[SETTINGS]
     try:
         check_content_type(request.content_type)
-        body = await read_capped(request.content, request.content_length, app[SETTINGS].max_body_bytes)
-        report = parse_report(body)
+        async with asyncio.timeout(settings.body_timeout):
+            body = await read_capped(request.content, request.content_length, settings.max_body_bytes)
+        report = parse_report(body, app[ALLOWLIST])
     except IngestError as exc:
         return web.json_response(exc.as_json(), status=exc.status)
+    except TimeoutError:
+        return json_error(
+            408,
+            "request_timeout",
+            f"the body did not arrive within {settings.body_timeout:g} s",
+            headers={"Connection": "close"},
+        )
+    except (ConnectionError, RequestPayloadError):
+        # The client went away or broke the body off: nobody reads this answer, but the log says what happened.
+        return json_error(
+            400, "incomplete_body", "the body ended before its declared length", headers={"Connection": "close"}
+        )
+    if report.dropped_keys:
+        app[COUNTERS]["dropped_keys"] += report.dropped_keys
+        app[COUNTERS]["reports_with_dropped_keys"] += 1
 
+    # The address is used here and for the country, and goes no further.
+    address = client_address(request, settings.trust_x_forwarded_for)
+    if not app[BUDGET].allow(address, report.db_uuid.int):
+        app[COUNTERS]["over_new_database_budget"] += 1
+        return json_error(
+            429,
+            "rate_limited",
+            "too many new databases from this address today; retry tomorrow",
+            headers={"Retry-After": str(_seconds_to_utc_midnight())},
+        )
     retry_after = app[LIMITER].acquire(str(report.db_uuid))
     if retry_after is not None:
-        return _json_error(
+        return json_error(
             429,
             "rate_limited",
             f"too many reports from this database; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
+    country = coarse_country(app[GEO], address)
+    del address
 
-    # The address is used for the country lookup and goes no further.
-    country = coarse_country(app[GEO], client_address(request, app[SETTINGS].trust_x_forwarded_for))
-
-    async with app[POOL].connection(timeout=app[SETTINGS].pool_timeout) as conn:
-        await storage.store_report(conn, report, country)
-    answer = releases.answer(await app[NEWEST].get(), report.extension_version)
+    await app[WRITER].store(
+        (
+            report.db_uuid,
+            report.exported_db_uuid,
+            report.extension_version,
+            report.postgresql_version,
+            report.os_name,
+            country,
+            report.json_text,
+        )
+    )
+    answer = _answer(app, await app[NEWEST].get(), report.extension_version)
     if answer is None:
-        return _json_error(
+        return json_error(
             503,
             "no_release",
             "no release is listed yet",
@@ -101,10 +128,19 @@ async def post_report(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-async def get_fleet(request: web.Request) -> web.Response:
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
-        data = await fleet.fleet(conn)
-    return web.json_response(data, headers={"Cache-Control": "no-store"})
+def _answer(app: web.Application, newest: str | None, sender_version: str) -> dict[str, Any] | None:
+    """releases.answer(), remembered: a fleet runs a handful of versions, and parsing them is not free."""
+    answers = app[ANSWERS]
+    key = (newest, sender_version)
+    if key not in answers:
+        if len(answers) >= 1024:
+            answers.clear()
+        answers[key] = releases.answer(newest, sender_version)
+    return answers[key]
+
+
+def _seconds_to_utc_midnight() -> int:
+    return max(1, 86400 - int(time.time()) % 86400)
 
 
 async def get_health(request: web.Request) -> web.Response:
@@ -113,37 +149,63 @@ async def get_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def get_static(request: web.Request) -> web.Response:
-    name, content_type = _STATIC[request.path]
-    text = resources.files("telemetry_collector").joinpath("static", name).read_text(encoding="utf-8")
-    return web.Response(
-        text=text,
-        content_type=content_type,
-        charset="utf-8",
-        headers={"Content-Security-Policy": _PAGE_CSP, "X-Content-Type-Options": "nosniff"},
-    )
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """JSON errors under /v1/, and 503 + Retry-After when PostgreSQL is away."""
+    """Every answer JSON: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if not request.path.startswith("/v1/") or exc.status < 400:
+        if exc.status < 400:
             raise
-        return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
     except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-        log.warning("storage unavailable: %s", exc)
-        return _json_error(
-            503,
-            "storage_unavailable",
-            "storage is unavailable; retry later",
-            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-        )
+        log.warning("storage unavailable: %s", type(exc).__name__)
+        return _storage_unavailable()
+    except psycopg.Error as exc:
+        # The message may quote the report; the SQLSTATE says enough.
+        log.error("storage refused a report: %s (SQLSTATE %s)", type(exc).__name__, exc.sqlstate)
+        return _storage_unavailable()
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("internal error answering %s %s", request.method, route_of(request))
+        return json_error(500, "internal_error", "the collector failed; this is its bug, not the report's")
+
+
+def _storage_unavailable() -> web.Response:
+    return json_error(
+        503,
+        "storage_unavailable",
+        "storage is unavailable; retry later",
+        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+    )
+
+
+def route_of(request: web.BaseRequest) -> str:
+    """The route a request matched, never the path the client typed ("-" for none)."""
+    try:
+        resource = request.match_info.route.resource  # type: ignore[attr-defined]
+    except (AssertionError, AttributeError):  # a request aiohttp could not parse has no match_info
+        return "-"
+    return resource.canonical if resource is not None else "-"
+
+
+async def _log_counters(app: web.Application) -> None:
+    """One line a minute with what was dropped or refused (counts only, no client data)."""
+    counters = app[COUNTERS]
+    while True:
+        await asyncio.sleep(app[SETTINGS].counters_log_seconds)
+        if any(counters.values()):
+            log.info(
+                "last %gs: %s",
+                app[SETTINGS].counters_log_seconds,
+                ", ".join(f"{key} {value}" for key, value in sorted(counters.items())),
+            )
+            for key in counters:
+                counters[key] = 0
 
 
 async def _keep_partitions(app: web.Application) -> None:
@@ -154,8 +216,8 @@ async def _keep_partitions(app: web.Application) -> None:
                 created = await storage.ensure_partitions(conn, months_ahead=1)
             if created:
                 log.info("created partitions %s", ", ".join(created))
-        except Exception:
-            log.exception("partition check failed; retrying later")
+        except Exception as exc:
+            log.warning("partition check failed (%s); retrying later", type(exc).__name__)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -174,19 +236,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await storage.check_schema(conn)
             await storage.ensure_partitions(conn, months_ahead=1)
         app[POOL] = pool
+        app[WRITER] = BatchWriter(pool, settings.pool_timeout, flushers=settings.writers)
 
         async def load_versions() -> list[str]:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=settings.pool_timeout) as conn:
                 return [r.version for r in await releases.list_releases(conn)]
 
         app[NEWEST] = releases.NewestCache(load_versions, settings.release_cache_seconds)
-        keeper = asyncio.create_task(_keep_partitions(app))
+        tasks = [asyncio.create_task(_keep_partitions(app)), asyncio.create_task(_log_counters(app))]
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await app[WRITER].close()
     finally:
         await pool.close()
 
@@ -196,11 +262,14 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[GEO] = geo or NoCountry()
-    app[LIMITER] = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_hour)
+    app[ALLOWLIST] = Allowlist.load()
+    app[LIMITER] = RateLimiter(
+        settings.rate_limit_burst, settings.rate_limit_per_hour, max_keys=settings.rate_limit_max_keys
+    )
+    app[BUDGET] = NewDatabaseBudget(settings.new_databases_per_address_per_day)
+    app[ANSWERS] = {}
+    app[COUNTERS] = {"dropped_keys": 0, "reports_with_dropped_keys": 0, "over_new_database_budget": 0}
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/v1/report", post_report)
-    app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/healthz", get_health)
-    for path in _STATIC:
-        app.router.add_get(path, get_static)
     return app

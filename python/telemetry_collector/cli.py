@@ -1,4 +1,4 @@
-"""Command line: migrate, release add|remove|list, serve.
+"""Command line: migrate, release add|remove|list, serve, prune, erase; rollup and serve-vendor (the vendor side).
 
 The DSN comes from --dsn or the TELEMETRY_COLLECTOR_DSN environment variable
 (libpq syntax, e.g. "host=/var/run/postgresql dbname=telemetry").
@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import os
+import re
 import ssl
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from aiohttp import web
 
-from telemetry_collector import releases, storage
-from telemetry_collector.app import ACCESS_LOG_FORMAT, make_app
+from telemetry_collector import releases, server, storage
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
+from telemetry_collector.vendor import cli as vendor_cli
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
 
@@ -49,16 +51,95 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("version")
     rsub.add_parser("list", parents=[common], help="releases, newest first; * marks the one reports are told")
 
+    prune = sub.add_parser("prune", parents=[common], help="drop the monthly partitions older than an age")
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        type=_age,
+        metavar="AGE",
+        help="drop a month once all of it is older than this: 400d, 13m (months of 30 days), 2y, 52w",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only print what would be dropped")
+    erase = sub.add_parser("erase", parents=[common], help="delete every report of one database (erasure request)")
+    erase.add_argument("--db-uuid", required=True, type=_uuid, help="the database's db_uuid (SELECT get_report())")
+
     defaults = Settings(dsn="")
-    serve = sub.add_parser("serve", parents=[common], help="run the HTTP service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
-    serve.add_argument("--rate-limit-burst", type=int, default=defaults.rate_limit_burst)
-    serve.add_argument("--rate-limit-per-hour", type=float, default=defaults.rate_limit_per_hour)
-    serve.add_argument("--release-cache-seconds", type=float, default=defaults.release_cache_seconds)
-    serve.add_argument("--pool-min-size", type=int, default=defaults.pool_min_size)
-    serve.add_argument("--pool-max-size", type=int, default=defaults.pool_max_size)
+    serve = sub.add_parser("serve", parents=[common], help="run the public edge: POST /v1/report and GET /healthz")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port with SO_REUSEPORT (1); per-client limits are per process",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults.max_body_bytes,
+        help=f"largest report accepted, in bytes ({defaults.max_body_bytes}); larger ones get 413",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout,
+        help=f"seconds for a request's headers to arrive, and an idle connection's life ({defaults.header_timeout:g})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.body_timeout,
+        help=f"seconds for the body to arrive once the headers are in ({defaults.body_timeout:g}); then 408",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help=f"open connections per process ({defaults.max_connections}); past it a 503 and close",
+    )
+    serve.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        default=defaults.rate_limit_burst,
+        help=f"reports one db_uuid may send at once ({defaults.rate_limit_burst}); then 429",
+    )
+    serve.add_argument(
+        "--rate-limit-per-hour",
+        type=float,
+        default=defaults.rate_limit_per_hour,
+        help=f"reports one db_uuid may send per hour after its burst ({defaults.rate_limit_per_hour:g})",
+    )
+    serve.add_argument(
+        "--new-databases-per-address",
+        type=int,
+        default=defaults.new_databases_per_address_per_day,
+        help=f"distinct db_uuids one source address may report per UTC day "
+        f"({defaults.new_databases_per_address_per_day}); then 429",
+    )
+    serve.add_argument(
+        "--release-cache-seconds",
+        type=float,
+        default=defaults.release_cache_seconds,
+        help=f"how soon `release add` reaches the answers ({defaults.release_cache_seconds:g})",
+    )
+    serve.add_argument(
+        "--pool-min-size",
+        type=int,
+        default=defaults.pool_min_size,
+        help=f"PostgreSQL connections kept open per process ({defaults.pool_min_size})",
+    )
+    serve.add_argument(
+        "--pool-max-size",
+        type=int,
+        default=defaults.pool_max_size,
+        help=f"PostgreSQL connections at most per process ({defaults.pool_max_size})",
+    )
+    serve.add_argument(
+        "--writers",
+        type=int,
+        default=defaults.writers,
+        help=f"concurrent batched writes per process, each one COPY and one commit ({defaults.writers})",
+    )
     serve.add_argument(
         "--geo-lookup",
         metavar="MODULE:NAME",
@@ -67,12 +148,38 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--trust-x-forwarded-for",
         action="store_true",
-        help="behind a reverse proxy: take the client's address (for the country only) from X-Forwarded-For",
+        help="behind a reverse proxy: take the client's address (for the limits and the country only) "
+        "from the last X-Forwarded-For entry",
     )
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="least severe log lines written (INFO); none of them holds a client's address",
+    )
+    vendor_cli.add_commands(sub, common)
     return parser
+
+
+_AGE = re.compile(r"([0-9]+)\s*(d|w|m|y)")
+_AGE_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def _age(text: str) -> dt.timedelta:
+    match = _AGE.fullmatch(text.strip())
+    if match is None or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age such as 400d, 13m, 2y or 52w")
+    return dt.timedelta(days=int(match[1]) * _AGE_DAYS[match[2]])
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UUID") from None
 
 
 async def _connect(dsn: str) -> psycopg.AsyncConnection[Any]:
@@ -105,16 +212,34 @@ async def _release(dsn: str, command: str, version: str | None) -> None:
                 print("no releases listed")
 
 
-def _serve(args: argparse.Namespace) -> None:
+async def _prune(dsn: str, older_than: dt.timedelta, dry_run: bool) -> None:
+    async with await _connect(dsn) as conn:
+        dropped = await storage.prune(conn, older_than, dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    print(f"{verb}: {', '.join(dropped)}" if dropped else "nothing to drop")
+
+
+async def _erase(dsn: str, db_uuid: uuid.UUID) -> None:
+    async with await _connect(dsn) as conn:
+        count = await storage.erase(conn, db_uuid)
+    print(f"erased {count} report{'s' if count != 1 else ''} of {db_uuid}")
+
+
+def _serve(args: argparse.Namespace) -> int:
     geo: CountryLookup | None = load_lookup(args.geo_lookup) if args.geo_lookup else None
     settings = Settings(
         dsn=args.dsn,
         max_body_bytes=args.max_body_bytes,
         rate_limit_burst=args.rate_limit_burst,
         rate_limit_per_hour=args.rate_limit_per_hour,
+        new_databases_per_address_per_day=args.new_databases_per_address,
         release_cache_seconds=args.release_cache_seconds,
         pool_min_size=args.pool_min_size,
         pool_max_size=args.pool_max_size,
+        writers=args.writers,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         trust_x_forwarded_for=args.trust_x_forwarded_for,
     )
     tls: ssl.SSLContext | None = None
@@ -123,30 +248,30 @@ def _serve(args: argparse.Namespace) -> None:
             raise UsageError("--tls-cert and --tls-key go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
-    web.run_app(
-        make_app(settings, geo),
-        host=args.host,
-        port=args.port,
-        access_log=None if args.no_access_log else logging.getLogger("aiohttp.access"),
-        access_log_format=ACCESS_LOG_FORMAT,
-        ssl_context=tls,
-        print=lambda text: print(text, flush=True),
-    )
+    return server.serve(settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not args.dsn:
         print(f"error: give --dsn or set {DSN_ENV}", file=sys.stderr)
         return 2
+    if args.command in vendor_cli.COMMANDS:
+        return vendor_cli.run(args)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(args.dsn, args.months_ahead, args.months_back))
         elif args.command == "release":
             asyncio.run(_release(args.dsn, args.release_command, getattr(args, "version", None)))
+        elif args.command == "prune":
+            asyncio.run(_prune(args.dsn, args.older_than, args.dry_run))
+        elif args.command == "erase":
+            asyncio.run(_erase(args.dsn, args.db_uuid))
         else:
-            _serve(args)
+            return _serve(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

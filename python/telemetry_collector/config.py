@@ -1,4 +1,4 @@
-"""The service's settings (the `serve` command's options)."""
+"""The service's settings (the `serve` command's options); every default lives here."""
 
 from __future__ import annotations
 
@@ -11,18 +11,31 @@ from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
 class Settings:
     dsn: str
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # Per db_uuid: a burst, then this many reports per hour.
+    # Per db_uuid: a burst, then this many reports per hour; at most this many db_uuids remembered.
     rate_limit_burst: int = 10
     rate_limit_per_hour: float = 10.0
+    rate_limit_max_keys: int = 100_000
+    # Distinct db_uuids one source address may report per UTC day (per worker process).
+    new_databases_per_address_per_day: int = 1000
     # How long the newest release is cached; `release add` shows within this.
     release_cache_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10
     # Seconds a request waits for a pooled connection before a 503.
     pool_timeout: float = 5.0
+    # Concurrent batched writes (each one COPY and one commit; see writer.py).
+    writers: int = 2
+    # Seconds for a request's headers to arrive (also how long an idle connection stays open),
+    # and for its body once the headers are in.
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    # Open connections per worker process; past it a new connection gets a 503 and is closed.
+    max_connections: int = 4096
     # Behind a reverse proxy (TLS termination), the client's address is the
     # last entry of X-Forwarded-For, the one the proxy appended.  Only set this
     # when every request comes through such a proxy.
     trust_x_forwarded_for: bool = False
     # Seconds between partition checks (the month after the current one is kept ready).
     partition_check_seconds: float = 3600.0
+    # Seconds between log lines counting dropped keys and refused reports.
+    counters_log_seconds: float = 60.0

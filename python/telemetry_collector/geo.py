@@ -49,8 +49,9 @@ def coarse_country(lookup: CountryLookup, address: str | None) -> str | None:
         return None
     try:
         code = lookup.country(address)
-    except Exception:  # a plug-in's bug must not lose the report
-        log.exception("country lookup failed")
+    except Exception as exc:  # a plug-in's bug must not lose the report
+        # Its class only: a plug-in's message or traceback may well quote the address.
+        log.warning("country lookup failed (%s)", type(exc).__name__)
         return None
     if not isinstance(code, str):
         return None

@@ -2,10 +2,9 @@
 
 400: not UTF-8 JSON, or not a JSON object.  413: larger than the limit (read
 with a cap, never buffered whole).  415: not application/json.  422: a JSON
-object that lacks a required key, has a wrong type (telemetry_protocol decides
-both), a db_uuid or exported_db_uuid that is not a UUID, or a value
-PostgreSQL's jsonb cannot hold (NUL characters, lone surrogates, nesting
-deeper than MAX_DEPTH).
+object that lacks a required key or has a wrong type (telemetry_protocol
+decides both), or a value the field dictionary names that is not what it
+documents (allowlist.py).  Keys the dictionary does not name are dropped.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import telemetry_protocol as protocol
+from telemetry_collector.allowlist import Allowlist, InvalidValue
 
 DEFAULT_MAX_BODY_BYTES = protocol.MAX_REPORT_BYTES
-MAX_DEPTH = 16
-# Stored in their own columns: longer values are kept only in the jsonb.
-MAX_COLUMN_CHARS = 128
 
 
 class IngestError(Exception):
@@ -38,7 +35,7 @@ class IngestError(Exception):
 
 @dataclass(frozen=True)
 class Report:
-    """A valid report: its JSON text as received plus the columns queries need."""
+    """A valid report: the JSON text to store (dictionary paths only) plus the columns queries need."""
 
     json_text: str
     db_uuid: uuid.UUID
@@ -46,6 +43,8 @@ class Report:
     extension_version: str
     postgresql_version: str
     os_name: str
+    # Keys dropped because the dictionary does not name them (counted, never kept).
+    dropped_keys: int = 0
 
 
 class ByteStream(Protocol):
@@ -75,7 +74,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_report(body: bytes) -> Report:
+def parse_report(body: bytes, allowlist: Allowlist) -> Report:
     try:
         text = body.decode("utf-8")
         data = json.loads(text, parse_constant=_reject_constant)
@@ -89,51 +88,18 @@ def parse_report(body: bytes) -> Report:
         raise IngestError(400, "not_an_object", "body must be a JSON object")
     try:
         protocol.validate_report(data)
-    except protocol.ProtocolError as exc:
+        cleaned = allowlist.clean(data)
+    except (protocol.ProtocolError, InvalidValue) as exc:
         raise IngestError(422, "invalid_report", str(exc)) from None
-    _check_storable(data)
+    report = cleaned.report
     return Report(
-        json_text=text,
-        db_uuid=_uuid(data, "db_uuid"),
-        exported_db_uuid=_uuid(data, "exported_db_uuid"),
-        extension_version=_column(data["extension_version"]),
-        postgresql_version=_column(data["postgresql_version"]),
-        os_name=_column(data["os_name"]),
+        # Unchanged, the text as received is what jsonb would make of the cleaned object anyway
+        # (jsonb keeps the last of duplicate keys, as json.loads does); saves serializing it again.
+        json_text=json.dumps(report, ensure_ascii=False, separators=(",", ":")) if cleaned.changed else text,
+        db_uuid=uuid.UUID(report["db_uuid"]),
+        exported_db_uuid=uuid.UUID(report["exported_db_uuid"]),
+        extension_version=report["extension_version"],
+        postgresql_version=report["postgresql_version"],
+        os_name=report["os_name"],
+        dropped_keys=cleaned.dropped_keys,
     )
-
-
-def _uuid(data: dict[str, Any], key: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(data[key])
-    except ValueError:
-        raise IngestError(422, "invalid_report", f"{key} must be a UUID") from None
-
-
-def _column(value: str) -> str:
-    return value[:MAX_COLUMN_CHARS]
-
-
-def _check_storable(data: dict[str, Any]) -> None:
-    """What json accepts but jsonb refuses: NUL, lone surrogates, deep nesting."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise IngestError(422, "invalid_report", f"report is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _check_string(key)
-                stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str):
-            _check_string(value)
-
-
-def _check_string(text: str) -> None:
-    if "\x00" in text:
-        raise IngestError(422, "invalid_report", "strings must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IngestError(422, "invalid_report", "strings must be valid Unicode (no lone surrogates)") from None

@@ -1,18 +1,30 @@
-"""Per-db_uuid rate limiting: a token bucket per key, kept in memory.
+"""Per-client limits, held in memory only and bounded in memory; nothing here is ever stored.
 
-A database reports once a day and retries on failure, so the default allows a
-burst of 10 and 10 more per hour.  Keys whose bucket has refilled are dropped
-in periodic sweeps, so memory follows the databases seen in the last refill
-period (about an hour), not the whole fleet.  The state is per process; see
-docs/collector.md for running several.
+RateLimiter: a token bucket per db_uuid.  A database reports once a day and
+retries on failure, so the default allows a burst of 10 and 10 more per hour.
+Keys whose bucket has refilled are dropped in periodic sweeps, and at most
+`max_keys` buckets are kept (the least recently used goes first: a database
+evicted that way gets a fresh burst, which is harmless).
+
+NewDatabaseBudget: how many distinct db_uuids one source address may report
+per UTC day.  It bounds what one client can do to the fleet numbers by
+inventing databases (see docs/collector.md).  The address is only ever held as
+a keyed hash (HMAC-SHA256 under a key drawn at start-up and never written
+anywhere), IPv6 addresses by their /64 (what one host usually holds).
+The state is per process; see docs/collector.md for running several.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import math
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -28,13 +40,15 @@ class RateLimiter:
         per_hour: float,
         clock: Callable[[], float] = time.monotonic,
         sweep_every: float = 60.0,
+        max_keys: int = 100_000,
     ) -> None:
-        if burst < 1 or per_hour <= 0:
-            raise ValueError("rate limit needs burst >= 1 and per_hour > 0")
+        if burst < 1 or per_hour <= 0 or max_keys < 1:
+            raise ValueError("rate limit needs burst >= 1, per_hour > 0 and max_keys >= 1")
         self.burst = float(burst)
         self.rate = per_hour / 3600.0  # tokens per second
+        self.max_keys = max_keys
         self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._sweep_every = sweep_every
         self._last_sweep = clock()
 
@@ -48,8 +62,11 @@ class RateLimiter:
             self._sweep(now)
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._buckets.popitem(last=False)
             self._buckets[key] = _Bucket(self.burst - 1.0, now)
             return None
+        self._buckets.move_to_end(key)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
         if bucket.tokens >= 1.0:
@@ -59,5 +76,75 @@ class RateLimiter:
 
     def _sweep(self, now: float) -> None:
         full_after = self.burst / self.rate
-        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < full_after}
+        for key in [k for k, b in self._buckets.items() if now - b.updated >= full_after]:
+            del self._buckets[key]
         self._last_sweep = now
+
+
+@dataclass
+class _Seen:
+    day: int
+    databases: set[int] = field(default_factory=set)
+
+
+class NewDatabaseBudget:
+    """At most `per_day` distinct db_uuids per source address and UTC day.
+
+    Memory is bounded by `max_entries` db_uuids over all addresses (about 100
+    bytes each); past it the least recently seen addresses are forgotten first.
+    """
+
+    def __init__(
+        self,
+        per_day: int,
+        max_entries: int = 1_000_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if per_day < 1 or max_entries < per_day:
+            raise ValueError("the budget needs per_day >= 1 and max_entries >= per_day")
+        self.per_day = per_day
+        self.max_entries = max_entries
+        self._clock = clock
+        self._key = os.urandom(32)  # never written anywhere: the hashes cannot be reversed by a dictionary
+        self._addresses: OrderedDict[bytes, _Seen] = OrderedDict()
+        self._entries = 0
+
+    def __len__(self) -> int:
+        return len(self._addresses)
+
+    @property
+    def entries(self) -> int:
+        return self._entries
+
+    def _hash(self, address: str) -> bytes:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            text = address
+        else:
+            text = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+        return hmac.new(self._key, text.encode(), hashlib.sha256).digest()[:16]
+
+    def allow(self, address: str | None, db_uuid: int) -> bool:
+        """True if `db_uuid` may be reported from `address` today (it counts against the budget once)."""
+        if address is None:
+            return True  # no address (a Unix socket): nothing to key on
+        key = self._hash(address)
+        day = int(self._clock() // 86400)
+        seen = self._addresses.get(key)
+        if seen is None or seen.day != day:
+            if seen is not None:
+                self._entries -= len(seen.databases)
+            seen = _Seen(day)
+            self._addresses[key] = seen
+        self._addresses.move_to_end(key)
+        if db_uuid in seen.databases:
+            return True
+        if len(seen.databases) >= self.per_day:
+            return False
+        seen.databases.add(db_uuid)
+        self._entries += 1
+        while self._entries > self.max_entries:
+            _, evicted = self._addresses.popitem(last=False)
+            self._entries -= len(evicted.databases)
+        return True

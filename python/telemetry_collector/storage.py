@@ -3,18 +3,19 @@
 Everything lives in the schema `collector`.  `reports` is range-partitioned by
 month on received_at (UTC month bounds); partitions are created ahead by
 `migrate`, hourly by the running service, and on demand when an insert finds
-none.  Old months are dropped with DROP TABLE on their partition.
+none.  Old months are dropped with DROP TABLE on their partition (`prune`);
+one database's reports are deleted on request (`erase`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import uuid
 from typing import Any
 
 import psycopg
 from psycopg import sql
-
-from telemetry_collector.ingest import Report
 
 SCHEMA = "collector"
 
@@ -53,6 +54,66 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         COMMENT ON TABLE collector.releases IS
             'Releases of the extension, managed by: python -m telemetry_collector release add|remove';
+        """,
+    ),
+    (
+        2,
+        # The commit time of a batch: COPY leaves the column out.
+        "ALTER TABLE collector.reports ALTER COLUMN received_at SET DEFAULT now()",
+    ),
+    # The vendor side's roll-ups: telemetry_collector.vendor.rollup maintains
+    # them, the fleet views read only them.
+    (
+        3,
+        """
+        -- The roll-up reads new reports by time range: a BRIN index costs next to
+        -- nothing on insert (received_at only grows) and spares a scan of the month.
+        CREATE INDEX reports_received_at ON collector.reports USING brin (received_at)
+            WITH (autosummarize = on);
+        CREATE TABLE collector.rollup_state (
+            singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+            watermark  timestamptz,            -- reports received up to here are rolled up
+            updated_at timestamptz
+        );
+        INSERT INTO collector.rollup_state DEFAULT VALUES;
+        -- One row per database: its first and latest report day and that report's dimensions.
+        CREATE TABLE collector.rollup_databases (
+            db_uuid   uuid   PRIMARY KEY,
+            first_day date   NOT NULL,
+            last_day  date   NOT NULL,
+            dims      text[] NOT NULL
+        );
+        -- How many databases share an exported_db_uuid (restores from a dump); never shown.
+        CREATE TABLE collector.rollup_exports (
+            exported_db_uuid uuid    PRIMARY KEY,
+            databases        integer NOT NULL
+        );
+        -- Databases that reported on `day`, by dimension value of their latest report that day.
+        CREATE TABLE collector.rollup_daily (
+            day       date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (day, dimension, value)
+        );
+        -- Databases whose latest report is on `last_day`, by its dimension values.
+        CREATE TABLE collector.rollup_latest (
+            last_day  date    NOT NULL,
+            dimension text    NOT NULL,
+            value     text    NOT NULL,
+            databases integer NOT NULL,
+            PRIMARY KEY (last_day, dimension, value)
+        );
+        -- Per-day counters: active_7/active_30 as deltas (a running sum gives the
+        -- distinct databases with a report in the window), new and restored databases.
+        CREATE TABLE collector.rollup_counters (
+            day     date   NOT NULL,
+            counter text   NOT NULL,
+            value   bigint NOT NULL,
+            PRIMARY KEY (counter, day)
+        );
+        COMMENT ON TABLE collector.rollup_daily IS
+            'Daily roll-up of collector.reports, maintained by: python -m telemetry_collector rollup';
         """,
     ),
 ]
@@ -136,31 +197,74 @@ async def list_partitions(conn: psycopg.AsyncConnection[Any]) -> list[str]:
     return [row[0] for row in await cur.fetchall()]
 
 
-_INSERT = """
-    INSERT INTO collector.reports
-        (received_at, db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report)
-    VALUES (now(), %s, %s, %s, %s, %s, %s, %s::jsonb)
-"""
+# The columns a stored report fills, in the order BatchWriter rows carry them.
+COLUMNS = ("db_uuid", "exported_db_uuid", "extension_version", "postgresql_version", "os_name", "country", "report")
+_COPY = sql.SQL("COPY collector.reports ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 
 
-async def store_report(conn: psycopg.AsyncConnection[Any], report: Report, country: str | None) -> None:
-    """Insert one report (autocommit connection); creates this month's partition if it is missing."""
-    params = (
-        report.db_uuid,
-        report.exported_db_uuid,
-        report.extension_version,
-        report.postgresql_version,
-        report.os_name,
-        country,
-        report.json_text,
-    )
-    try:
-        await conn.execute(_INSERT, params)
-    except psycopg.errors.CheckViolation as exc:
-        if "no partition" not in str(exc):
-            raise
+def _no_partition(exc: psycopg.Error) -> bool:
+    return isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc)
+
+
+async def copy_reports(conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
+    """Store rows (COLUMNS) in one COPY and one commit; creates this month's partition if it is missing."""
+    for attempt in (1, 2):
+        try:
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+                for row in rows:
+                    await copy.write_row(row)
+            return
+        except psycopg.Error as exc:
+            if attempt == 2 or not _no_partition(exc):
+                raise
         await ensure_partitions(conn, months_ahead=1)
-        await conn.execute(_INSERT, params)
+
+
+def partition_month(name: str) -> dt.date | None:
+    """The month a partition named by partition_name() holds, or None for any other name."""
+    match = re.fullmatch(r"reports_y([0-9]{4})m([0-9]{2})", name)
+    if match is None:
+        return None
+    return dt.date(int(match[1]), int(match[2]), 1)
+
+
+async def prune(conn: psycopg.AsyncConnection[Any], older_than: dt.timedelta, dry_run: bool = False) -> list[str]:
+    """Drop the monthly partitions whose every report is older than `older_than`; the names dropped.
+
+    A partition goes only once its whole month is past the cut-off (now() - older_than),
+    so no report younger than the cut-off is ever lost.
+    """
+    cur = await conn.execute("SELECT now() - %s::interval", (older_than,))
+    row = await cur.fetchone()
+    assert row is not None
+    cutoff: dt.datetime = row[0]
+    dropped: list[str] = []
+    async with conn.transaction():
+        await conn.execute(_DDL_LOCK)
+        for name in await list_partitions(conn):
+            month = partition_month(name)
+            if month is None:
+                continue
+            end = dt.datetime.combine(next_month(month), dt.time(), tzinfo=dt.UTC)
+            if end <= cutoff:
+                if not dry_run:
+                    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, name)))
+                dropped.append(name)
+    return dropped
+
+
+async def erase(conn: psycopg.AsyncConnection[Any], db_uuid: uuid.UUID) -> int:
+    """Delete every report of one database (an erasure request); how many there were.
+
+    A database's reports are those with its db_uuid.  Its exported_db_uuid is
+    also carried by other databases restored from the same dump, so those
+    other databases' reports stay.  The roll-ups' one row that names the
+    database goes too; their counts name no one and stay.
+    """
+    async with conn.transaction():
+        cur = await conn.execute("DELETE FROM collector.reports WHERE db_uuid = %s", (db_uuid,))
+        await conn.execute("DELETE FROM collector.rollup_databases WHERE db_uuid = %s", (db_uuid,))
+    return cur.rowcount
 
 
 async def check_schema(conn: psycopg.AsyncConnection[Any]) -> None:

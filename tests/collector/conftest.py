@@ -9,8 +9,10 @@ import pytest
 
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
+from telemetry_collector.vendor.config import VendorSettings
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, dsn_for, run_cli
+from tests.collector.vendor_helpers import VendorService
 
 _names = itertools.count()
 
@@ -53,3 +55,22 @@ def start_collector(collector_dsn: str) -> Iterator[StartCollector]:
 @pytest.fixture
 def collector(start_collector: StartCollector) -> Collector:
     return start_collector()
+
+
+StartVendor = Callable[..., VendorService]
+
+
+@pytest.fixture
+def start_vendor(collector_dsn: str) -> Iterator[StartVendor]:
+    """start_vendor(**settings) -> the vendor service on loopback (no periodic roll-up); stopped after."""
+    started: list[VendorService] = []
+
+    def start(**settings: Any) -> VendorService:
+        defaults: dict[str, Any] = {"rollup_every_seconds": 0.0, "pool_max_size": 2}
+        service = VendorService(VendorSettings(dsn=collector_dsn, **{**defaults, **settings})).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from aiohttp import web
 
-from telemetry_collector.app import ACCESS_LOG_FORMAT, make_app
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
+from telemetry_collector.server import Edge, start_edge
 from tests.cluster import Cluster
 from tests.helpers import EXTENSION_VERSION
 
@@ -31,6 +30,8 @@ def dsn_for(cluster: Cluster, dbname: str) -> str:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
+    # `python -m` puts the working directory first on sys.path, where `make all`
+    # leaves telemetry.so, which would shadow the `telemetry` package.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON_DIR), str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -84,7 +85,7 @@ class Collector:
     geo: CountryLookup | None = None
     url: str = ""
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    _runner: web.AppRunner | None = None
+    _edge: Edge | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> Collector:
@@ -92,12 +93,8 @@ class Collector:
         failure: list[BaseException] = []
 
         async def setup() -> None:
-            self._runner = web.AppRunner(make_app(self.settings, self.geo), access_log_format=ACCESS_LOG_FORMAT)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = self._runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
+            self._edge = await start_edge(self.settings, self.geo, "127.0.0.1", 0)
+            self.url = self._edge.url
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
@@ -119,8 +116,8 @@ class Collector:
     def stop(self) -> None:
         if self._thread is None:
             return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        if self._edge is not None:
+            asyncio.run_coroutine_threadsafe(self._edge.stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
         self._loop.close()

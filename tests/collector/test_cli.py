@@ -16,7 +16,7 @@ import requests
 import trustme
 from port_for import get_port
 
-from telemetry_collector.storage import next_month, partition_name
+from telemetry_collector.storage import MIGRATIONS, next_month, partition_name
 from tests.collector.helpers import Collector, cli_env, make_report, run_cli
 
 
@@ -36,7 +36,9 @@ def test_migrate_is_idempotent_and_prepares_partitions(
     months = (month, next_month(month), next_month(next_month(month)))
     for name in map(partition_name, months):
         assert name in again.stdout
-    assert collector_db.execute("SELECT max(version) FROM collector.schema_migrations").fetchone() == (1,)
+    assert collector_db.execute("SELECT max(version) FROM collector.schema_migrations").fetchone() == (
+        max(version for version, _ in MIGRATIONS),
+    )
     strategy = collector_db.execute(
         "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'collector.reports'::regclass"
     ).fetchone()
@@ -88,7 +90,9 @@ def test_serve_runs_the_service(collector_dsn: str, scheme: str, tmp_path: Path)
         server.send_signal(signal.SIGINT)
         output = server.communicate(timeout=30)[0]
     assert server.returncode == 0, output
-    assert "127.0.0.1" not in "".join(line for line in output.splitlines(True) if "aiohttp.access" in line)
+    access = [line for line in output.splitlines() if "telemetry_collector.access" in line]
+    assert any("POST /v1/report 200" in line for line in access), output
+    assert not any("127.0.0.1" in line for line in access)
 
 
 def test_serve_refuses_an_unmigrated_database(cluster: Any) -> None:
@@ -160,3 +164,14 @@ def test_an_unreachable_storage_is_503_with_retry_after(start_collector: Any, co
     assert response.status_code == 503
     assert response.json()["error"] == "storage_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_every_serve_flag_has_help_text() -> None:
+    import argparse
+
+    from telemetry_collector.cli import _parser
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("serve", "prune", "erase", "migrate"):
+        for action in commands.choices[name]._actions:
+            assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest} has no help"

@@ -32,5 +32,9 @@ def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     time.sleep(0.2)
     warnings = [line for line in cluster.log_since(offset).splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and f"the newest release is {NEWER}" in warnings[0]
-    fleet = collector.get("/v1/fleet").json()
-    assert fleet["active"] == {"last_7_days": 1, "last_30_days": 1}
+    # The edge serves ingestion and health only: the fleet is the vendor side's.
+    assert collector.get("/v1/fleet").status_code == 404
+    # The vendor side counts it once rolled up.
+    run_cli("rollup", "--dsn", collector_dsn, "--settle-seconds", "0")
+    rolled = collector_db.execute("SELECT databases FROM collector.rollup_latest WHERE dimension = 'all'").fetchall()
+    assert rolled == [(1,)]

@@ -1,79 +1,109 @@
-"""Fleet views: known databases in, exact counts out (GET /v1/fleet)."""
+"""Fleet views: known databases in, exact counts out (GET /v1/fleet on the vendor side)."""
 
 from __future__ import annotations
 
-import uuid
+import datetime as dt
+import re
 from typing import Any
 
 import psycopg
 
-from tests.collector.helpers import Collector, make_report
+from tests.collector.vendor_helpers import at, known_fleet, roll_up, store
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
-def post_at(collector: Collector, conn: psycopg.Connection[Any], days_ago: float, **fields: Any) -> dict[str, Any]:
-    """Send a report over HTTP, then date it `days_ago` (the partition key moves it)."""
-    report = make_report(**fields)
-    assert collector.post(report).status_code == 200
-    conn.execute(
-        """UPDATE collector.reports SET received_at = now() - make_interval(secs => %s)
-            WHERE db_uuid = %s AND received_at > now() - interval '1 minute'""",
-        (days_ago * 86400, report["db_uuid"]),
-    )
-    return report
+def by_value(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(value, databases) in the order the view gives them."""
+    return [(row["value"], row["databases"]) for row in rows]
 
 
-def by_value(rows: list[dict[str, Any]]) -> dict[str, int]:
-    return {row["value"]: row["databases"] for row in rows}
-
-
-def test_fleet_counts_known_databases(start_collector: Any, collector_db: psycopg.Connection[Any]) -> None:
-    collector = start_collector(rate_limit_burst=100)
-    empty = collector.get("/v1/fleet").json()
+def test_the_fleet_over_time_and_now(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any
+) -> None:
+    vendor = start_vendor()
+    empty = vendor.get("/v1/fleet").json()
+    assert empty["rolled_up_to"] is None
     assert empty["active"] == {"last_7_days": 0, "last_30_days": 0}
-    assert empty["restored_from_dump"] == {"exports": 0, "restored_databases": 0, "groups": []}
 
-    a, b, c, d, e, f, g = (str(uuid.uuid4()) for _ in range(7))
-    dump_x, dump_y = str(uuid.uuid4()), str(uuid.uuid4())
-    # a: reported 20 days ago on 0.0.9, upgraded, reported yesterday on 0.1.0.
-    post_at(collector, collector_db, 20, db_uuid=a, exported_db_uuid=dump_x, extension_version="0.0.9")
-    post_at(collector, collector_db, 1, db_uuid=a, exported_db_uuid=dump_x, extension_version="0.1.0")
-    post_at(collector, collector_db, 3, db_uuid=b, extension_version="0.2.0", postgresql_version="16.4")
-    post_at(collector, collector_db, 10, db_uuid=c, extension_version="0.2.0", os_name="FreeBSD")
-    post_at(collector, collector_db, 40, db_uuid=d, extension_version="0.0.1")  # inactive
-    # e and f: a's dump restored twice (new db_uuid, same exported_db_uuid); f long ago.
-    post_at(collector, collector_db, 0, db_uuid=e, exported_db_uuid=dump_x, extension_version="0.2.0")
-    post_at(collector, collector_db, 50, db_uuid=f, exported_db_uuid=dump_x, extension_version="0.0.1")
-    # g: two reports, one dump: not a restore.
-    post_at(collector, collector_db, 2, db_uuid=g, exported_db_uuid=dump_y, postgresql_version="16.4")
-    post_at(collector, collector_db, 0.5, db_uuid=g, exported_db_uuid=dump_y, postgresql_version="16.4")
+    t, _ = known_fleet(collector_db)
+    roll_up(collector_dsn, until=at(t, 23))
+    response = vendor.get("/v1/fleet?days=45")
+    assert response.status_code == 200
+    data = response.json()
 
-    data = collector.get("/v1/fleet").json()
+    # No identifier of any database, anywhere in the answer.
+    assert not UUID.search(response.text), UUID.search(response.text)
 
-    assert data["active"] == {"last_7_days": 4, "last_30_days": 5}  # a b e g; + c
-    assert data["share_window_days"] == 30
-    share = data["share"]
-    assert by_value(share["extension_version"]) == {"0.1.0": 2, "0.2.0": 3}  # a g; b c e
-    assert by_value(share["postgresql_version"]) == {"15.20": 3, "16.4": 2}
-    assert by_value(share["os_name"]) == {"Linux": 4, "FreeBSD": 1}
-    assert share["os_name"][0] == {"value": "Linux", "databases": 4, "share": 0.8}  # largest first
-    assert sum(r["share"] for r in share["extension_version"]) == 1.0
-    assert data["restored_from_dump"] == {
-        "exports": 1,
-        "restored_databases": 2,
-        "groups": [{"exported_db_uuid": dump_x, "db_uuids": 3}],
-    }
-    assert collector.get("/v1/fleet").headers["Cache-Control"] == "no-store"
+    days = data["activity"]["days"]
+    assert len(days) == 45 and days[-1] == t.isoformat()
+
+    def on(n: int, series: list[Any]) -> Any:
+        return series[days.index((t - dt.timedelta(days=n)).isoformat())]
+
+    a = data["activity"]
+    assert data["active"] == {"last_7_days": 4, "last_30_days": 5}  # a b e g; and c
+    assert [on(n, a["reporting"]) for n in (40, 20, 10, 3, 2, 1, 0)] == [1, 1, 1, 1, 1, 1, 2]
+    assert on(20, a["active_30_days"]) == 2  # a, and d (20 days before)
+    assert on(11, a["active_30_days"]) == 2 and on(10, a["active_30_days"]) == 2  # d drops out as c comes
+    assert on(14, a["active_7_days"]) == 1 and on(13, a["active_7_days"]) == 0  # a: 20 days ago, for 7 days
+    assert on(0, a["active_7_days"]) == 4
+    assert [on(n, a["new"]) for n in (40, 20, 10, 3, 2, 1, 0)] == [1, 1, 1, 1, 1, 0, 1]
+    assert on(10, a["gone_quiet"]) == 1 and sum(a["gone_quiet"]) == 1  # d: 30 days after its last report
+    assert data["now"]["new_last_30_days"] == 5 and data["now"]["gone_quiet_last_30_days"] == 1
+
+    releases = {r["release"]: r for r in data["adoption"]["releases"]}
+    assert list(releases) == ["0.9.0", "0.10.0"]  # release order
+    assert releases["0.10.0"]["released"] == (t - dt.timedelta(days=10)).isoformat()
+    # 10 days ago only c (0.9.0) reported; 3 days ago b on 0.10.0: 100%.
+    assert (releases["0.10.0"]["days_to_50_percent"], releases["0.10.0"]["days_to_90_percent"]) == (7, 7)
+    assert on(10, releases["0.10.0"]["share"]) == 0.0 and on(0, releases["0.10.0"]["share"]) == 0.5
+    assert releases["0.9.0"]["days_to_50_percent"] == 0
+    assert on(5, releases["0.9.0"]["share"]) is None  # nobody reported that day
+
+    utd = data["up_to_date"]
+    assert utd["newest_release"] == "0.10.0"
+    # Against the newest release listed by each day: 0.9.0 until 10 days ago.
+    assert [on(n, utd["share"]) for n in (20, 10, 3, 2, 1, 0)] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.5]
+    assert utd["now"] == 0.6  # a b e of 5
+
+    now = data["now"]
+    assert now["databases"] == 5
+    assert by_value(now["extension_version"]) == [("0.2.0", 1), ("0.9.0", 1), ("0.10.0", 3)]
+    assert by_value(now["postgresql_major"]) == [("15", 3), ("16", 1), ("17", 1)]
+    assert by_value(now["os_name"]) == [("Linux", 4), ("FreeBSD", 1)]
+    assert by_value(now["install_method"]) == [("source", 4), ("deb", 1)]
+    assert by_value(now["size"]) == [("under 10 MB", 4), ("1 GB – 10 GB", 1)]
+    assert by_value(now["timescaledb"]) == [("not installed", 4), ("hypertables", 1)]
+    assert by_value(now["timescaledb_version"]) == [("2.17", 1)]
+    assert by_value(now["extension"]) == [("pg_cron", 5), ("postgis", 1), ("timescaledb", 1)]
+    assert now["extension_version"][2]["share"] == 0.6
+    assert data["restored_from_dump"] == {"exports": 1, "restored_databases": 1}
 
 
-def test_latest_report_per_database_uses_its_index(collector: Collector, collector_db: psycopg.Connection[Any]) -> None:
-    report = make_report()
-    assert collector.post(report).status_code == 200
-    collector_db.execute("SET enable_seqscan = off")
-    plan = "\n".join(
-        r[0]
-        for r in collector_db.execute(
-            """EXPLAIN SELECT * FROM collector.reports WHERE db_uuid = %s ORDER BY received_at DESC LIMIT 1""",
-            (report["db_uuid"],),
-        ).fetchall()
-    )
-    assert "reports_y" in plan and "db_uuid_received_at_idx" in plan, plan
+def test_exports(collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any) -> None:
+    t, _ = known_fleet(collector_db)
+    store(collector_db, at(t, 3), os_name='=HYPERLINK("x")')
+    roll_up(collector_dsn, until=at(t, 23))
+    vendor = start_vendor()
+
+    activity = vendor.get("/v1/export/activity.csv?days=3")
+    assert activity.headers["Content-Type"].startswith("text/csv")
+    assert activity.text.splitlines() == [
+        "day,reporting,active_7_days,active_30_days,new,gone_quiet,up_to_date_share",
+        f"{t - dt.timedelta(days=2)},1,2,4,1,0,0.0",
+        f"{t - dt.timedelta(days=1)},1,3,4,0,0,1.0",
+        f"{t},3,5,6,2,0,0.3333",
+    ]
+    daily = vendor.get("/v1/export/daily.csv?days=1").text.splitlines()
+    assert daily[0] == "day,dimension,value,databases"
+    assert f"{t},databases,,3" in daily
+    assert f"{t},extension_version,0.10.0,1" in daily
+    # A value a spreadsheet would run as a formula is quoted as text.
+    assert f'{t},os_name,"\'=HYPERLINK(""x"")",1' in daily
+    assert not any(UUID.search(line) for line in daily + activity.text.splitlines())
+
+    bad = vendor.get("/v1/fleet?days=0")
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+    assert vendor.get("/v1/export/daily.csv?days=x").status_code == 400
+    assert vendor.get("/v1/nothing").json()["error"] == "not_found"

@@ -53,8 +53,8 @@ def test_only_a_country_is_kept_and_never_the_address(
     ).fetchall()
     assert not [c for (c,) in columns if "ip" in c.split("_") or "addr" in c or "remote" in c]
     # Nor does the access log keep it.
-    access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert any("POST /v1/report" in line for line in access)
+    access = [r.getMessage() for r in caplog.records if r.name == "telemetry_collector.access"]
+    assert any(line.startswith("POST /v1/report 200 ") for line in access)
     assert not any(address in line for line in access for address in ADDRESSES)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from telemetry_collector.ratelimit import RateLimiter
+from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
 from tests.collector.helpers import make_report
 
 
@@ -69,3 +69,28 @@ def test_tokens_come_back_over_time_and_idle_keys_are_forgotten() -> None:
     clock.now += 3600  # both buckets are full again: nothing to remember
     assert limiter.acquire("c") is None
     assert len(limiter) == 1
+
+
+def test_the_limiter_keeps_at_most_max_keys() -> None:
+    limiter = RateLimiter(burst=1, per_hour=1, max_keys=100)
+    for i in range(10_000):
+        assert limiter.acquire(f"db{i}") is None
+    assert len(limiter) == 100
+    assert limiter.acquire("db9999") == 3600  # the most recent are the ones kept
+
+
+def test_the_new_database_budget_is_per_address_per_day_and_bounded_in_memory() -> None:
+    clock = FakeClock()
+    budget = NewDatabaseBudget(per_day=2, max_entries=10, clock=clock)
+    assert [budget.allow("192.0.2.1", n) for n in (1, 2, 3, 1)] == [True, True, False, True]
+    assert budget.allow("192.0.2.2", 3)  # another address has its own budget
+    assert budget.allow("2001:db8::1", 7) and budget.allow("2001:db8::2", 8)
+    assert not budget.allow("2001:db8::3", 9)  # one /64 is one client
+    assert budget.allow(None, 10)  # no address, nothing to key on
+    clock.now += 86400
+    assert budget.allow("192.0.2.1", 3)  # a new day
+    for i in range(100):
+        budget.allow(f"198.51.100.{i}", i)
+    assert budget.entries <= 10 and len(budget) <= 10
+    # Only keyed hashes are held, never an address.
+    assert not any(isinstance(key, str) for key in budget._addresses)

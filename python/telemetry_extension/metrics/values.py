@@ -93,9 +93,12 @@ def json_safe_number(value: Any) -> int | float | None:
     return number
 
 
-_UNAME_SAFE = re.compile(r"[^0-9A-Za-z .:_()#+~-]")
+# What uname text may keep (a regex character class body) and how much of it.
+UNAME_CHARS = "0-9A-Za-z .:_()#+~-"
+UNAME_MAX_CHARS = 128
+_UNAME_UNSAFE = re.compile(f"[^{UNAME_CHARS}]")
 
 
 def uname_text(text: str) -> str:
     """An operating system's name, release or build: its safe characters, at most 128."""
-    return _UNAME_SAFE.sub("", text)[:128]
+    return _UNAME_UNSAFE.sub("", text)[:UNAME_MAX_CHARS]

@@ -1,0 +1,289 @@
+"""Fleet reads from roll-ups at fleet scale, and what the roll-up costs.
+
+    make all && .venv/bin/python -m bench.fleet_read [--reports 1000000] [--days 30]
+
+Starts a throwaway PostgreSQL 15 cluster (tests/pgtree + tests/cluster), loads
+a synthetic fleet with COPY (reports / days databases, each reporting once a
+day for `days` days, upgrading along the way), then prints:
+
+- the roll-up's time for everything at once and for one more day afterwards
+  (the incremental run a timer makes), as seconds per million reports;
+- the fleet read (telemetry_collector.vendor.fleet, 90 days) against two floors
+  measured in the same run on the same connection: `SELECT 1` and a plain read
+  of the whole rollup_daily table; and GET /v1/fleet against GET /healthz
+  through serve-vendor, both over loopback HTTP;
+- for scale, one count(DISTINCT db_uuid) over the last 30 days of raw reports,
+  which is what a fleet view costs without roll-ups.
+Everything it started is stopped and removed when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from port_for import get_port
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "python"), str(REPO)]
+
+from telemetry_collector import storage  # noqa: E402
+from telemetry_collector.vendor import fleet, rollup  # noqa: E402
+
+READS = 200
+COLUMNS = "received_at, db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report"
+EXTENSIONS = ["timescaledb", "postgis", "pg_stat_statements", "pg_cron", "vector", "promscale"]
+
+
+class Database:
+    def __init__(self, rng: random.Random, days: int) -> None:
+        self.db_uuid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        self.exported = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        self.upgrades = sorted(rng.randrange(days + 20) for _ in range(2))
+        self.report: dict[str, Any] = {
+            "report_format_version": 1,
+            "db_uuid": self.db_uuid,
+            "exported_db_uuid": self.exported,
+            "installed_time": "2026-01-05T10:00:00+00:00",
+            "install_method": rng.choice(["source", "deb", "deb", "rpm", "docker"]),
+            "os_name": rng.choices(["Linux", "FreeBSD", "Darwin"], [95, 3, 2])[0],
+            "os_version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
+            "os_release": "6.1.0-28-amd64",
+            "postgresql_version": rng.choice(["15.20", "15.19", "16.9", "17.5", "18.1"]),
+            "timescaledb_version": None,
+            "build_os_name": "Linux",
+            "build_os_version": "6.1.0-28-amd64",
+            "data_volume": int(rng.lognormvariate(20, 2.5)),
+            "num_hypertables": 0,
+            "related_extensions": {name: rng.random() < 0.3 for name in EXTENSIONS},
+            "metrics_level": "basic",
+            "metrics_level_source": "default",
+        }
+
+    def row(self, day: int, received_at: dt.datetime) -> tuple[Any, ...]:
+        version = "0.3.0" if day >= self.upgrades[1] else "0.2.0" if day >= self.upgrades[0] else "0.1.0"
+        report = {**self.report, "extension_version": version}
+        return (
+            received_at,
+            self.db_uuid,
+            self.exported,
+            version,
+            report["postgresql_version"],
+            report["os_name"],
+            None,
+            json.dumps(report),
+        )
+
+
+def load_days(
+    conn: psycopg.Connection[Any], fleet_dbs: list[Database], first: dt.date, days: range, rng: random.Random
+) -> int:
+    rows = 0
+    with conn.cursor().copy(f"COPY collector.reports ({COLUMNS}) FROM STDIN") as copy:
+        for day in days:
+            midnight = dt.datetime.combine(first + dt.timedelta(days=day), dt.time(), dt.UTC)
+            for db in fleet_dbs:
+                copy.write_row(db.row(day, midnight + dt.timedelta(seconds=rng.randrange(86400))))
+                rows += 1
+    return rows
+
+
+def median_ms(fn: Any, runs: int = READS) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+async def time_reads(dsn: str) -> dict[str, float]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+
+        async def timed(coro_fn: Any) -> float:
+            times = []
+            for _ in range(READS):
+                started = time.perf_counter()
+                await coro_fn()
+                times.append((time.perf_counter() - started) * 1000)
+            return statistics.median(times)
+
+        async def select_1() -> None:
+            await (await conn.execute("SELECT 1")).fetchall()
+
+        async def plain_read() -> None:
+            await (await conn.execute("SELECT * FROM collector.rollup_daily")).fetchall()
+
+        async def fleet_read() -> None:
+            await fleet.fleet(conn, 90)
+
+        await fleet_read()  # warm
+        return {"select_1": await timed(select_1), "plain": await timed(plain_read), "fleet": await timed(fleet_read)}
+
+
+def http_ms(url: str) -> float:
+    def get() -> None:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            response.read()
+
+    get()
+    return median_ms(get, 100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=1_000_000, help="reports to load (1000000)")
+    parser.add_argument("--days", type=int, default=30, help="days they span; databases = reports / days (30)")
+    args = parser.parse_args()
+    from tests.cluster import Cluster
+    from tests.pgtree import build_tree
+
+    root = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    cluster: Cluster | None = None
+    server: subprocess.Popen[str] | None = None
+    try:
+        cluster = Cluster(build_tree(root), name="bench").start()
+        with cluster.connect() as admin:
+            admin.execute("CREATE DATABASE collector")
+        dsn = f"host={cluster.socketdir} port={cluster.port} user={cluster.user} dbname=collector"
+        rng = random.Random(9)
+        databases = max(1, args.reports // args.days)
+        dbs = [Database(rng, args.days) for _ in range(databases)]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+
+            async def migrate() -> None:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
+                    await storage.migrate(aconn, months_ahead=1, months_back=(args.days // 28) + 2)
+
+            asyncio.run(migrate())
+            conn.execute(
+                "INSERT INTO collector.releases (version, added_at) VALUES ('0.2.0', now() - interval "
+                "'40 days'), ('0.3.0', now() - interval '10 days')"
+            )
+            row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+            assert row is not None
+            first = row[0] - dt.timedelta(days=args.days)
+            print(
+                f"loading {databases * args.days} reports ({databases} databases x {args.days} days) with COPY ...",
+                flush=True,
+            )
+            started = time.perf_counter()
+            loaded = load_days(conn, dbs, first, range(args.days), rng)
+            conn.execute("ANALYZE collector.reports")
+            print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+            size = conn.execute(
+                """SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+                    WHERE inhparent = 'collector.reports'::regclass"""
+            ).fetchone()
+
+            async def roll(until: dt.datetime) -> rollup.RollupResult:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
+                    return await rollup.run(aconn, settle_seconds=0, until=until)
+
+            day_end = dt.datetime.combine(first + dt.timedelta(days=args.days), dt.time(), dt.UTC)
+            full = asyncio.run(roll(day_end - dt.timedelta(microseconds=1)))
+            one_more = load_days(conn, dbs, first, range(args.days, args.days + 1), rng)
+            step = asyncio.run(roll(day_end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)))
+            conn.execute("ANALYZE")
+            tables = conn.execute(
+                """SELECT (SELECT count(*) FROM collector.rollup_daily), (SELECT count(*) FROM collector.rollup_latest),
+                          (SELECT count(*) FROM collector.rollup_counters)"""
+            ).fetchone()
+            assert tables is not None
+            started = time.perf_counter()
+            conn.execute(
+                "SELECT count(DISTINCT db_uuid) FROM collector.reports WHERE received_at >= now() - interval '30 days'"
+            ).fetchone()
+            raw_ms = (time.perf_counter() - started) * 1000
+
+        reads = asyncio.run(time_reads(dsn))
+
+        port = get_port(None)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]), PYTHONSAFEPATH="1")
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "telemetry_collector",
+                "serve-vendor",
+                "--dsn",
+                dsn,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--rollup-every-seconds",
+                "0",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        health_ms = http_ms(f"{url}/healthz")
+        fleet_http_ms = http_ms(f"{url}/v1/fleet?days=90")
+
+        total = loaded + one_more
+        print()
+        print(
+            f"stored             {total} reports, {databases} databases, "
+            f"{(size[0] if size else 0) / total:.0f} bytes per report"
+        )
+        print(
+            f"roll-up tables     rollup_daily {tables[0]} rows, rollup_latest {tables[1]}, rollup_counters {tables[2]}"
+        )
+        print(
+            f"rollup, all        {loaded} reports in {full.seconds:.1f} s = "
+            f"{full.seconds / loaded * 1e6:.1f} s per million reports"
+        )
+        print(
+            f"rollup, next day   {one_more} reports in {step.seconds:.1f} s = "
+            f"{step.seconds / one_more * 1e6:.1f} s per million reports"
+        )
+        print(f"floor SELECT 1     {reads['select_1']:.3f} ms (median of {READS})")
+        print(f"floor plain read   {reads['plain']:.3f} ms: all {tables[0]} rows of rollup_daily")
+        print(
+            f"fleet read (90 d)  {reads['fleet']:.3f} ms = {reads['fleet'] / reads['select_1']:.1f}x SELECT 1, "
+            f"{reads['fleet'] / reads['plain']:.2f}x the plain read"
+        )
+        print(f"GET /healthz       {health_ms:.3f} ms (HTTP + SELECT 1, median of 100)")
+        print(f"GET /v1/fleet      {fleet_http_ms:.3f} ms = {fleet_http_ms / health_ms:.1f}x GET /healthz")
+        print(f"raw reports        {raw_ms:.0f} ms for one count(DISTINCT db_uuid) over 30 days, without roll-ups")
+        return 0
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        if cluster is not None:
+            cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

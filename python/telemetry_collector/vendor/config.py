@@ -1,0 +1,24 @@
+"""The vendor service's settings (the `serve-vendor` command's options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telemetry_collector.vendor.rollup import SETTLE_SECONDS
+
+
+@dataclass(frozen=True)
+class VendorSettings:
+    dsn: str
+    # None: no authentication (only allowed on a loopback address).
+    token: str | None = None
+    # Every vendor query is cancelled after this long; roll-up reads take milliseconds.
+    statement_timeout_ms: int = 5000
+    pool_min_size: int = 1
+    pool_max_size: int = 4
+    # Seconds a request waits for a pooled connection before a 503.
+    pool_timeout: float = 5.0
+    # Run the roll-up every this many seconds in this process (0: never; use the
+    # `rollup` command on a timer instead).
+    rollup_every_seconds: float = 300.0
+    settle_seconds: float = SETTLE_SECONDS

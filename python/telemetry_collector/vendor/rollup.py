@@ -1,0 +1,308 @@
+"""Daily roll-ups of collector.reports, maintained incrementally from a watermark.
+
+Each run reads the reports received after the watermark and up to `settle`
+seconds ago (a report's received_at is its transaction's start; the margin lets
+transactions still in flight commit), keeps each database's latest report per
+UTC day, and folds it into small tables keyed by day and dimension:
+
+- rollup_daily:    databases that reported on a day, by dimension value;
+- rollup_latest:   databases by the day of their latest report and its values
+                   (the fleet "now": sum the days of a window);
+- rollup_counters: per day, new databases, restored ones, and the active_7 /
+                   active_30 deltas whose running sum is the exact number of
+                   distinct databases with a report in the trailing window;
+- rollup_databases: per database, first and latest day and that report's
+                   dimensions (what a same-day report must subtract), the only
+                   table whose size grows with the fleet; never read by views.
+
+One run is one transaction under an advisory lock: a concurrent run skips, an
+interrupted run leaves nothing half done, and a repeated run finds nothing new.
+A report whose day is before its database's latest rolled-up day (possible only
+if it committed later than `settle`) is ignored; `--rebuild` recomputes all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+# Dimensions a vendor filters on; each report contributes "dimension:value" strings.
+DIMENSIONS = (
+    "extension_version",
+    "postgresql_major",
+    "os_name",
+    "install_method",
+    "size",
+    "timescaledb",
+    "timescaledb_version",
+    "extension",
+)
+ALL = "all"  # the dimension every report has once: totals
+# The protocol's install_method vocabulary; anything else is counted as "other".
+INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+# data_volume buckets: the value stored is width_bucket's index (0 below the first bound).
+SIZE_BOUNDS = (10**7, 10**8, 10**9, 10**10, 10**11, 10**12)
+# Installed everywhere (plpgsql) or by definition (telemetry): no information.
+IGNORED_EXTENSIONS = ("plpgsql", "telemetry")
+MAX_EXTENSIONS_PER_REPORT = 64
+# TimescaleDB usage, from least to most.
+TIMESCALEDB_LEVELS = ("none", "installed", "hypertables", "compression")
+ACTIVE_WINDOWS = {"active_7": 7, "active_30": 30}
+SETTLE_SECONDS = 60.0
+
+_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('telemetry_collector rollup'))"
+
+# One report's dimensions, as "dimension:value" text (values are cut short:
+# the ingest edge validates them, this keeps a hostile one from bloating a roll-up).
+_DIMS = f"""
+array_remove(ARRAY[
+    '{ALL}:',
+    'extension_version:' || left(r.extension_version, 64),
+    'postgresql_major:' || CASE
+        WHEN r.postgresql_version ~ '^[1-9][0-9]{{1,3}}(\\.|$)' THEN substring(r.postgresql_version from '^[0-9]+')
+        WHEN r.postgresql_version ~ '^[0-9]\\.[0-9]{{1,2}}' THEN substring(r.postgresql_version from '^[0-9]\\.[0-9]+')
+        ELSE 'other' END,
+    'os_name:' || left(r.os_name, 32),
+    'install_method:' || CASE WHEN r.report->>'install_method' = ANY(%(install_methods)s::text[])
+                              THEN r.report->>'install_method' ELSE 'other' END,
+    'size:' || CASE WHEN jsonb_typeof(r.report->'data_volume') = 'number'
+                         AND (r.report->>'data_volume')::numeric >= 0
+                    THEN width_bucket((r.report->>'data_volume')::numeric, %(size_bounds)s::numeric[])::text
+                    ELSE 'unknown' END,
+    'timescaledb:' || CASE
+        WHEN jsonb_typeof(r.report #> '{{timescaledb,hypertables,num_compressed_hypertables}}') = 'number'
+             AND (r.report #>> '{{timescaledb,hypertables,num_compressed_hypertables}}')::numeric > 0
+            THEN 'compression'
+        WHEN jsonb_typeof(r.report->'num_hypertables') = 'number' AND (r.report->>'num_hypertables')::numeric > 0
+            THEN 'hypertables'
+        WHEN jsonb_typeof(r.report->'timescaledb_version') = 'string'
+             OR r.report #> '{{related_extensions,timescaledb}}' = 'true'
+            THEN 'installed'
+        ELSE 'none' END,
+    'timescaledb_version:' || substring(r.report->>'timescaledb_version' from '^[0-9]{{1,4}}\\.[0-9]{{1,4}}')
+], NULL)
+|| ARRAY(
+    SELECT 'extension:' || e.name
+      FROM (SELECT key AS name
+              FROM jsonb_each(CASE WHEN jsonb_typeof(r.report->'related_extensions') = 'object'
+                                   THEN r.report->'related_extensions' END)
+             WHERE value = 'true'
+            UNION
+            SELECT key
+              FROM jsonb_each(CASE WHEN jsonb_typeof(r.report #> '{{extensions,versions}}') = 'object'
+                                   THEN r.report #> '{{extensions,versions}}' END)) e
+     WHERE e.name ~ '^[a-z][a-z0-9_-]{{0,62}}$' AND e.name <> ALL(%(ignored_extensions)s::text[])
+     ORDER BY e.name
+     LIMIT {MAX_EXTENSIONS_PER_REPORT})
+"""
+
+_BATCH = f"""
+INSERT INTO rollup_batch (db_uuid, exported_db_uuid, day, dims)
+SELECT DISTINCT ON (db_uuid, day) db_uuid, exported_db_uuid, day, dims
+  FROM (SELECT r.db_uuid, r.exported_db_uuid, r.received_at,
+               (r.received_at AT TIME ZONE 'UTC')::date AS day,
+               {_DIMS} AS dims
+          FROM collector.reports r
+         WHERE r.received_at > %(low)s AND r.received_at <= %(high)s) s
+ ORDER BY db_uuid, day, received_at DESC
+"""
+
+# Each (database, day) in order, with what was known before it: the previous
+# report day (in this batch or rolled up earlier) and whether it repeats the
+# database's latest rolled-up day (then its earlier values are subtracted).
+_STEPS = """
+INSERT INTO rollup_steps
+SELECT j.db_uuid, j.exported_db_uuid, j.day, j.dims,
+       coalesce(lag(j.day) OVER w, j.known_last),
+       j.known_last IS NOT NULL,
+       j.known_first, j.known_last, j.known_dims,
+       lag(j.day) OVER w IS NULL AND coalesce(j.day = j.known_last, false),
+       lead(j.day) OVER w IS NULL
+  FROM (SELECT b.*, d.first_day AS known_first, d.last_day AS known_last, d.dims AS known_dims
+          FROM rollup_batch b LEFT JOIN collector.rollup_databases d USING (db_uuid)
+         WHERE d.last_day IS NULL OR b.day >= d.last_day) j
+WINDOW w AS (PARTITION BY j.db_uuid ORDER BY j.day)
+"""
+
+_SPLIT = "split_part(dim, ':', 1), substr(dim, strpos(dim, ':') + 1)"
+
+_DAILY = f"""
+INSERT INTO collector.rollup_daily AS t (day, dimension, value, databases)
+SELECT day, {_SPLIT}, sum(delta)
+  FROM (SELECT day, unnest(dims) AS dim, 1 AS delta FROM rollup_steps
+        UNION ALL
+        SELECT known_last, unnest(known_dims), -1 FROM rollup_steps WHERE same_day) x
+ GROUP BY 1, 2, 3
+ON CONFLICT (day, dimension, value) DO UPDATE SET databases = t.databases + excluded.databases
+"""
+
+_LATEST = f"""
+INSERT INTO collector.rollup_latest AS t (last_day, dimension, value, databases)
+SELECT day, {_SPLIT}, sum(delta)
+  FROM (SELECT day, unnest(dims) AS dim, 1 AS delta FROM rollup_steps WHERE final
+        UNION ALL
+        SELECT known_last, unnest(known_dims), -1 FROM rollup_steps WHERE final AND known) x
+ GROUP BY 1, 2, 3
+ON CONFLICT (last_day, dimension, value) DO UPDATE SET databases = t.databases + excluded.databases
+"""
+
+_WINDOWS = "(VALUES " + ", ".join(f"('{name}', {days})" for name, days in ACTIVE_WINDOWS.items()) + ") w(counter, days)"
+
+# A report on `day` keeps its database active through day + window - 1; only
+# the days not already covered by its previous report are added.
+_COUNTERS = f"""
+INSERT INTO collector.rollup_counters AS t (day, counter, value)
+SELECT day, counter, sum(delta)
+  FROM (SELECT CASE WHEN s.prev_day IS NULL THEN s.day ELSE greatest(s.day, s.prev_day + w.days) END AS day,
+               w.counter, 1 AS delta
+          FROM rollup_steps s CROSS JOIN {_WINDOWS}
+         WHERE NOT s.same_day
+        UNION ALL
+        SELECT s.day + w.days, w.counter, -1
+          FROM rollup_steps s CROSS JOIN {_WINDOWS}
+         WHERE NOT s.same_day
+        UNION ALL
+        SELECT day, 'new_databases', 1 FROM rollup_steps WHERE prev_day IS NULL) x
+ GROUP BY 1, 2
+ON CONFLICT (counter, day) DO UPDATE SET value = t.value + excluded.value
+"""
+
+# A database new to the roll-up whose exported_db_uuid is already known under
+# another db_uuid was restored from a dump.
+_RESTORES = """
+WITH fresh AS (
+    SELECT exported_db_uuid, day,
+           row_number() OVER (PARTITION BY exported_db_uuid ORDER BY day, db_uuid) AS rank
+      FROM rollup_steps WHERE prev_day IS NULL
+), known AS (
+    SELECT f.exported_db_uuid, coalesce(e.databases, 0) AS before
+      FROM (SELECT DISTINCT exported_db_uuid FROM fresh) f
+      LEFT JOIN collector.rollup_exports e USING (exported_db_uuid)
+), counted AS (
+    INSERT INTO collector.rollup_exports AS t (exported_db_uuid, databases)
+    SELECT exported_db_uuid, count(*) FROM fresh GROUP BY 1
+    ON CONFLICT (exported_db_uuid) DO UPDATE SET databases = t.databases + excluded.databases
+)
+INSERT INTO collector.rollup_counters AS t (day, counter, value)
+SELECT f.day, c.counter, count(*)
+  FROM fresh f JOIN known k USING (exported_db_uuid)
+       CROSS JOIN LATERAL (VALUES ('restored_databases', k.before + f.rank > 1),
+                                  ('restored_exports', k.before + f.rank = 2)) c(counter, applies)
+ WHERE c.applies
+ GROUP BY 1, 2
+ON CONFLICT (counter, day) DO UPDATE SET value = t.value + excluded.value
+"""
+
+_DATABASES = """
+INSERT INTO collector.rollup_databases AS t (db_uuid, first_day, last_day, dims)
+SELECT s.db_uuid, coalesce(s.known_first, f.first_day), s.day, s.dims
+  FROM rollup_steps s JOIN (SELECT db_uuid, min(day) AS first_day FROM rollup_steps GROUP BY 1) f USING (db_uuid)
+ WHERE s.final
+ON CONFLICT (db_uuid) DO UPDATE SET last_day = excluded.last_day, dims = excluded.dims
+"""
+
+_TIDY = """
+DELETE FROM collector.rollup_daily WHERE databases = 0
+   AND day IN (SELECT known_last FROM rollup_steps WHERE same_day);
+DELETE FROM collector.rollup_latest WHERE databases = 0
+   AND last_day IN (SELECT known_last FROM rollup_steps WHERE known);
+"""
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE rollup_batch (
+    db_uuid uuid, exported_db_uuid uuid, day date, dims text[]
+) ON COMMIT DROP;
+CREATE TEMP TABLE rollup_steps (
+    db_uuid uuid, exported_db_uuid uuid, day date, dims text[], prev_day date, known boolean,
+    known_first date, known_last date, known_dims text[], same_day boolean, final boolean
+) ON COMMIT DROP;
+"""
+
+# Block ranges filled since the last summary would be read whatever their times:
+# summarize them first (cheap; only new ranges) so the run reads only new reports.
+_SUMMARIZE = """
+SELECT brin_summarize_new_values(i.inhrelid::regclass)
+  FROM pg_inherits i
+ WHERE i.inhparent = 'collector.reports_received_at'::regclass
+"""
+
+_ROLLUP_TABLES = (
+    "collector.rollup_daily",
+    "collector.rollup_latest",
+    "collector.rollup_counters",
+    "collector.rollup_databases",
+    "collector.rollup_exports",
+)
+
+
+class RollupMissing(RuntimeError):
+    """The database has no roll-up tables: `migrate` has not run."""
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    skipped: bool  # another run held the lock
+    low: dt.datetime | None
+    high: dt.datetime | None
+    database_days: int
+    databases: int
+    seconds: float
+
+
+async def run(
+    conn: psycopg.AsyncConnection[Any],
+    settle_seconds: float = SETTLE_SECONDS,
+    rebuild: bool = False,
+    until: dt.datetime | None = None,
+) -> RollupResult:
+    """One roll-up run on an autocommit connection (it opens its own transaction).
+
+    `until` replaces "now - settle" as the upper bound (tests and benchmarks replaying time)."""
+    started = time.perf_counter()
+    cur = await conn.execute("SELECT to_regclass('collector.rollup_state') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        raise RollupMissing("the roll-up tables are missing: run `python -m telemetry_collector migrate`")
+    async with conn.transaction():
+        cur = await conn.execute(_LOCK)
+        locked = await cur.fetchone()
+        if not locked or not locked[0]:
+            return RollupResult(True, None, None, 0, 0, time.perf_counter() - started)
+        if rebuild:
+            await conn.execute(f"TRUNCATE {', '.join(_ROLLUP_TABLES)}")
+            await conn.execute("UPDATE collector.rollup_state SET watermark = NULL")
+        cur = await conn.execute(
+            "SELECT watermark, now() - make_interval(secs => %s) FROM collector.rollup_state",
+            (settle_seconds,),
+        )
+        state = await cur.fetchone()
+        assert state is not None
+        low, high = state
+        if until is not None:
+            high = until
+        if low is not None and high <= low:
+            return RollupResult(False, low, low, 0, 0, time.perf_counter() - started)
+        params = {
+            "low": low if low is not None else dt.datetime.min.replace(tzinfo=dt.UTC),
+            "high": high,
+            "install_methods": list(INSTALL_METHODS),
+            "size_bounds": list(SIZE_BOUNDS),
+            "ignored_extensions": list(IGNORED_EXTENSIONS),
+        }
+        await conn.execute(_SUMMARIZE)
+        await conn.execute(_TEMP_TABLES)
+        await conn.execute(_BATCH, params)
+        await conn.execute("ANALYZE rollup_batch")
+        await conn.execute(_STEPS)
+        await conn.execute("ANALYZE rollup_steps")
+        for statement in (_DAILY, _LATEST, _COUNTERS, _RESTORES, _DATABASES, _TIDY):
+            await conn.execute(statement)
+        cur = await conn.execute("SELECT count(*), count(DISTINCT db_uuid) FROM rollup_steps")
+        counts = await cur.fetchone()
+        assert counts is not None
+        await conn.execute("UPDATE collector.rollup_state SET watermark = %s, updated_at = now()", (high,))
+    return RollupResult(False, low, high, counts[0], counts[1], time.perf_counter() - started)

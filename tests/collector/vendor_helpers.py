@@ -1,0 +1,155 @@
+"""The vendor side for tests: reports stored on chosen days, the roll-up, the service on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import requests
+from aiohttp import web
+
+from telemetry_collector.vendor import rollup
+from telemetry_collector.vendor.app import ACCESS_LOG_FORMAT, make_app
+from telemetry_collector.vendor.config import VendorSettings
+from tests.collector.helpers import make_report
+
+
+def today(conn: psycopg.Connection[Any]) -> dt.date:
+    row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def at(day: dt.date, hour: float = 12.0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(hours=hour)
+
+
+def store(conn: psycopg.Connection[Any], received_at: dt.datetime, **fields: Any) -> dict[str, Any]:
+    """A report as the ingest edge stores it, received at `received_at`."""
+    report = make_report(**fields)
+    conn.execute(
+        """INSERT INTO collector.reports (received_at, db_uuid, exported_db_uuid, extension_version,
+                                          postgresql_version, os_name, country, report)
+           VALUES (%s, %s, %s, %s, %s, %s, NULL, %s::jsonb)""",
+        (
+            received_at,
+            report["db_uuid"],
+            report["exported_db_uuid"],
+            report["extension_version"],
+            report["postgresql_version"],
+            report["os_name"],
+            json.dumps(report),
+        ),
+    )
+    return report
+
+
+def roll_up(dsn: str, until: dt.datetime | None = None, rebuild: bool = False) -> rollup.RollupResult:
+    async def run() -> rollup.RollupResult:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            return await rollup.run(conn, settle_seconds=0, rebuild=rebuild, until=until)
+
+    return asyncio.run(run())
+
+
+def known_fleet(conn: psycopg.Connection[Any]) -> tuple[dt.date, dict[str, str]]:
+    """Six databases over 40 days, and two releases; returns today and the db_uuids."""
+    t = today(conn)
+
+    def day(n: int) -> dt.datetime:
+        return at(t - dt.timedelta(days=n))
+
+    conn.execute(
+        "INSERT INTO collector.releases (version, added_at) VALUES ('0.9.0', %s), ('0.10.0', %s)",
+        (day(40), day(10)),
+    )
+    ids = {name: str(uuid.uuid4()) for name in "abcdeg"}
+    dump = str(uuid.uuid4())
+    # a: 0.9.0 20 days ago; upgraded yesterday (the day's later report counts).
+    store(conn, day(20), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.9.0")
+    store(conn, day(1) - dt.timedelta(hours=3), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.9.0")
+    store(conn, day(1), db_uuid=ids["a"], exported_db_uuid=dump, extension_version="0.10.0", postgresql_version="15.21")
+    store(
+        conn,
+        day(3),
+        db_uuid=ids["b"],
+        extension_version="0.10.0",
+        postgresql_version="16.4",
+        install_method="deb",
+        data_volume=5 * 10**9,
+        timescaledb_version="2.17.2",
+        num_hypertables=3,
+        related_extensions={"pg_cron": True, "timescaledb": True, "postgis": False},
+    )
+    store(
+        conn,
+        day(10),
+        db_uuid=ids["c"],
+        extension_version="0.9.0",
+        os_name="FreeBSD",
+        extensions={"versions": {"postgis": "3.4.2", "plpgsql": "1.0"}, "num_other": 2},
+    )
+    store(conn, day(40), db_uuid=ids["d"], extension_version="0.9.0")  # quiet since
+    store(conn, at(t, 1), db_uuid=ids["e"], exported_db_uuid=dump, extension_version="0.10.0")  # a's dump
+    store(conn, day(2), db_uuid=ids["g"], extension_version="0.2.0", postgresql_version="17.5")
+    store(conn, at(t, 2), db_uuid=ids["g"], extension_version="0.2.0", postgresql_version="17.5")
+    return t, ids
+
+
+@dataclass
+class VendorService:
+    """serve-vendor's application in a thread of this process, on 127.0.0.1 and a free port."""
+
+    settings: VendorSettings
+    url: str = ""
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> VendorService:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def setup() -> None:
+            self._runner = web.AppRunner(make_app(self.settings), access_log_format=ACCESS_LOG_FORMAT)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = self._runner.addresses[0][:2]
+            self.url = f"http://{host}:{port}"
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(setup())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="vendor", daemon=True)
+        self._thread.start()
+        if not ready.wait(60) or failure:
+            raise RuntimeError(f"vendor service did not start: {failure}")
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+        self._thread = None
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(f"{self.url}{path}", timeout=30, **kwargs)

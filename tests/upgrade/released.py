@@ -1,0 +1,91 @@
+"""Earlier releases as they shipped, built from their release commits into a test tree.
+
+Each release's own install script and Python package go into the tree beside
+the current build's; the C module and the control file stay the current
+build's, as on a server where the newer version was installed over the older
+one (the C module keeps every symbol an earlier release's SQL names).
+"""
+
+from __future__ import annotations
+
+import atexit
+import filecmp
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from tests.helpers import control_version
+from tests.pgtree import PG_CONFIG, REPO, PgTree, pg_config
+
+# The commit each release was cut from (default_version in telemetry.control
+# there says the release).  Every manifest in sql/releases/ needs its commit here.
+RELEASE_COMMITS = {"0.1.0": "55fe6bf"}
+
+
+def current_version() -> str:
+    return control_version()
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def shipped_releases() -> list[str]:
+    """Every release with a manifest, oldest first."""
+    return sorted(
+        (p.name.removesuffix(".sha256") for p in (REPO / "sql" / "releases").glob("*.sha256")), key=version_key
+    )
+
+
+def earlier_releases() -> list[str]:
+    return [r for r in shipped_releases() if version_key(r) < version_key(current_version())]
+
+
+@cache
+def _built(release: str, pg_config_path: str) -> Path:
+    """The release's source tree, built (`make` there) once per pg_config for this test session."""
+    src = Path(tempfile.mkdtemp(prefix=f"telemetry-{release}-"))
+    atexit.register(shutil.rmtree, src, ignore_errors=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", RELEASE_COMMITS[release]], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    shipped = (src / "telemetry.control").read_text()
+    assert f"default_version = '{release}'" in shipped, f"{RELEASE_COMMITS[release]} is not release {release}"
+    # The pinned server packages: reuse this checkout's when the pins are the same.
+    ours = REPO / "python" / "build" / "deps"
+    if (ours / ".stamp").exists() and filecmp.cmp(
+        REPO / "python" / "requirements-server.txt", src / "python" / "requirements-server.txt", shallow=False
+    ):
+        shutil.copytree(ours, src / "python" / "build" / "deps")
+        (src / "python" / "build" / "deps" / ".stamp").touch()
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(src),
+            f"PG_CONFIG={pg_config_path}",
+            "python/build/deps/.stamp",
+            "python/build/telemetry/_build.py",
+            f"extension/build/telemetry--{release}.sql",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return src
+
+
+def install_release(tree: PgTree, release: str) -> None:
+    """The release's install script and Python package, as its `make install` puts them."""
+    src = _built(release, PG_CONFIG)
+    subprocess.run(
+        ["make", "-s", "-C", str(src), "install-python", f"DESTDIR={tree.root}", f"PG_CONFIG={PG_CONFIG}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    shutil.copy(src / "extension" / "build" / f"telemetry--{release}.sql", tree.sharedir / "extension")
+    assert (tree.python_dir / release / "telemetry" / "_build.py").is_file()
+    assert pg_config("--sharedir") != tree.sharedir  # never the system's tree
