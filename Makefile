@@ -117,7 +117,7 @@ install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV ?= .venv
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-plpython3-15 \
-	postgresql-15-cron postgresql-contrib python3-pip python3-venv gcc make chromium
+	postgresql-15-cron postgresql-contrib python3-pip python3-venv gcc make chromium wrk
 
 .PHONY: deps debian-deps demo test lint
 deps: debian-deps $(VENV)/.stamp

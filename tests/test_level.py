@@ -95,7 +95,20 @@ def test_only_superusers_can_change_the_level(db, cluster: Cluster) -> None:
         db.execute("DROP ROLE plain_setter")
 
 
-@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_level_spellings_are_read_trimmed_and_in_any_case(db) -> None:
+    notices = Notices(db)
+    for value, expected in ((" BASIC ", "basic"), ("Off", "off"), ("\toff\n", "off"), ("basic", "basic")):
+        db.execute("SELECT set_config('telemetry.metrics_level', %s, false)", [value])
+        assert level(db) == (expected, "session"), value
+    assert notices.of("WARNING") == []
+    for value in ("basic2", "on", "", "b asic"):
+        db.execute("SELECT set_config('telemetry.metrics_level', %s, false)", [value])
+        assert level(db) == ("off", "session"), value
+    assert len(notices.of("WARNING")) == 4
+
+
+# Fail closed: anything but an explicit false value disables, a typo included.
+@pytest.mark.parametrize("value", ["1", "true", "YES", "ture", " 2 ", "disable"])
 def test_disable_telemetry_environment_forces_off(pg_tree, value: str) -> None:
     c = Cluster(pg_tree, name="envoff", env={"DISABLE_TELEMETRY": value}).start()
     try:
@@ -103,6 +116,21 @@ def test_disable_telemetry_environment_forces_off(pg_tree, value: str) -> None:
             conn.execute("ALTER DATABASE envoff SET telemetry.metrics_level = basic")
             with c.connect("envoff") as fresh:
                 assert level(fresh) == ("off", "environment")
+                assert fresh.execute("SELECT telemetry_tick()").fetchone()[0] == {
+                    "outcome": "disabled",
+                    "metrics_level": "off",
+                    "metrics_level_source": "environment",
+                }
+    finally:
+        c.destroy()
+
+
+@pytest.mark.parametrize("value", ["", "0", " False ", "no", "OFF"])
+def test_explicit_false_values_leave_the_settings_in_charge(pg_tree, value: str) -> None:
+    c = Cluster(pg_tree, name="envon", env={"DISABLE_TELEMETRY": value}).start()
+    try:
+        with c.database("envon") as conn:
+            assert level(conn) == ("basic", "default")
     finally:
         c.destroy()
 

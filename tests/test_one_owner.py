@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
 import telemetry_protocol as protocol
 from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
-from telemetry_extension.level import DEFAULT_LEVEL
+from telemetry_extension.level import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
 from tests.helpers import Notices
 
@@ -88,3 +90,17 @@ def test_notice_tells_the_options_in_force(db) -> None:
     assert "Every 3 days this database sends" in text
     assert "(2 hours from now)" in text and "It goes to https://collector.example/r." in text
     assert "24 hours" not in text
+
+
+def test_level_spelling_in_sql_knows_exactly_the_python_levels(db) -> None:
+    for value in (*LEVELS, *(f" {v.upper()}\t" for v in LEVELS)):
+        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] == value.strip().lower()
+    for value in ("on", "full", "", "b asic"):
+        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] is None
+
+
+def test_level_sources_in_sql_are_python_s(db) -> None:
+    source = db.execute("SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc").fetchone()[0]
+    found = re.search(r"ANY \(ARRAY\[(.*?)\]\)", source, re.DOTALL)
+    assert found is not None
+    assert tuple(re.findall(r"'([^']*)'", found.group(1))) == KNOWN_SOURCES

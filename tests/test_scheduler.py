@@ -8,7 +8,7 @@ import time
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
-from tests.helpers import release_after
+from tests.helpers import Notices, release_after
 from tests.job.helpers import answer, configure
 
 NEWER = release_after()
@@ -31,7 +31,14 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
         with c.database("crondb", extension=False) as conn:
             conn.execute("CREATE EXTENSION pg_cron")
             conn.execute("CREATE EXTENSION pg_stat_statements")
+            notices = Notices(conn)
             conn.execute("CREATE EXTENSION telemetry CASCADE")
+            [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+            assert "The tick is called by: pg_cron job in this database." in text
+            assert conn.execute("SELECT tick_caller, tick_command FROM telemetry_status").fetchone() == (
+                "pg_cron job in this database",
+                None,
+            )
             [(name, schedule, command)] = cron_jobs(conn)
             assert (name, command) == ("telemetry", "SELECT _telemetry.tick()")
             assert re.fullmatch(r"(\d|1[0-4])-59/15 \* \* \* \*", schedule), schedule
@@ -58,6 +65,23 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
             # And creating it again registers it again.
             conn.execute("CREATE EXTENSION telemetry")
             assert [job[0] for job in cron_jobs(conn)] == ["telemetry"]
+            # pg_cron shows each role its own jobs only; a pg_monitor member still learns the truth.
+            conn.execute("CREATE ROLE cron_monitor LOGIN IN ROLE pg_monitor")
+            with c.connect("crondb", user="cron_monitor") as monitor:
+                assert monitor.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0] == (
+                    "pg_cron job in this database"
+                )
+            # Another database of the cluster: the NOTICE's command, run where it says, schedules its tick.
+            with c.database("otherdb", extension=False) as other:
+                notices = Notices(other)
+                other.execute("CREATE EXTENSION telemetry CASCADE")
+                [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+                found = re.search(r"run in database crondb: (SELECT cron\.schedule_in_database\(.*\);)", text)
+                assert found, text
+                conn.execute(found.group(1))
+                assert conn.execute(
+                    "SELECT database, schedule, command FROM cron.job WHERE jobname = 'telemetry-otherdb'"
+                ).fetchone() == ("otherdb", "*/15 * * * *", "SELECT _telemetry.tick()")
     finally:
         c.destroy()
 

@@ -8,9 +8,10 @@
  * works, SHOW works, pg_settings reports where the value came from, and only
  * superusers may change it (so no unprivileged role can turn sending on).
  *
- * The value is a free string on purpose: the PL/Python side validates it and
- * treats anything but "off" or "basic" as off, with a WARNING, so that a typo
- * in postgresql.conf never silently leaves telemetry on.
+ * The value is a free string on purpose: _telemetry.metrics_level_spelled()
+ * (sql/idempotent/015-level.sql) reads it, trimmed and in any case, as off or
+ * basic, and anything else as off (get_report() and the NOTICE warn), so that
+ * a typo in postgresql.conf never silently leaves telemetry on.
  */
 #include "postgres.h"
 

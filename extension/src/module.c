@@ -6,6 +6,7 @@
  *   metrics_level.c   the setting telemetry.metrics_level
  *   metric_deadline.c a statement timer armed for one metric
  *   relation_stats.c  relation statistics in one pass over the catalog
+ *   kill_switch.c     DISABLE_TELEMETRY, read with the fail-closed rule
  * See docs/metrics.md for how the report uses the last two.
  */
 #include "postgres.h"

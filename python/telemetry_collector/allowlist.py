@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -78,6 +79,7 @@ class Allowlist:
         self.root = _Object("")
         for path, spec in data["fields"].items():
             self._add(path, spec)
+        self._check = self._compile(self.root, top=True)
 
     @classmethod
     def load(cls) -> Allowlist:
@@ -127,125 +129,200 @@ class Allowlist:
         node.max_keys = wildcard.get("max_keys")
 
     # ---- checking a report ------------------------------------------------
+    #
+    # The tree above is compiled once into one function per node (`_compile`):
+    # each takes a value and the tally and returns the value to store or raises
+    # InvalidValue.  What is checked is decided here, once, not per value.
 
     def clean(self, report: dict[str, Any]) -> Cleaned:
         """The report with only dictionary paths, every value checked; InvalidValue otherwise."""
         tally = [0, 0]  # dropped keys, values made canonical
-        out = self._object(self.root, report, tally, top=True)
+        out = self._check(report, tally)
         if out.get("report_format_version") not in self.format_versions:
             raise InvalidValue("report_format_version is not a known one")
         return Cleaned(out, tally[0], changed=tally[0] > 0 or tally[1] > 0)
 
-    def _object(self, node: _Object, value: dict[str, Any], dropped: list[int], top: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        wild = 0
-        for key, item in value.items():
-            child = node.children.get(key)
-            if child is None and node.wildcard is not None and self._wildcard_key(node, key, wild):
-                child = node.wildcard
-                wild += 1
-            if child is None:
-                dropped[0] += 1
-                continue
-            if (top or (isinstance(child, _Leaf) and child.json_type == _VENDOR_TYPE)) and self._is_marker(item):
-                out[key] = {"error": item["error"]}
-                continue
-            out[key] = self._value(child, item, dropped)
-        return out
+    def _compile(self, node: _Node, top: bool = False) -> _Check:
+        if isinstance(node, _Leaf):
+            return _compile_leaf(node)
+        # Per key: its check, and whether an error marker may stand in for its value.
+        children = {key: (self._compile(child), top or _is_vendor(child)) for key, child in node.children.items()}
+        wildcard = None if node.wildcard is None else (self._compile(node.wildcard), top or _is_vendor(node.wildcard))
+        wildcard_keys, wildcard_pattern, max_keys = node.wildcard_keys, node.wildcard_pattern, node.max_keys
+        marker = self._marker
+        path = node.path
 
-    @staticmethod
-    def _wildcard_key(node: _Object, key: str, taken: int) -> bool:
-        if node.max_keys is not None and taken >= node.max_keys:
-            return False
-        if node.wildcard_keys is not None:
-            return key in node.wildcard_keys
-        return node.wildcard_pattern is not None and node.wildcard_pattern.fullmatch(key) is not None
+        def check_object(value: Any, tally: list[int]) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise InvalidValue(f"{path} must be an object")
+            out: dict[str, Any] = {}
+            wild = 0
+            for key, item in value.items():
+                entry = children.get(key)
+                if (
+                    entry is None
+                    and wildcard is not None
+                    and (max_keys is None or wild < max_keys)
+                    and (
+                        key in wildcard_keys
+                        if wildcard_keys is not None
+                        else wildcard_pattern is not None and wildcard_pattern.fullmatch(key) is not None
+                    )
+                ):
+                    entry = wildcard
+                    wild += 1
+                if entry is None:
+                    tally[0] += 1
+                    continue
+                check, marker_allowed = entry
+                if marker_allowed and type(item) is dict and len(item) == 1 and "error" in item:
+                    out[key] = marker(item["error"])
+                    continue
+                out[key] = check(item, tally)
+            return out
 
-    def _is_marker(self, item: Any) -> bool:
-        if not (isinstance(item, dict) and len(item) == 1 and "error" in item):
-            return False
-        code = item["error"]
+        return check_object
+
+    def _marker(self, code: Any) -> dict[str, str]:
         if isinstance(code, str) and (code in self._marker_codes or self._sqlstate.fullmatch(code)):
-            return True
+            return {"error": code}
         raise InvalidValue("an error marker holds an unknown code")
 
-    def _value(self, node: _Node, item: Any, dropped: list[int]) -> Any:
-        if isinstance(node, _Object):
-            if not isinstance(item, dict):
-                raise InvalidValue(f"{node.path} must be an object")
-            return self._object(node, item, dropped)
-        json_type = node.json_type
-        if item is None and "null" in json_type:
-            return None
-        if json_type.startswith("integer"):
-            if not (type(item) is int and 0 <= item <= MAX_SAFE_INTEGER):
-                raise InvalidValue(f"{node.path} must be an integer from 0 to {MAX_SAFE_INTEGER}")
-            return item
-        if json_type == "boolean":
-            if type(item) is not bool:
-                raise InvalidValue(f"{node.path} must be true or false")
-            return item
-        if json_type.startswith("string"):
-            if not isinstance(item, str):
-                raise InvalidValue(f"{node.path} must be a string")
-            text = self._string(node, item)
-            if text is not item:
-                dropped[1] += 1
-            return text
-        if json_type == _VENDOR_TYPE:
-            if isinstance(item, dict):
-                return self._numbers(node, item, dropped)
-            return self._number(node, item)
-        raise InvalidValue(f"{node.path} has an undocumented type")  # a dictionary this code does not know
 
-    def _string(self, node: _Leaf, text: str) -> str:
-        spec = node.spec
-        fmt = spec["format"]
-        if len(text) > spec.get("max_length", 64):
-            raise InvalidValue(f"{node.path} is longer than {spec.get('max_length', 64)} characters")
-        if fmt == "uuid":
-            if not _UUID.fullmatch(text):
-                raise InvalidValue(f"{node.path} must be a UUID")
-            return text if text.islower() or not any(c.isalpha() for c in text) else text.lower()
-        if fmt == "version":
-            try:
-                protocol.parse_version(text)
-            except protocol.ProtocolError:
-                raise InvalidValue(f"{node.path} must be a PEP 440 public version") from None
-            return text
-        if fmt == "timestamp":
-            try:
-                if not _TIMESTAMP.fullmatch(text):
-                    raise ValueError
-                dt.datetime.fromisoformat(text)
-            except ValueError:
-                raise InvalidValue(f"{node.path} must be an ISO 8601 timestamp with offset") from None
-            return text
-        if fmt == "vocabulary":
-            if text not in node.values:
-                raise InvalidValue(f"{node.path} must be one of its documented values")
-            return text
-        if fmt == "pattern":
-            assert node.pattern is not None
-            if not node.pattern.fullmatch(text):
-                raise InvalidValue(f"{node.path} holds characters it may not")
-            return text
-        raise InvalidValue(f"{node.path} has an undocumented format")
+_Check = Callable[[Any, list[int]], Any]
 
-    @staticmethod
-    def _number(node: _Leaf, item: Any) -> int | float:
+
+def _is_vendor(node: _Node) -> bool:
+    return isinstance(node, _Leaf) and node.json_type == _VENDOR_TYPE
+
+
+def _compile_leaf(node: _Leaf) -> _Check:
+    path, json_type = node.path, node.json_type
+    nullable = "null" in json_type
+    if json_type.startswith("integer"):
+        message = f"{path} must be an integer from 0 to {MAX_SAFE_INTEGER}"
+
+        def check_integer(item: Any, tally: list[int]) -> Any:
+            if type(item) is int and 0 <= item <= MAX_SAFE_INTEGER:
+                return item
+            if item is None and nullable:
+                return None
+            raise InvalidValue(message)
+
+        return check_integer
+    if json_type == "boolean":
+
+        def check_boolean(item: Any, tally: list[int]) -> Any:
+            if type(item) is bool:
+                return item
+            raise InvalidValue(f"{path} must be true or false")
+
+        return check_boolean
+    if json_type.startswith("string"):
+        return _compile_string(node, nullable)
+    if json_type == _VENDOR_TYPE:
+        return _compile_vendor(node)
+
+    def undocumented(item: Any, tally: list[int]) -> Any:  # a dictionary this code does not know
+        raise InvalidValue(f"{path} has an undocumented type")
+
+    return undocumented
+
+
+def _compile_string(node: _Leaf, nullable: bool) -> _Check:
+    path, spec = node.path, node.spec
+    fmt = spec.get("format")
+    max_length = spec.get("max_length", 64)
+    too_long = f"{path} is longer than {max_length} characters"
+    test: Callable[[str], bool]
+    if fmt == "uuid":
+        test, wrong = _matches(_UUID), f"{path} must be a UUID"
+    elif fmt == "version":
+        test, wrong = _is_version, f"{path} must be a PEP 440 public version"
+    elif fmt == "timestamp":
+        test, wrong = _is_timestamp, f"{path} must be an ISO 8601 timestamp with offset"
+    elif fmt == "vocabulary":
+        test, wrong = node.values.__contains__, f"{path} must be one of its documented values"
+    elif fmt == "pattern":
+        assert node.pattern is not None
+        test, wrong = _matches(node.pattern), f"{path} holds characters it may not"
+    else:
+        test, wrong = (lambda text: False), f"{path} has an undocumented format"
+    lower = fmt == "uuid"
+
+    def check_string(item: Any, tally: list[int]) -> Any:
+        if type(item) is not str:
+            if item is None and nullable:
+                return None
+            raise InvalidValue(f"{path} must be a string")
+        if len(item) > max_length:
+            raise InvalidValue(too_long)
+        if not test(item):
+            raise InvalidValue(wrong)
+        if lower and not item.islower() and any(c.isalpha() for c in item):
+            tally[1] += 1  # stored canonical: lower case
+            return item.lower()
+        return item
+
+    return check_string
+
+
+def _compile_vendor(node: _Leaf) -> _Check:
+    path = node.path
+    limit = node.spec["wildcard"]["max_object_keys"]
+    key_pattern = node.pattern
+
+    def number(item: Any) -> int | float:
         if type(item) is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
             return item
         if type(item) is float and math.isfinite(item):
             return item
-        raise InvalidValue(f"{node.path} must be a finite number")
+        raise InvalidValue(f"{path} must be a finite number")
 
-    def _numbers(self, node: _Leaf, item: dict[str, Any], dropped: list[int]) -> dict[str, int | float | None]:
-        limit = node.spec["wildcard"]["max_object_keys"]
+    def check_vendor(item: Any, tally: list[int]) -> Any:
+        if item is None:
+            return None
+        if type(item) is not dict:
+            return number(item)
         out: dict[str, int | float | None] = {}
         for key, value in item.items():
-            if len(out) >= limit or node.pattern is None or not node.pattern.fullmatch(key):
-                dropped[0] += 1
+            if len(out) >= limit or key_pattern is None or not key_pattern.fullmatch(key):
+                tally[0] += 1
                 continue
-            out[key] = None if value is None else self._number(node, value)
+            out[key] = None if value is None else number(value)
         return out
+
+    return check_vendor
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    fullmatch = pattern.fullmatch
+    return lambda text: fullmatch(text) is not None
+
+
+# Versions repeat across a fleet (a few releases of each extension): remember the valid ones.
+_VALID_VERSIONS: set[str] = set()
+_VALID_VERSIONS_MAX = 4096
+
+
+def _is_version(text: str) -> bool:
+    if text in _VALID_VERSIONS:
+        return True
+    try:
+        protocol.parse_version(text)
+    except protocol.ProtocolError:
+        return False
+    if len(_VALID_VERSIONS) >= _VALID_VERSIONS_MAX:
+        _VALID_VERSIONS.clear()
+    _VALID_VERSIONS.add(text)
+    return True
+
+
+def _is_timestamp(text: str) -> bool:
+    if not _TIMESTAMP.fullmatch(text):
+        return False
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

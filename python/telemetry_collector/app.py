@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,7 +45,7 @@ COUNTERS = web.AppKey("counters", dict[str, int])
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 WRITER = web.AppKey("writer", BatchWriter)
 NEWEST = web.AppKey("newest", releases.NewestCache)
-ANSWERS = web.AppKey("answers", dict[tuple[str | None, str], dict[str, Any] | None])
+ANSWERS = web.AppKey("answers", dict[tuple[str | None, str], bytes | None])
 
 
 def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -125,17 +126,22 @@ async def post_report(request: web.Request) -> web.Response:
             "no release is listed yet",
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
-    return web.json_response(answer)
+    return web.Response(body=answer, content_type="application/json", charset="utf-8")
 
 
-def _answer(app: web.Application, newest: str | None, sender_version: str) -> dict[str, Any] | None:
-    """releases.answer(), remembered: a fleet runs a handful of versions, and parsing them is not free."""
+def _answer(app: web.Application, newest: str | None, sender_version: str) -> bytes | None:
+    """releases.answer() as JSON, remembered: a fleet runs a handful of versions, and parsing
+    and serializing them for every report is not free."""
     answers = app[ANSWERS]
     key = (newest, sender_version)
-    if key not in answers:
-        if len(answers) >= 1024:
-            answers.clear()
-        answers[key] = releases.answer(newest, sender_version)
+    try:
+        return answers[key]
+    except KeyError:
+        pass
+    if len(answers) >= 1024:
+        answers.clear()
+    answer = releases.answer(newest, sender_version)
+    answers[key] = None if answer is None else json.dumps(answer).encode()
     return answers[key]
 
 

@@ -155,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
     serve.add_argument(
+        "--event-loop",
+        choices=server.EVENT_LOOPS,
+        default=server.EVENT_LOOPS[0],
+        help="uvloop (libuv, less CPU per request; the default) or Python's own asyncio loop",
+    )
+    serve.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -248,7 +254,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError("--tls-cert and --tls-key go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
-    return server.serve(settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log)
+    return server.serve(settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log, args.event_loop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,9 +9,11 @@ one database's reports are deleted on request (`erase`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -202,15 +204,28 @@ COLUMNS = ("db_uuid", "exported_db_uuid", "extension_version", "postgresql_versi
 _COPY = sql.SQL("COPY collector.reports ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 
 
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
+
+
 def _no_partition(exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc)
 
 
 async def copy_reports(conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
-    """Store rows (COLUMNS) in one COPY and one commit; creates this month's partition if it is missing."""
+    """Store rows (COLUMNS) in one COPY and one commit; creates this month's partition if it is missing.
+
+    On an autocommit connection (the collector's pool) the COPY is its own transaction: all rows
+    or none, one commit, without the two round trips of BEGIN and COMMIT.
+    """
     for attempt in (1, 2):
         try:
-            async with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+            async with (
+                conn.transaction() if not conn.autocommit else _nothing(),
+                conn.cursor() as cur,
+                cur.copy(_COPY) as copy,
+            ):
                 for row in rows:
                     await copy.write_row(row)
             return

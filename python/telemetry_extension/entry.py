@@ -40,6 +40,7 @@ def get_report(plpy: Plpy) -> str:
 
 def announce(plpy: Plpy) -> None:
     """The NOTICE of CREATE EXTENSION (and of every update), with the options in force."""
+    from telemetry_extension.job import callers
     from telemetry_extension.job.options import read_options, spoken
 
     db = Database(plpy)
@@ -65,16 +66,25 @@ def announce(plpy: Plpy) -> None:
             " shared_preload_libraries (or session_preload_libraries): see the README."
         )
     wait = "time enough to turn it off" if options.grace >= timedelta(hours=1) else "unless it is turned off first"
-    plpy.notice(
-        "telemetry: anonymous usage telemetry is ON (level basic)",
-        detail=(
-            f"Every {spoken(options.interval)} this database sends the report that SELECT get_report() shows: "
-            "versions, OS, database size, object counts and random UUIDs; no names, no paths, no setting values. "
-            f"It goes to {options.endpoint}. The first report goes out no earlier than "
-            f"{first.strftime('%Y-%m-%d %H:%M')} UTC ({spoken(options.grace)} from now), {wait}."
-        ),
-        hint=hint,
+    sends = (
+        f"Every {spoken(options.interval)} this database sends the report that SELECT get_report() shows: "
+        "versions, OS, database size, object counts and random UUIDs; no names, no paths, no setting values. "
+        f"It goes to {options.endpoint}. "
     )
+    called = callers.find(db)
+    if called.tick_caller is not None:
+        detail = (
+            f"{sends}The first report goes out no earlier than {first.strftime('%Y-%m-%d %H:%M')} UTC "
+            f"({spoken(options.grace)} from now), {wait}. The tick is called by: {called.tick_caller}."
+        )
+    else:
+        detail = (
+            f"{sends}But nothing calls the tick in this database yet (no pg_cron job here, no tick seen), so "
+            "nothing is sent until something does. Once it is called, the first report goes out no earlier than "
+            f"{first.strftime('%Y-%m-%d %H:%M')} UTC ({spoken(options.grace)} from now), {wait}. "
+            f"To call it every 15 minutes, run {called.tick_command}"
+        )
+    plpy.notice("telemetry: anonymous usage telemetry is ON (level basic)", detail=detail, hint=hint)
 
 
 def tick(plpy: Plpy) -> str:
@@ -106,7 +116,20 @@ def set_option(plpy: Plpy, name: str, value: str | None) -> str:
         options.set_option(db, name, value)
     except options.InvalidOption as exc:
         plpy.error(f"telemetry: invalid option: {exc}", hint=f"Options: {', '.join(options.SPECS)}.")
+    plan_first_report(plpy)
     return json.dumps(options.read_options(db).__dict__, default=str)
+
+
+def plan_first_report(plpy: Plpy) -> None:
+    from telemetry_extension.job import schedule
+
+    schedule.plan_first_report(Database(plpy))
+
+
+def tick_callers(plpy: Plpy) -> dict[str, Any]:
+    from telemetry_extension.job import callers
+
+    return callers.find(Database(plpy)).__dict__
 
 
 def status(plpy: Plpy) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from telemetry_extension.db import Database
@@ -12,12 +11,16 @@ LEVELS = ("off", "basic")
 # Also the boot value of the C module's setting and the default level of
 # telemetry_register_metric(); tests/test_one_owner.py proves they agree.
 DEFAULT_LEVEL = "basic"
-# PMM's kill switch: set in the server's environment, it wins over every setting.
-DISABLE_ENV = "DISABLE_TELEMETRY"
-DISABLE_ENV_VALUES = ("1", "true", "yes", "on")
+# PMM's kill switch, DISABLE_TELEMETRY in the server's environment: its rule
+# (fail closed: anything but empty, 0, false, no or off disables) is the C
+# module's (extension/src/kill_switch.c); the spelling of the level and the
+# sources are sql/idempotent/015-level.sql's.  The tick reads them in plain
+# SQL without loading Python; this module reads the same functions.
 
-# pg_settings.source is PostgreSQL's own vocabulary; we pass it on as is, and
-# tell ALTER SYSTEM apart from postgresql.conf by the file's name (never sent).
+# pg_settings.source is PostgreSQL's own vocabulary; it is passed on as is,
+# ALTER SYSTEM told apart from postgresql.conf by the file's name (never sent).
+# The collector's allowlist is made from this list; _telemetry.effective_level()
+# holds the same list, and tests/test_one_owner.py proves they agree.
 KNOWN_SOURCES = (
     "default",
     "configuration file",
@@ -48,48 +51,21 @@ class Level:
         return self.level != "off"
 
 
-_settings_declared = False
-
-
-def declare(db: Database) -> None:
-    """Load the C module once per session so the setting is a real parameter."""
-    global _settings_declared
-    if not _settings_declared:
-        db.rows("SELECT _telemetry.declare_settings()")
-        _settings_declared = True
-
-
-def disabled_by_environment() -> bool:
-    return os.environ.get(DISABLE_ENV, "").strip().lower() in DISABLE_ENV_VALUES
-
-
 def effective_level(db: Database, warn: bool = True) -> Level:
     """What this session's telemetry.metrics_level means, with a WARNING if invalid.
 
     The scheduled tick passes warn=False: at off, and an invalid value counts
     as off, it logs nothing above DEBUG (get_report() and the NOTICE warn).
     """
-    if disabled_by_environment():
-        return Level("off", "environment", True)
-    declare(db)
-    row = db.row(
-        "SELECT setting, source, sourcefile FROM pg_catalog.pg_settings WHERE name = $1",
-        [SETTING],
-        ["text"],
-    )
-    if row is None:  # cannot happen once declared; stay private if it does
+    row = db.row("SELECT level, source, valid FROM _telemetry.effective_level()")
+    if row is None:  # cannot happen; stay private if it does
         return Level("off", "other", False)
-    configured = (row["setting"] or "").strip().lower()
-    source = row["source"] if row["source"] in KNOWN_SOURCES else "other"
-    if source == "configuration file" and (row["sourcefile"] or "").endswith("postgresql.auto.conf"):
-        source = "alter system"
-    if configured in LEVELS:
-        return Level(configured, source, True)
-    if not warn:
-        return Level("off", source, False)
+    level = Level(row["level"], row["source"], row["valid"])
+    if level.valid or not warn:
+        return level
     db.plpy.warning(
         f"telemetry: invalid value for {SETTING}; telemetry is off",
-        detail=f"The valid values are: {', '.join(LEVELS)}.",
+        detail=f"The valid values are: {', '.join(LEVELS)} (any case, surrounding spaces ignored).",
         hint=f"ALTER SYSTEM SET {SETTING} = basic (or off); SELECT pg_reload_conf();",
     )
-    return Level("off", source, False)
+    return level

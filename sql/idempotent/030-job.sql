@@ -1,7 +1,58 @@
 -- Runs on every install and update: the job's entry points and its status.
 
--- The tick: cheap when nothing is due; sends when due.  What schedulers call.
-CREATE OR REPLACE FUNCTION @extschema@.telemetry_tick()
+-- The tick's first step, in plain SQL: "off" and "nothing due" are answered
+-- here, so that a tick in a new backend (pg_cron starts one for every run)
+-- never loads Python for them.  NULL: due, a template copy, or no due time
+-- recorded yet; the Python tick (_telemetry.run_tick) decides, with the
+-- same rules, and is the only step that may send.  The due time is the one
+-- the Python code wrote (telemetry_extension/job/schedule.py owns the
+-- schedule's rules and the options' defaults; plan_first_report below writes
+-- the first one).
+CREATE OR REPLACE FUNCTION _telemetry.tick_check()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    state record;
+    found_state boolean;
+BEGIN
+    -- The kill switch first, on its own: calling the C module also declares the setting read next.
+    IF _telemetry.disabled_by_environment()
+       OR _telemetry.metrics_level_spelled(pg_catalog.current_setting('telemetry.metrics_level', true))
+          IS DISTINCT FROM 'basic' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'disabled', 'metrics_level', 'off',
+            'metrics_level_source', (SELECT l.source FROM _telemetry.effective_level() AS l));
+    END IF;
+    -- Read in a subtransaction rolled back on purpose, which releases its
+    -- locks: when the Python step sends, no lock of ours is held during the
+    -- network step (the variables keep what was read).
+    BEGIN
+        SELECT s.next_due, s.last_tick, i.database_oid = d.oid AS own INTO state
+          FROM _telemetry.schedule AS s, _telemetry.instance AS i, pg_catalog.pg_database AS d
+         WHERE d.datname = pg_catalog.current_database();
+        found_state := FOUND;
+        RAISE SQLSTATE 'TLRD0';
+    EXCEPTION WHEN SQLSTATE 'TLRD0' THEN
+        NULL;
+    END;
+    IF NOT found_state OR NOT state.own OR state.next_due IS NULL OR state.next_due <= pg_catalog.clock_timestamp() THEN
+        RETURN NULL;
+    END IF;
+    -- Seen: telemetry_status tells from it whether anything calls the tick.
+    -- At most once an hour, never in a read-only transaction (a standby).
+    IF (state.last_tick IS NULL OR state.last_tick < pg_catalog.now() - interval '1 hour')
+       AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
+        UPDATE _telemetry.schedule SET last_tick = pg_catalog.now()
+         WHERE last_tick IS NULL OR last_tick < pg_catalog.now() - interval '1 hour';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('outcome', 'not_due', 'next_due',
+        pg_catalog.to_char(state.next_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'));
+END
+$$;
+
+-- The tick's second step: the Python tick (sends when due).
+CREATE OR REPLACE FUNCTION _telemetry.run_tick()
 RETURNS jsonb
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
@@ -10,17 +61,41 @@ if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python(
 return GD["telemetry_extension"].checked("@EXTVERSION@").tick(plpy)
 $python$;
 
+-- The tick: cheap when nothing is due; sends when due.  What schedulers call.
+CREATE OR REPLACE FUNCTION @extschema@.telemetry_tick()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN COALESCE(_telemetry.tick_check(), _telemetry.run_tick());
+END
+$$;
+
 -- The same tick under a fixed name, so the pg_cron command is a constant
 -- whatever schema the extension was created in.  Its messages go to the
 -- server log only: pg_cron would log a client-side copy of each again.
 CREATE OR REPLACE FUNCTION _telemetry.tick()
 RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET client_min_messages = error
+AS $$
+BEGIN
+    RETURN COALESCE(_telemetry.tick_check(), _telemetry.run_tick());
+END
+$$;
+
+-- Writes the first due time (grace and jitter from CREATE EXTENSION, options
+-- in force) while no report has been attempted, so that tick_check() can read
+-- it.  Run on every install and update, and by telemetry_set_option().
+CREATE OR REPLACE FUNCTION _telemetry.plan_first_report()
+RETURNS void
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
 AS $python$
 if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
-return GD["telemetry_extension"].checked("@EXTVERSION@").tick(plpy)
+GD["telemetry_extension"].checked("@EXTVERSION@").plan_first_report(plpy)
 $python$;
 
 -- Send now, whatever the schedule (never when off).
@@ -55,11 +130,57 @@ if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python(
 return GD["telemetry_extension"].checked("@EXTVERSION@").status(plpy)
 $python$;
 
-CREATE OR REPLACE VIEW @extschema@.telemetry_status AS SELECT * FROM _telemetry.status();
-COMMENT ON VIEW @extschema@.telemetry_status IS 'Telemetry at a glance: level, endpoint, last and next send, newest version';
+-- Whether anything calls the tick in this database, and when nothing does,
+-- the exact command that makes something call it.
+CREATE OR REPLACE FUNCTION _telemetry.tick_callers(
+    OUT tick_caller text, OUT tick_last_seen timestamptz, OUT tick_command text)
+LANGUAGE plpython3u
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").tick_callers(plpy)
+$python$;
 
-REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), @extschema@.telemetry_send_report(),
-    @extschema@.telemetry_set_option(text, text), _telemetry.status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _telemetry.status() TO pg_monitor;
+-- Whether pg_cron, installed in this database, has an active entry that
+-- calls the tick here.  SECURITY DEFINER because pg_cron shows each role only
+-- its own jobs, and the tick's job is a superuser's: it answers one boolean,
+-- takes no argument, and reads cron.job only when that table is pg_cron's own
+-- (not a look-alike some role created), so no role's code runs with its rights.
+CREATE OR REPLACE FUNCTION _telemetry.cron_entry_exists()
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                     JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid = pg_catalog.to_regclass('cron.job')
+                      AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                      AND d.deptype = 'e' AND e.extname = 'pg_cron') THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM cron.job AS j
+                    WHERE j.database = pg_catalog.current_database() AND j.active
+                      AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()'));
+END
+$$;
+
+-- Appended columns only: CREATE OR REPLACE VIEW keeps the earlier ones.
+CREATE OR REPLACE VIEW @extschema@.telemetry_status AS
+    SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c;
+COMMENT ON VIEW @extschema@.telemetry_status IS
+'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick';
+
+REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
+    _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
+    @extschema@.telemetry_set_option(text, text), _telemetry.status(), _telemetry.tick_callers(),
+    _telemetry.cron_entry_exists() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_status FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_status TO pg_monitor;
+
+SELECT _telemetry.plan_first_report();

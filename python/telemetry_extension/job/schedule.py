@@ -42,6 +42,30 @@ def first_due(created_at: float, options: Options, fraction: float) -> float:
     return created_at + options.grace.total_seconds() + fraction * options.jitter.total_seconds()
 
 
+def plan_first_report(db: Database) -> None:
+    """Writes the first due time while no report has been attempted.
+
+    The tick's plain-SQL check (_telemetry.tick_check) compares the recorded
+    due time with the clock and never computes one: the rules and the
+    options' defaults stay here.  Run on every install and update, whenever
+    an option changes, and when a template copy takes its own identity.
+    """
+    options = read_options(db)
+    row = db.row(
+        """SELECT pg_catalog.date_part('epoch', i.created_at) AS created_at, s.jitter_fraction
+             FROM _telemetry.schedule AS s, _telemetry.instance AS i
+            WHERE s.last_attempt IS NULL"""
+    )
+    if row is None:
+        return
+    due = first_due(row["created_at"], options, row["jitter_fraction"])
+    db.rows(
+        "UPDATE _telemetry.schedule SET next_due = pg_catalog.to_timestamp($1) WHERE last_attempt IS NULL",
+        [due],
+        ["float8"],
+    )
+
+
 def after_success(now: float, options: Options, fraction: float) -> float:
     return now + options.interval.total_seconds() + fraction * options.jitter.total_seconds()
 

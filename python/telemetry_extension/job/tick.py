@@ -24,6 +24,7 @@ import telemetry_protocol as protocol
 from telemetry_extension import build_info
 from telemetry_extension.db import Database
 from telemetry_extension.job.audit import record
+from telemetry_extension.job.copies import adopt_own_identity, is_copy
 from telemetry_extension.job.schedule import iso, read_state
 from telemetry_extension.job.version_check import Verdict, judge, store, tell
 from telemetry_extension.level import Level, effective_level
@@ -149,6 +150,15 @@ def run(db: Database, trigger: str) -> dict[str, Any]:
     if not level.enabled:
         db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
         return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
+    # Read without keeping its locks: in the usual case, not a copy, nothing is held while sending.
+    if _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db) and trigger == "job":
+        # A template copy just took its own identity: its first report waits its own grace period
+        # (written rows stay locked until commit, so this tick does not send).
+        return {
+            "outcome": "not_due",
+            "next_due": iso(read_state(db).due),
+            "detail": "a copy: it has its own identity now",
+        }
     if trigger == "job":
         # The cheap path: nothing due, no lock, no network.
         state = _without_keeping_locks(db, lambda: read_state(db))

@@ -1,0 +1,92 @@
+"""A template copy (CREATE DATABASE ... TEMPLATE) is a database of its own: identity, schedule, audit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from pytest_httpserver import HTTPServer
+
+from tests.cluster import Cluster
+from tests.helpers import report
+from tests.job.helpers import answer, attempts, configure, tick
+
+
+def _create_copy(cluster: Cluster, name: str, template: str) -> None:
+    with cluster.connect() as admin:
+        admin.execute(
+            psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(*map(psycopg.sql.Identifier, (name, template)))
+        )
+
+
+def _drop(cluster: Cluster, *names: str) -> None:
+    with cluster.connect() as admin:
+        for name in names:
+            admin.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+            )
+
+
+def _instance(conn: psycopg.Connection[Any]) -> tuple[str, float]:
+    row = conn.execute(
+        "SELECT i.db_uuid::text, s.jitter_fraction FROM _telemetry.instance i, _telemetry.schedule s"
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Cluster, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    names = ("copy_orig", "copy_a", "copy_b")
+    try:
+        with cluster.connect() as admin:
+            admin.execute("CREATE DATABASE copy_orig")
+        with cluster.connect("copy_orig") as orig:
+            orig.execute("CREATE EXTENSION telemetry CASCADE")
+            configure(orig, httpserver.url_for("/v1/report"))
+            assert tick(orig)["outcome"] == "sent"
+            orig.execute("SELECT telemetry_set_metric_enabled('relations', false)")
+            original = report(orig)
+            orig_uuid, orig_fraction = _instance(orig)
+            orig.execute("CREATE ROLE copy_monitor LOGIN IN ROLE pg_monitor")
+        _create_copy(cluster, "copy_a", "copy_orig")
+        _create_copy(cluster, "copy_b", "copy_orig")
+        # Before any tick, get_report() in a copy shows the identity the copy will send, even to a
+        # role that cannot write: not the template's.
+        with cluster.connect("copy_a", user="copy_monitor") as monitor:
+            shown = report(monitor)
+        with cluster.connect("copy_b") as copy_b:
+            shown_b = report(copy_b)
+        assert shown["db_uuid"] != orig_uuid and shown_b["db_uuid"] not in (orig_uuid, shown["db_uuid"])
+        # What a copy keeps: lineage (like a restore) and the DBA's choices.
+        assert shown["exported_db_uuid"] == original["exported_db_uuid"]
+        assert shown["installed_time"] == original["installed_time"]
+        assert "relations" not in shown
+        with cluster.connect("copy_a") as copy_a:
+            assert len(attempts(copy_a)) == 1  # the template's audit row, until the copy's first tick
+            outcome = tick(copy_a)
+            assert outcome["outcome"] == "not_due", outcome
+            db_uuid, fraction = _instance(copy_a)
+            assert db_uuid == shown["db_uuid"] and fraction != orig_fraction
+            assert attempts(copy_a) == []
+            assert copy_a.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+            assert copy_a.execute("SELECT value FROM _telemetry.options WHERE name = 'endpoint'").fetchone()[0] == (
+                httpserver.url_for("/v1/report")
+            )
+            assert report(copy_a)["db_uuid"] == shown["db_uuid"]
+            # grace 0 and jitter 0 were kept: the next tick sends, under the copy's own identity.
+            assert tick(copy_a)["outcome"] == "sent"
+            [row] = attempts(copy_a)
+            assert json.loads(row["body"])["db_uuid"] == shown["db_uuid"]
+        sent = [json.loads(request.get_data()) for request, _ in httpserver.log]
+        assert [body["db_uuid"] for body in sent] == [orig_uuid, shown["db_uuid"]]
+        # The original is untouched.
+        with cluster.connect("copy_orig") as orig:
+            assert _instance(orig) == (orig_uuid, orig_fraction)
+            assert tick(orig)["outcome"] == "not_due"
+            assert len(attempts(orig)) == 1
+    finally:
+        _drop(cluster, *names)
+        with cluster.connect() as admin:
+            admin.execute("DROP ROLE IF EXISTS copy_monitor")

@@ -1,0 +1,81 @@
+"""The NOTICE and telemetry_status tell whether anything calls the tick, and the exact command when nothing does."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+
+from tests.cluster import Cluster
+from tests.helpers import Notices
+
+
+def _status(conn, *columns: str) -> tuple:
+    return conn.execute(f"SELECT {', '.join(columns)} FROM telemetry_status").fetchone()
+
+
+def test_without_a_caller_the_notice_and_status_give_the_pg_cron_command(cluster: Cluster) -> None:
+    # The shared cluster loads pg_cron, which lives in database postgres.
+    with cluster.database("truth_cron", extension=False) as conn:
+        notices = Notices(conn)
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+        command = (
+            "in database postgres: SELECT cron.schedule_in_database('telemetry-truth_cron', '*/15 * * * *', "
+            "'SELECT _telemetry.tick()', 'truth_cron');"
+        )
+        assert "nothing calls the tick in this database yet" in text and command in text
+        assert _status(conn, "tick_caller", "tick_last_seen", "tick_command") == (None, None, command)
+        # A tick seen (any scheduler) is a caller; a pg_monitor member reads the same.
+        conn.execute("SELECT _telemetry.tick()")
+        conn.execute("CREATE ROLE truth_monitor LOGIN IN ROLE pg_monitor")
+        try:
+            with cluster.connect("truth_cron", user="truth_monitor") as monitor:
+                caller, seen, advice = _status(monitor, "tick_caller", "tick_last_seen", "tick_command")
+            assert caller == "a scheduler: the tick ran lately" and seen is not None and advice is None
+        finally:
+            conn.execute("DROP ROLE truth_monitor")
+
+
+def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) -> None:
+    with cluster.database("truth_schema", extension=False) as conn:
+        conn.execute("CREATE SCHEMA tools")
+        conn.execute("REVOKE ALL ON SCHEMA tools FROM PUBLIC")
+        conn.execute("CREATE EXTENSION telemetry SCHEMA tools CASCADE")
+        conn.execute("CREATE ROLE schema_monitor LOGIN IN ROLE pg_monitor")
+        conn.execute("CREATE ROLE schema_plain LOGIN")
+        try:
+            with cluster.connect("truth_schema", user="schema_monitor") as monitor:
+                assert monitor.execute("SELECT tools.get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
+                assert monitor.execute("SELECT metrics_level FROM tools.telemetry_status").fetchone()[0] == "basic"
+                assert not monitor.execute("SELECT has_schema_privilege('tools', 'CREATE')").fetchone()[0]
+            with cluster.connect("truth_schema", user="schema_plain") as plain:
+                assert not plain.execute("SELECT has_schema_privilege('tools', 'USAGE')").fetchone()[0]
+        finally:
+            conn.execute("DROP EXTENSION telemetry")
+            conn.execute("DROP OWNED BY schema_monitor, schema_plain")
+            conn.execute("DROP ROLE schema_monitor")
+            conn.execute("DROP ROLE schema_plain")
+
+
+def test_without_pg_cron_the_crontab_line_given_works(pg_tree) -> None:
+    c = Cluster(pg_tree, name="nocron", conf={"shared_preload_libraries": "'telemetry'"}).start()
+    try:
+        with c.database("nocron", extension=False) as conn:
+            notices = Notices(conn)
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+            [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+            line = "*/15 * * * * psql -d nocron -XAtqc 'SELECT _telemetry.tick()'"
+            assert "in the crontab of the server's OS user: " + line in text
+            [command] = _status(conn, "tick_command")
+            assert command.endswith(line)
+            # Run the line's command as cron would (connection defaults from the environment).
+            argv = shlex.split(line.split(" ", 5)[5])
+            env = {**os.environ, "PGHOST": str(c.socketdir), "PGPORT": str(c.port), "PGUSER": c.user}
+            out = subprocess.run([str(pg_tree.bindir / argv[0]), *argv[1:]], env=env, capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            assert re.search(r'"outcome": "not_due"', out.stdout)
+            assert _status(conn, "tick_caller", "tick_command") == ("a scheduler: the tick ran lately", None)
+    finally:
+        c.destroy()
