@@ -159,17 +159,6 @@ def test_registration_refuses_what_is_not_numbers(db, key: str, query: str, comp
     assert db.execute("SELECT count(*) FROM _telemetry.vendor_metrics").fetchone()[0] == 0
 
 
-def test_what_a_registered_query_writes_is_rolled_back(db) -> None:
-    db.execute("CREATE TABLE sink (id int)")
-    db.execute(
-        "CREATE FUNCTION write_something() RETURNS SETOF int LANGUAGE sql "
-        "AS 'INSERT INTO public.sink VALUES (1) RETURNING id'"
-    )
-    assert register(db, "writer", "SELECT count(*) FROM public.write_something()") == 1
-    assert report(db)["vendor_metrics"] == {"writer": 1}
-    assert db.execute("SELECT count(*) FROM sink").fetchone()[0] == 0
-
-
 def test_a_registered_query_that_stops_returning_numbers_is_invalid_result(db) -> None:
     db.execute("CREATE TABLE settings_like (v text)")
     db.execute("INSERT INTO settings_like VALUES ('42')")

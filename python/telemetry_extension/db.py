@@ -54,9 +54,15 @@ class Database:
         The one statement whose text is not a constant of this package: it is
         code a superuser supplied (as a function body is), stored in
         _telemetry.vendor_metrics, never combined with any value, not cached.
-        telemetry.metrics_vendor runs it in a subtransaction that is rolled
-        back afterwards, under the metric's deadline.  tests/test_security.py
-        allows exactly this method, called from exactly that module.
+        metrics/registered.py runs it inside _telemetry.registered_value()
+        (read-only), in a subtransaction that is rolled back afterwards, under
+        the metric's deadline.  As a cursor: PostgreSQL opens one only for a
+        single statement that returns rows.  tests/test_security.py allows
+        exactly this method, called from exactly that module.
         """
-        plpy: Any = self.plpy  # plpy.execute(text, max_rows): positional only
-        return [dict(row) for row in plpy.execute(registered_query, max_rows)]
+        plpy: Any = self.plpy
+        cursor = plpy.cursor(registered_query)
+        try:
+            return [dict(row) for row in cursor.fetch(max_rows)]
+        finally:
+            cursor.close()

@@ -103,6 +103,8 @@ def send_report(plpy: Plpy) -> str:
             f"telemetry: nothing sent: {SETTING} is off (from {outcome['metrics_level_source']})",
             hint=f"ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf(); turns it on.",
         )
+    elif outcome["outcome"] == "read_only":
+        plpy.notice(f"telemetry: {outcome['detail']}", hint="Send from the primary, in a read-write transaction.")
     return json.dumps(outcome)
 
 
@@ -148,6 +150,12 @@ def register_metric(plpy: Plpy, key: str, query: str, summary: str, timeout_ms: 
             "SELECT count(*) FROM myschema.mytable; schema-qualify every name (search_path is pg_catalog).",
         )
     return json.dumps(value)
+
+
+def registered_value(plpy: Plpy, key: str) -> str:
+    from telemetry_extension.metrics import registered
+
+    return registered.value_json(Database(plpy), key)
 
 
 def unregister_metric(plpy: Plpy, key: str) -> bool:

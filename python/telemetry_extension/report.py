@@ -2,7 +2,8 @@
 
 Every metric runs in a subtransaction of its own under its deadline
 (metrics.runner.run_isolated): one that fails is {"error": <code>} under its
-key and the rest of the report is intact.  Metrics a superuser switched off
+key and the rest of the report is intact.  Their deadlines together are cut
+to the report's (declaration.REPORT_DEADLINE_MS).  Metrics a superuser switched off
 (telemetry_set_metric_enabled) are left out.
 """
 
@@ -24,7 +25,9 @@ def build_report(db: Database, level: Level | None = None) -> dict[str, Any]:
     ctx = Context(db, level or effective_level(db))
     ctx.switched_off = switched_off(db)
     return {
-        metric.key: run_isolated(db, metric.key, metric.timeout_ms, functools.partial(metric.collect, ctx))
+        metric.key: run_isolated(
+            db, metric.key, ctx.budget_ms(metric.timeout_ms), functools.partial(metric.collect, ctx)
+        )
         for metric in METRICS
         if metric.key not in ctx.switched_off
     }

@@ -13,7 +13,15 @@ Answer: 200 with a JSON object:
 `latest_version` (required) is the newest release, a PEP 440 public version;
 `up_to_date` (optional) is the collector's verdict for the sender.  The
 extension trusts its own comparison first and records the collector's.
-Any other status is a failure; 429 and 503 may carry Retry-After (seconds).
+Any other status is a failure; 429 and 503 may carry Retry-After, in seconds
+or as an HTTP-date: the sender waits that long (at least its own back-off),
+up to MAX_RETRY_AFTER_SECONDS (7 days), never more.
+
+Up to date (`is_up_to_date`, the one rule for both sides): versions compare as
+releases (0.10.0 after 0.9.0).  A pre-release (a, b, rc, dev) as the newest
+does not make a final release out of date: a DBA running 0.2.0 is not told
+about 0.3.0rc1.  A DBA running a pre-release is told of any newer version,
+final or pre-release (0.3.0rc1 -> 0.3.0rc2 or 0.3.0).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ MAX_ANSWER_BYTES = 64 * 1024
 # extension refuses to send a larger one.
 MAX_REPORT_BYTES = 64 * 1024
 MAX_VERSION_LENGTH = 64
+# The longest Retry-After a sender honours; a longer one is cut to this.
+MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600
 
 # The report's own format: report_format_version in every report.
 REPORT_FORMAT_VERSION = 1
@@ -98,11 +108,18 @@ def parse_answer(body: bytes) -> VersionAnswer:
     return VersionAnswer(str(latest), up_to_date)
 
 
+def is_up_to_date(installed: Version, latest: Version) -> bool:
+    """False only when `latest` is newer and, for a final `installed`, itself a final release."""
+    if installed >= latest:
+        return True
+    return latest.is_prerelease and not installed.is_prerelease
+
+
 def make_answer(latest_version: str, sender_version: str) -> dict[str, Any]:
     """What a collector answers a sender running `sender_version`."""
     latest = parse_version(latest_version)
     try:
-        current = parse_version(sender_version) >= latest
+        current = is_up_to_date(parse_version(sender_version), latest)
     except ProtocolError:
         current = False
     return {"latest_version": str(latest), "up_to_date": current}

@@ -40,6 +40,22 @@ $python$;
 COMMENT ON FUNCTION @extschema@.telemetry_register_metric(text, text, text, integer, text) IS
 'Registers a metric (an aggregate query returning one row of numbers) reported under vendor_metrics.<key>';
 
+-- A registered metric's value as JSON ({"value": ...} or {"invalid": "..."}),
+-- run the one way for registration, get_report() and the send: STABLE, and
+-- read-only for the whole call (a transaction_read_only set by a statement
+-- inside would end with that statement's subtransaction).  Only the stored
+-- query of `key` runs; see python/telemetry_extension/metrics/registered.py.
+CREATE OR REPLACE FUNCTION _telemetry.registered_value(key text)
+RETURNS text
+LANGUAGE plpython3u
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+SET transaction_read_only = on
+AS $python$
+if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
+return GD["telemetry_extension"].checked("@EXTVERSION@").registered_value(plpy, key)
+$python$;
+
 CREATE OR REPLACE FUNCTION @extschema@.telemetry_unregister_metric(key text)
 RETURNS boolean
 LANGUAGE plpython3u
@@ -77,9 +93,10 @@ COMMENT ON VIEW @extschema@.telemetry_metrics IS
 'Every metric of the report: declared ones and registered ones, with summaries and whether each is on';
 
 REVOKE ALL ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
+    _telemetry.registered_value(text),
     @extschema@.telemetry_register_metric(text, text, text, integer, text), @extschema@.telemetry_unregister_metric(text),
     @extschema@.telemetry_set_metric_enabled(text, boolean), _telemetry.metrics_list() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
-    _telemetry.metrics_list() TO pg_monitor;
+    _telemetry.registered_value(text), _telemetry.metrics_list() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_metrics FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_metrics TO pg_monitor;

@@ -81,7 +81,7 @@ def test_newer_release_is_stored_and_warned_once(db, httpserver: HTTPServer, clu
         (EXTENSION_VERSION, True),
         ("0.0.9", True),
         (f"{EXTENSION_VERSION}rc1", True),
-        (f"{release_after(step='patch')}rc1", False),
+        (f"{release_after(step='patch')}rc1", True),  # a newer pre-release does not nag a final release
         (release_after(), False),
     ],
 )
@@ -95,6 +95,23 @@ def test_protocol_orders_versions_numerically() -> None:
     assert protocol.make_answer("0.10.0", "0.9.0")["up_to_date"] is False
     assert protocol.make_answer("0.9.0", "0.10.0")["up_to_date"] is True
     assert protocol.make_answer("1.0.0", "1.0.0rc1")["up_to_date"] is False
+
+
+@pytest.mark.parametrize(
+    ("installed", "latest", "up_to_date"),
+    [
+        ("0.2.0", "0.3.0rc1", True),  # final installed: a newer pre-release is not news
+        ("0.2.0", "0.3.0.dev1", True),
+        ("0.2.0", "0.3.0", False),
+        ("0.3.0rc1", "0.3.0rc2", False),  # pre-release installed: told of a newer pre-release
+        ("0.3.0rc1", "0.3.0", False),  # ... and of the final
+        ("0.3.0rc1", "0.2.0", True),
+        ("0.3.0", "0.3.0rc2", True),
+    ],
+)
+def test_pre_releases_nag_only_pre_release_users(installed: str, latest: str, up_to_date: bool) -> None:
+    assert protocol.is_up_to_date(Version(installed), Version(latest)) is up_to_date
+    assert protocol.make_answer(latest, installed)["up_to_date"] is up_to_date
 
 
 def test_send_report_ignores_the_schedule(db, httpserver: HTTPServer) -> None:

@@ -4,8 +4,14 @@ No exception from the network or the peer escapes; a cancel or a shutdown of
 the backend does (the server asked for it).  While the network step runs, the
 backend holds no lock on any table or row: everything is read in a
 subtransaction that is rolled back on purpose, which releases its locks, and
-written after the exchange.  The only thing held is a try-only advisory lock,
-which makes concurrent ticks skip instead of sending twice.
+written after the exchange.  The only thing held is a lock on
+_telemetry.send_lock, an empty table that nobody reads and that only the
+extension's owner can lock (LOCK TABLE needs privileges on it that no other
+role has): a concurrent tick skips, logging one LOG line, instead of sending
+twice, and no unprivileged role can take it to silence sends.
+
+Nothing is sent where nothing can be recorded: on a standby or in a read-only
+transaction the tick answers "read_only" before any network I/O.
 """
 
 from __future__ import annotations
@@ -26,8 +32,7 @@ from telemetry_extension.report import build_report, to_json
 
 T = TypeVar("T")
 
-# pg_try_advisory_xact_lock(key1, key2): per database; "tele", 1.
-LOCK_KEYS = (0x74656C65, 1)
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class _ReadDone(Exception):
@@ -44,6 +49,32 @@ def _without_keeping_locks(db: Database, read: Callable[[], T]) -> T:
     except _ReadDone:
         pass
     return found[0]
+
+
+def _read_only_reason(db: Database) -> str | None:
+    """Why this transaction cannot record an attempt, or None when it can."""
+    row = db.row(
+        """SELECT pg_catalog.pg_is_in_recovery() AS standby,
+                  pg_catalog.current_setting('transaction_read_only')::boolean AS read_only"""
+    )
+    assert row is not None
+    if row["standby"]:
+        return "this server is a standby (in recovery): the primary sends the report"
+    if row["read_only"]:
+        return "the transaction is read-only: the attempt could not be recorded"
+    return None
+
+
+def _take_send_lock(db: Database) -> bool:
+    """The send lock until the end of the transaction, or False when another session holds it."""
+    try:
+        with db.plpy.subtransaction():
+            db.rows("LOCK TABLE _telemetry.send_lock IN SHARE UPDATE EXCLUSIVE MODE NOWAIT")
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    return True
 
 
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
@@ -133,6 +164,11 @@ def run(db: Database, trigger: str) -> dict[str, Any]:
         state = _without_keeping_locks(db, lambda: read_state(db))
         if state.due > state.now:
             return {"outcome": "not_due", "next_due": iso(state.due)}
-    if not db.value("SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)", LOCK_KEYS, ["int4", "int4"]):
+    reason = _read_only_reason(db)
+    if reason is not None:
+        return {"outcome": "read_only", "detail": f"nothing sent: {reason}"}
+    if not _take_send_lock(db):
+        # The one line of this skip: who holds the lock is another tick or send.
+        db.plpy.log(f"telemetry: report not sent ({trigger}): another session is sending it right now")
         return {"outcome": "busy", "detail": "another session is sending the report right now"}
     return _send(db, level, trigger)

@@ -23,9 +23,10 @@ def judge(answer_body: bytes) -> Verdict:
     """Raises protocol.ProtocolError for an answer that does not follow the protocol."""
     answer = protocol.parse_answer(answer_body)
     installed = Version(build_info.VERSION)
-    # Our own comparison decides (0.10.0 after 0.9.0, prereleases before
-    # releases); the collector's verdict is kept beside it.
-    up_to_date = installed >= Version(answer.latest_version)
+    # Our own comparison decides (the protocol's rule: release order, and a
+    # pre-release never makes a final release out of date); the collector's
+    # verdict is kept beside it.
+    up_to_date = protocol.is_up_to_date(installed, Version(answer.latest_version))
     return Verdict(str(installed), answer.latest_version, up_to_date, answer.up_to_date)
 
 

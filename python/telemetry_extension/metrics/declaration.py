@@ -8,6 +8,7 @@ view and the tests all read the declarations.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +23,10 @@ JSONValue = Any
 # Every metric that runs SQL gets this deadline unless it declares its own.
 DEFAULT_TIMEOUT_MS = 10_000
 NO_SQL = None  # timeout_ms of a metric that runs no SQL
+# The whole report's deadline: the metrics' own deadlines (declared and
+# registered, up to registered.MAX_TIMEOUT_MS each) are cut to what is left of
+# it; a metric reached after it is {"error": "timeout"} without running.
+REPORT_DEADLINE_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,14 @@ class Context:
         self._shared: dict[str, Any] = {}
         # Keys a superuser switched off (telemetry_set_metric_enabled); report.py fills it in.
         self.switched_off: frozenset[str] = frozenset()
+        self.ends_at = time.monotonic() + REPORT_DEADLINE_MS / 1000
+
+    def budget_ms(self, timeout_ms: int | None) -> int | None:
+        """A metric's deadline cut to what is left of the report's; 0 when nothing is left."""
+        if timeout_ms is None:
+            return None
+        left = int((self.ends_at - time.monotonic()) * 1000)
+        return max(min(timeout_ms, left), 0)
 
     def shared(self, name: str, read: Callable[[], Any]) -> Any:
         """`read()` once per report, for metrics that come from the same source."""

@@ -5,13 +5,24 @@
 
 A superuser (in practice the vendor's extension script) registers a key, a
 one-line summary and a query; the report carries the query's result under
-vendor_metrics.<key>.  The query must return one row of numbers: one column
-gives a number, several give an object by column name.  Anything else is an
-error at registration and {"error": "invalid_result"} in a report.  It runs as
-the role building the report, in a subtransaction that is always rolled back
-(whatever it writes is undone), under its own deadline.  Registrations are
-listed, with their summaries, in the telemetry_metrics view: the run-time part
-of the field dictionary.
+vendor_metrics.<key>.  The query must be one SELECT returning one row of
+numbers: one column gives a number, several give an object by column name.
+A number must be finite and within the JSON-safe integer range
+(|n| <= 2**53 - 1, MAX_SAFE_NUMBER), so that every JSON reader gets it exactly.
+Anything else is an error at registration and {"error": "invalid_result"} in
+a report.
+
+It runs as the role building the report, the same way at registration, in
+get_report() and in a send, so that what is shown is what is sent: through
+_telemetry.registered_value(key), a STABLE function with
+SET transaction_read_only = on, as a cursor (which PostgreSQL opens only for a
+single query that returns rows: no second statement, no SELECT INTO).  In
+read-only mode PostgreSQL refuses every write: data-modifying CTEs, locking
+clauses (FOR UPDATE), nextval(), a function that writes.  Around it, a
+subtransaction that is always rolled back and the metric's own deadline, itself
+capped by the report's (REPORT_DEADLINE_MS).  Registrations are listed, with
+their summaries, in the telemetry_metrics view: the run-time part of the field
+dictionary.
 
 The limits below are also CHECKs of _telemetry.vendor_metrics and defaults of
 telemetry_register_metric() in SQL; tests/test_one_owner.py proves they agree.
@@ -20,6 +31,7 @@ telemetry_register_metric() in SQL; tests/test_one_owner.py proves they agree.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any
 
@@ -27,7 +39,7 @@ from telemetry_extension.db import Database
 from telemetry_extension.level import LEVELS
 from telemetry_extension.metrics.declaration import NO_SQL, Context, Field, Metric
 from telemetry_extension.metrics.runner import InvalidResult, run_isolated
-from telemetry_extension.metrics.values import as_number
+from telemetry_extension.metrics.values import MAX_SAFE_NUMBER, OutOfRange, json_safe_number
 
 PREFIX = "vendor_metrics."
 KEY = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -51,7 +63,10 @@ def numeric_value(rows: list[dict[str, Any]]) -> int | float | dict[str, int | f
         raise InvalidResult(f"the query must return 1 to {MAX_COLUMNS} columns")
     values: dict[str, int | float | None] = {}
     for name, raw in row.items():
-        number = as_number(raw)
+        try:
+            number = json_safe_number(raw)
+        except OutOfRange:
+            raise InvalidResult(f"column {name!r} is outside -{MAX_SAFE_NUMBER}..{MAX_SAFE_NUMBER}") from None
         if number is None and raw is not None:
             raise InvalidResult(f"column {name!r} is not a finite number ({type(raw).__name__})")
         values[name] = number
@@ -63,11 +78,29 @@ def numeric_value(rows: list[dict[str, Any]]) -> int | float | dict[str, int | f
     return values
 
 
-def run_query(db: Database, query: str) -> Any:
-    # No read-only switch here: PostgreSQL undoes transaction_read_only at the
-    # end of the subtransaction PL/Python wraps around every statement.  What
-    # the query writes is undone all the same: run_isolated rolls back.
-    return numeric_value(db.registered_query_rows(query, 2))
+def value_json(db: Database, key: str) -> str:
+    """Body of _telemetry.registered_value(key): the stored query's value, as JSON.
+
+    Runs inside that function, where the transaction is read-only: a
+    transaction_read_only set from here would be undone at the end of the
+    subtransaction PL/Python wraps around every statement, so the function's
+    own SET clause holds it for the whole call.
+    """
+    query = db.value("SELECT query FROM _telemetry.vendor_metrics WHERE key = $1", [key], ["text"])
+    if query is None:
+        return json.dumps({"invalid": "no such registered metric"})
+    try:
+        return json.dumps({"value": numeric_value(db.registered_query_rows(query, 2))})
+    except InvalidResult as exc:
+        return json.dumps({"invalid": str(exc)})
+
+
+def run_query(db: Database, key: str) -> Any:
+    """The registered metric's value, run the one way (see the module's docstring)."""
+    answer = json.loads(db.value("SELECT _telemetry.registered_value($1)", [key], ["text"]))
+    if "invalid" in answer:
+        raise InvalidResult(answer["invalid"])
+    return answer["value"]
 
 
 def registered(db: Database) -> list[dict[str, Any]]:
@@ -81,7 +114,10 @@ def vendor_metrics(ctx: Context) -> dict[str, Any]:
         if PREFIX + row["key"] in ctx.switched_off:
             continue
         result[row["key"]] = run_isolated(
-            ctx.db, PREFIX + row["key"], row["timeout_ms"], functools.partial(run_query, ctx.db, row["query"])
+            ctx.db,
+            PREFIX + row["key"],
+            ctx.budget_ms(row["timeout_ms"]),
+            functools.partial(run_query, ctx.db, row["key"]),
         )
     return result
 
@@ -111,17 +147,26 @@ def register(db: Database, key: str, query: str, summary: str, timeout_ms: int, 
     def refuse(code: str, exc: BaseException) -> Any:
         raise InvalidRegistration(f"the query failed ({code}): {exc}")
 
-    value = run_isolated(db, PREFIX + key, timeout_ms, lambda: run_query(db, query), on_error=refuse)
-    db.rows(
-        """INSERT INTO _telemetry.vendor_metrics (key, level, summary, query, timeout_ms)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (key) DO UPDATE
-              SET level = EXCLUDED.level, summary = EXCLUDED.summary, query = EXCLUDED.query,
-                  timeout_ms = EXCLUDED.timeout_ms, registered_by = EXCLUDED.registered_by,
-                  registered_at = EXCLUDED.registered_at""",
-        [key, level, summary.strip(), query, timeout_ms],
-        ["text", "text", "text", "text", "int4"],
-    )
+    def store() -> None:
+        db.rows(
+            """INSERT INTO _telemetry.vendor_metrics (key, level, summary, query, timeout_ms)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (key) DO UPDATE
+                  SET level = EXCLUDED.level, summary = EXCLUDED.summary, query = EXCLUDED.query,
+                      timeout_ms = EXCLUDED.timeout_ms, registered_by = EXCLUDED.registered_by,
+                      registered_at = EXCLUDED.registered_at""",
+            [key, level, summary.strip(), query, timeout_ms],
+            ["text", "text", "text", "text", "int4"],
+        )
+
+    def trial() -> Any:
+        # Stored first, inside the metric's subtransaction (rolled back), so
+        # that it runs exactly as a report will run it.
+        store()
+        return run_query(db, key)
+
+    value = run_isolated(db, PREFIX + key, timeout_ms, trial, on_error=refuse)
+    store()
     return value
 
 

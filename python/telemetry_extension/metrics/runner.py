@@ -82,7 +82,11 @@ def run_isolated(
     """`collect()` in a rolled-back subtransaction under a deadline; a marker if it fails.
 
     `on_error(code, exc)`, when given, decides what a failure returns (or raises).
+    A deadline of 0 (the report's deadline is spent) is a timeout without running.
     """
+    if timeout_ms == 0:
+        db.plpy.log(f"telemetry: metric {label} not run ({TIMEOUT}): the report's deadline is spent")
+        return marker(TIMEOUT)
     found: list[Any] = []
     armed = False
     try:

@@ -61,6 +61,38 @@ def as_number(value: Any) -> int | float | None:
     return None
 
 
+# The largest magnitude a number of the report may have: every JSON reader
+# (JavaScript's too) holds integers up to 2**53 - 1 exactly.
+MAX_SAFE_NUMBER = 2**53 - 1
+
+
+class OutOfRange(ValueError):
+    """A number beyond +-MAX_SAFE_NUMBER."""
+
+
+def json_safe_number(value: Any) -> int | float | None:
+    """A SQL number as a JSON number that every reader reads exactly.
+
+    None when it is not a finite number; OutOfRange beyond +-MAX_SAFE_NUMBER.
+    The magnitude is checked before any conversion: a numeric of 5,000 digits
+    never becomes a Python int (whose str() stops at 4,300 digits).
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    number: int | float | Decimal = value
+    if isinstance(number, Decimal) and not number.is_finite():
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if number > MAX_SAFE_NUMBER or number < -MAX_SAFE_NUMBER:
+        raise OutOfRange(type(value).__name__)
+    if isinstance(number, Decimal):
+        return int(number) if number == number.to_integral_value() else float(number)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else number
+    return number
+
+
 # What uname text may keep (a regex character class body) and how much of it.
 UNAME_CHARS = "0-9A-Za-z .:_()#+~-"
 UNAME_MAX_CHARS = 128

@@ -1,0 +1,209 @@
+"""What goes on the wire, and what is left when a send returns.
+
+Retry-After followed up to the protocol's cap with no retry by the HTTP library;
+only the documented environment shapes the request; no thread or socket survives a
+send; no unprivileged role blocks or triggers one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_httpserver import HTTPServer
+
+import telemetry_protocol as protocol
+from tests import peers
+from tests.cluster import Cluster
+from tests.job.helpers import answer, attempts, configure, in_thread, seconds_until, telemetry_log_lines, tick
+
+HOUR = 3600.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("36000", 10 * HOUR),  # ten hours: past the six urllib3 would cut it to
+        ("2592000", float(protocol.MAX_RETRY_AFTER_SECONDS)),  # 30 days: cut to the protocol's cap
+        ("date+2d", 48 * HOUR),  # an HTTP-date two days ahead
+        ("soon", HOUR),  # not a Retry-After: the back-off (retry_base) decides
+    ],
+)
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_followed_up_to_the_cap_and_nothing_retries(
+    db, httpserver: HTTPServer, header: str, expected: float, status: int
+) -> None:
+    value = formatdate(time.time() + 48 * HOUR, usegmt=True) if header == "date+2d" else header
+    httpserver.expect_request("/v1/report").respond_with_data("later", status=status, headers={"Retry-After": value})
+    configure(db, httpserver.url_for("/v1/report"))
+    outcome = tick(db)
+    assert outcome["outcome"] == "failed" and outcome["http_status"] == status
+    assert abs(seconds_until(db) - expected) < 60
+    time.sleep(1.5)  # a retry honouring a short header would have come by now
+    assert len(httpserver.log) == 1  # one request: the HTTP library retries nothing
+
+
+def test_no_retry_on_a_connection_dropped_mid_answer(db) -> None:
+    def drop(conn, stop) -> None:
+        peers.read_request(conn)
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 100\r\n\r\nx")
+
+    peer = peers.RawPeer(drop)
+    try:
+        configure(db, peer.url)
+        assert tick(db)["outcome"] == "failed"
+        time.sleep(1.5)
+        assert peer.connections == 1
+    finally:
+        peer.close()
+
+
+def test_only_the_documented_environment_shapes_the_request(pg_tree, httpserver: HTTPServer) -> None:
+    """Credentials in .netrc/$NETRC, CA bundle variables and ALL_PROXY are ignored; proxy variables are not."""
+    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
+    home = pg_tree.tempdir("home-")
+    netrc = Path(home) / ".netrc"
+    netrc.write_text(
+        "machine 127.0.0.1 login ambient password secret\nmachine localhost login ambient password secret\n"
+        "default login ambient password secret\n"
+    )
+    os.chmod(netrc, 0o644)  # readable by the server's user, whoever owns it
+    proxy = HTTPServer(host="127.0.0.1", port=0)  # a forwarding proxy stand-in: it answers itself
+    proxy.start()
+    proxy.expect_request("/v1/report", method="POST").respond_with_json(answer())
+    environment = {
+        "HOME": str(home),  # kept when the tests run as an ordinary user; runuser resets it for root
+        "NETRC": str(netrc),
+        "REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem",
+        "CURL_CA_BUNDLE": "/nonexistent/ca.pem",
+        "ALL_PROXY": peers.closed_port().removesuffix("/v1/report"),
+        "http_proxy": f"http://127.0.0.1:{proxy.port}",
+        "no_proxy": "localhost",
+    }
+    c = Cluster(pg_tree, name="ambient", env=environment).start()
+    try:
+        with c.database("ambient") as conn:
+            # 127.0.0.1 goes through http_proxy; localhost is in no_proxy and goes direct.
+            configure(conn, f"http://127.0.0.1:{httpserver.port}/v1/report")
+            assert tick(conn, "telemetry_send_report")["outcome"] == "sent"
+            configure(conn, f"http://localhost:{httpserver.port}/v1/report")
+            assert tick(conn, "telemetry_send_report")["outcome"] == "sent"
+        [(through_proxy, _)] = proxy.log
+        [(direct, _)] = httpserver.log
+        assert through_proxy.headers["Host"] == f"127.0.0.1:{httpserver.port}"
+        for request in (through_proxy, direct):
+            assert "Authorization" not in request.headers
+            assert sorted(request.headers.keys()) == sorted(
+                ["Host", "User-Agent", "Accept-Encoding", "Accept", "Connection", "Content-Type", "Content-Length"]
+            )
+    finally:
+        c.destroy()
+        proxy.stop()
+
+
+def _threads_and_sockets(pid: int) -> tuple[int, int]:
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    sockets = sum(
+        1 for fd in os.listdir(f"/proc/{pid}/fd") if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    )
+    return threads, sockets
+
+
+def _settled(pid: int) -> tuple[int, int]:
+    """The backend's threads and sockets, once a joined thread's last instructions ran.
+
+    join() returns when the Python thread is done; the kernel lists it a moment
+    longer.  A thread left behind would stay for the peer's 60 s.
+    """
+    for _ in range(20):
+        found = _threads_and_sockets(pid)
+        if found == (1, 1):
+            break
+        time.sleep(0.1)
+    return found
+
+
+def test_a_send_leaves_no_thread_and_no_socket_behind(db, httpserver: HTTPServer) -> None:
+    pid = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    configure(db, httpserver.url_for("/v1/report"), deadline="1 s")
+    assert tick(db, "telemetry_send_report")["outcome"] == "sent"  # loads requests; a clean exchange
+    # One thread (PostgreSQL's backend is single-threaded), one socket (its client's).
+    assert _settled(pid) == (1, 1)
+
+    def half_close(conn, stop) -> None:
+        peers.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{")
+        conn.shutdown(socket.SHUT_WR)  # the peer says no more, and keeps the socket open
+        stop.wait(60)
+
+    for behave in (peers.slow_drip, peers.hang, half_close):
+        peer = peers.RawPeer(behave)
+        try:
+            configure(db, peer.url, deadline="1 s")
+            for _ in range(2):
+                outcome = tick(db, "telemetry_send_report")
+                assert outcome["outcome"] == "failed", outcome
+                assert _settled(pid) == (1, 1), behave.__name__
+        finally:
+            peer.close()
+
+
+def test_no_unprivileged_role_can_block_or_trigger_a_send(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    configure(db, httpserver.url_for("/v1/report"))
+    db.execute("CREATE ROLE lock_plain LOGIN")
+    db.execute("CREATE ROLE lock_monitor LOGIN IN ROLE pg_monitor")
+    holders: list[psycopg.Connection] = []
+    try:
+        for user in ("lock_plain", "lock_monitor"):
+            conn = cluster.connect(db.info.dbname, user=user)
+            conn.autocommit = False  # what it takes, it holds until the end
+            holders.append(conn)
+            # The advisory lock 0.1.0 used, taken (by the first) and held: it no longer matters.
+            conn.execute("SELECT pg_try_advisory_lock(1952803941, 1), pg_try_advisory_xact_lock(1952803941, 1)")
+            for sql in (
+                "LOCK TABLE _telemetry.send_lock IN SHARE UPDATE EXCLUSIVE MODE NOWAIT",
+                "LOCK TABLE _telemetry.send_lock IN ACCESS SHARE MODE",
+                "SELECT * FROM _telemetry.schedule FOR UPDATE",
+                "SELECT * FROM _telemetry.send_lock FOR SHARE",
+                "SELECT telemetry_tick()",
+                "SELECT _telemetry.tick()",
+                "SELECT telemetry_send_report()",
+            ):
+                conn.execute("SAVEPOINT s")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
+                conn.execute("ROLLBACK TO SAVEPOINT s")
+            if user == "lock_monitor":  # may read the schedule: a share of it blocks nothing
+                conn.execute("SELECT * FROM _telemetry.schedule")
+        # Their transactions stay open, holding what they could take: the tick still sends.
+        assert tick(db)["outcome"] == "sent"
+        assert len(httpserver.log) == 1 and [a["trigger"] for a in attempts(db)] == ["job"]
+    finally:
+        for conn in holders:
+            conn.close()
+        db.execute("DROP ROLE lock_plain")
+        db.execute("DROP ROLE lock_monitor")
+
+
+def test_a_send_skipped_because_another_is_sending_is_logged(db, cluster: Cluster) -> None:
+    peer = peers.RawPeer(peers.hang)
+    try:
+        configure(db, peer.url, deadline="5 s")
+        thread, first = in_thread(cluster, db.info.dbname, "SELECT telemetry_send_report()")
+        while peer.connections == 0:
+            time.sleep(0.05)
+        offset = cluster.log_offset()
+        assert tick(db, "telemetry_send_report")["outcome"] == "busy"
+        thread.join(30)
+        assert first["value"]["outcome"] == "failed"
+        lines = [line for line in telemetry_log_lines(cluster, offset) if "another session is sending" in line]
+        assert len(lines) == 1 and " LOG: " in lines[0], lines
+    finally:
+        peer.close()
