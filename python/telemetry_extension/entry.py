@@ -35,7 +35,8 @@ def checked(sql_version: str) -> ModuleType:
 
 
 def get_report(plpy: Plpy) -> str:
-    return to_json(build_report(Database(plpy)))
+    db = Database(plpy)
+    return to_json(db, build_report(db))
 
 
 def announce(plpy: Plpy) -> None:

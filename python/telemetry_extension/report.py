@@ -33,6 +33,13 @@ def build_report(db: Database, level: Level | None = None) -> dict[str, Any]:
     }
 
 
-def to_json(report: dict[str, Any]) -> str:
-    """The exact bytes that are sent (and what get_report() shows)."""
-    return json.dumps(report, sort_keys=True, separators=(",", ":"))
+def to_json(db: Database, report: dict[str, Any]) -> str:
+    """The report as PostgreSQL writes a jsonb: get_report() returns that jsonb, so what it
+    shows (psql, get_report()::text) and the body that is sent are the same bytes."""
+    text = db.value(
+        "SELECT $1::pg_catalog.jsonb::pg_catalog.text",
+        [json.dumps(report, allow_nan=False)],
+        ["text"],
+    )
+    assert isinstance(text, str)
+    return text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import psycopg
@@ -12,7 +11,7 @@ from pytest_httpserver import HTTPServer
 
 import telemetry_protocol as protocol
 from tests.cluster import Cluster
-from tests.helpers import EXTENSION_VERSION, release_after, report
+from tests.helpers import EXTENSION_VERSION, release_after
 from tests.job.helpers import (
     answer,
     attempts,
@@ -39,14 +38,14 @@ def test_first_report_waits_for_the_grace_period(db, httpserver: HTTPServer) -> 
 def test_due_tick_sends_exactly_what_get_report_shows(db, httpserver: HTTPServer, cluster: Cluster) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer(EXTENSION_VERSION))
     configure(db, httpserver.url_for("/v1/report"))
-    shown = report(db)
+    shown = db.execute("SELECT get_report()::text").fetchone()[0]  # what psql shows, too
     offset = cluster.log_offset()
     outcome = tick(db)
     assert outcome["outcome"] == "sent" and outcome["http_status"] == 200 and outcome["up_to_date"] is True
     [(request, _)] = httpserver.log
     assert request.headers["User-Agent"] == f"telemetry-extension/{EXTENSION_VERSION}"
     assert request.headers["Content-Type"] == "application/json"
-    assert json.loads(request.get_data()) == shown
+    assert request.get_data() == shown.encode()  # byte for byte
     [audit] = attempts(db)
     assert audit["body"].encode() == request.get_data()  # the audit keeps the exact bytes
     assert audit["outcome"] == "sent" and audit["http_status"] == 200 and audit["trigger"] == "job"

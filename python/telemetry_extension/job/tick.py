@@ -78,7 +78,7 @@ def _take_send_lock(db: Database) -> bool:
 
 
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
-    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(build_report(db, level)).encode()))
+    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(db, build_report(db, level)).encode()))
     if trigger == "job" and state.due > state.now:
         return {"outcome": "not_due", "next_due": iso(state.due)}
     started = time.time()
