@@ -147,3 +147,23 @@ def test_the_report_deadline_caps_the_sum_of_metric_deadlines(db) -> None:
     # Not an artefact: with the budget back, the instant one answers.
     db.execute("DELETE FROM _telemetry.vendor_metrics WHERE key = 'a_slow'")
     assert report(db)["vendor_metrics"] == {"b_instant": 1}
+
+
+def test_the_python_part_refuses_to_run_a_query_outside_the_read_only_wrapper(side_effects: Any, cluster: Any) -> None:
+    """A pg_monitor member may run registered metrics (get_report()), but only read-only: calling the
+    Python part directly, past _telemetry.registered_value(), runs nothing."""
+    db = side_effects
+    store_unchecked(db, "sequence", SIDE_EFFECTS["sequence"])
+    db.execute("CREATE ROLE registered_reader LOGIN IN ROLE pg_monitor")
+    db.execute("GRANT USAGE, UPDATE ON SEQUENCE public.counter TO registered_reader")  # only read-only stops it
+    try:
+        with cluster.connect(db.info.dbname, user="registered_reader") as reader:
+            direct = reader.execute("SELECT _telemetry.registered_query_value('sequence')").fetchone()
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                reader.execute("SELECT _telemetry.registered_value('sequence')")
+    finally:
+        db.execute("DROP OWNED BY registered_reader")
+        db.execute("DROP ROLE registered_reader")
+    assert direct is not None
+    assert json.loads(direct[0]) == {"invalid": "not run read-only (call _telemetry.registered_value)"}
+    assert db.execute("SELECT last_value, is_called FROM public.counter").fetchone() == (1, False)

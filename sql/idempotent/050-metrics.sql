@@ -40,17 +40,39 @@ $python$;
 COMMENT ON FUNCTION @extschema@.telemetry_register_metric(text, text, text, integer, text) IS
 'Registers a metric (an aggregate query returning one row of numbers) reported under vendor_metrics.<key>';
 
--- A registered metric's value as JSON ({"value": ...} or {"invalid": "..."}),
--- run the one way for registration, get_report() and the send: STABLE, and
--- read-only for the whole call (a transaction_read_only set by a statement
--- inside would end with that statement's subtransaction).  Only the stored
--- query of `key` runs; see python/telemetry_extension/metrics/registered.py.
+-- Makes the rest of the calling (sub)transaction read-only; see extension/src/read_only.c.
+CREATE OR REPLACE FUNCTION _telemetry.read_only()
+RETURNS void
+LANGUAGE C
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telemetry_read_only';
+
+-- A registered metric's value as JSON ({"value": ...} or {"invalid": why}),
+-- the one way it runs at registration, in get_report() and in a send: the
+-- stored query of `key` only, as one statement, read-only (neither it nor
+-- anything it calls can write).  PL/pgSQL, because it runs at its caller's
+-- (sub)transaction level: the read-only flag holds for the Python part and ends
+-- with the subtransaction PL/Python runs the calling statement in (called from
+-- plain SQL, with the transaction).  See
+-- python/telemetry_extension/metrics/registered.py.
 CREATE OR REPLACE FUNCTION _telemetry.registered_value(key text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM _telemetry.read_only();
+    RETURN _telemetry.registered_query_value(key);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _telemetry.registered_query_value(key text)
 RETURNS text
 LANGUAGE plpython3u
 STABLE STRICT
 SET search_path = pg_catalog, pg_temp
-SET transaction_read_only = on
 AS $python$
 if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python()")
 return GD["telemetry_extension"].checked("@EXTVERSION@").registered_value(plpy, key)
@@ -93,10 +115,10 @@ COMMENT ON VIEW @extschema@.telemetry_metrics IS
 'Every metric of the report: declared ones and registered ones, with summaries and whether each is on';
 
 REVOKE ALL ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
-    _telemetry.registered_value(text),
+    _telemetry.read_only(), _telemetry.registered_value(text), _telemetry.registered_query_value(text),
     @extschema@.telemetry_register_metric(text, text, text, integer, text), @extschema@.telemetry_unregister_metric(text),
     @extschema@.telemetry_set_metric_enabled(text, boolean), _telemetry.metrics_list() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.metric_deadline(integer), _telemetry.relation_stats(oid[], oid[]),
-    _telemetry.registered_value(text), _telemetry.metrics_list() TO pg_monitor;
+    _telemetry.read_only(), _telemetry.registered_value(text), _telemetry.registered_query_value(text), _telemetry.metrics_list() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_metrics FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_metrics TO pg_monitor;

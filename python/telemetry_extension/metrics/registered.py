@@ -14,8 +14,8 @@ a report.
 
 It runs as the role building the report, the same way at registration, in
 get_report() and in a send, so that what is shown is what is sent: through
-_telemetry.registered_value(key), a STABLE function with
-SET transaction_read_only = on, as a cursor (which PostgreSQL opens only for a
+_telemetry.registered_value(key), read-only (_telemetry.read_only, in the C
+module), as a cursor (which PostgreSQL opens only for a
 single query that returns rows: no second statement, no SELECT INTO).  In
 read-only mode PostgreSQL refuses every write: data-modifying CTEs, locking
 clauses (FOR UPDATE), nextval(), a function that writes.  Around it, a
@@ -79,16 +79,17 @@ def numeric_value(rows: list[dict[str, Any]]) -> int | float | dict[str, int | f
 
 
 def value_json(db: Database, key: str) -> str:
-    """Body of _telemetry.registered_value(key): the stored query's value, as JSON.
+    """Body of _telemetry.registered_query_value(key): the stored query's value, as JSON.
 
-    Runs inside that function, where the transaction is read-only: a
-    transaction_read_only set from here would be undone at the end of the
-    subtransaction PL/Python wraps around every statement, so the function's
-    own SET clause holds it for the whole call.
+    Called only through _telemetry.registered_value(key), which has made the
+    (sub)transaction read-only (_telemetry.read_only, in the C module): neither
+    the query nor anything it calls can write.
     """
     query = db.value("SELECT query FROM _telemetry.vendor_metrics WHERE key = $1", [key], ["text"])
     if query is None:
         return json.dumps({"invalid": "no such registered metric"})
+    if db.value("SELECT pg_catalog.current_setting('transaction_read_only')") != "on":
+        return json.dumps({"invalid": "not run read-only (call _telemetry.registered_value)"})
     try:
         return json.dumps({"value": numeric_value(db.registered_query_rows(query, 2))})
     except InvalidResult as exc:
