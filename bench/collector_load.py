@@ -296,13 +296,13 @@ async def burst(url: str, fleet: Fleet, count: int, concurrency: int) -> dict[st
     """`count` reports from distinct databases at once, as a pg_cron tick fires across a fleet."""
     latencies: list[float] = []
     statuses: Counter[int | str] = Counter()
-    todo = (fleet.body(i) for i in range(len(fleet) - count, len(fleet)))  # databases hardly touched before
+    bodies = (fleet.body(i) for i in range(len(fleet) - count, len(fleet)))  # databases hardly touched before
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        for body in todo:
+        for body in bodies:
             sent = time.perf_counter()
             try:
                 async with session.post(url, data=body, headers=headers) as response:

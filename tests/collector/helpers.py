@@ -31,8 +31,7 @@ def dsn_for(cluster: Cluster, dbname: str) -> str:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    # `python -m` puts the working directory first on sys.path, where `make all`
-    # leaves telemetry.so, which would shadow the `telemetry` package.
+    # The packages from the source tree, and the repository for the test doubles (tests.collector.geo_double).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON_DIR), str(REPO), env.get("PYTHONPATH")]))
     return env
 
