@@ -41,6 +41,10 @@ import psycopg
 from port_for import get_port
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "python"), str(REPO)]  # the report's owner, the shared bench data, the tests' cluster
+
+from bench.reports import CONSTANT_FIELDS, RELATED_EXTENSIONS  # noqa: E402
+from telemetry_extension.metrics import timescaledb  # noqa: E402
 
 EXTENSION_VERSIONS = [("0.1.0", 30), ("0.2.0", 50), ("0.2.1", 15), ("0.3.0rc1", 5)]
 PG_VERSIONS = [("15.20", 40), ("15.19", 10), ("16.9", 30), ("17.5", 20)]
@@ -114,27 +118,18 @@ class Fleet:
 
 
 def _template(rng: random.Random) -> dict[str, Any]:
-    extensions = ["timescaledb", "postgis", "pg_stat_statements", "pg_cron", "vector", "promscale"]
     tables = rng.randint(1, 3000)
     return {
-        "report_format_version": 1,
+        **CONSTANT_FIELDS,
         "db_uuid": "",
         "exported_db_uuid": "",
         "installed_time": f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}T10:00:00+00:00",
         "install_method": rng.choice(["source", "deb", "rpm", "docker"]),
         "os_name": pick(OS_NAMES, rng),
-        "os_version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
-        "os_release": "6.1.0-28-amd64",
         "postgresql_version": pick(PG_VERSIONS, rng),
         "extension_version": pick(EXTENSION_VERSIONS, rng),
-        "timescaledb_version": None,
-        "build_os_name": "Linux",
-        "build_os_version": "6.1.0-28-amd64",
         "data_volume": int(rng.lognormvariate(20, 2)),
-        "num_hypertables": 0,
-        "related_extensions": {name: rng.random() < 0.3 for name in extensions},
-        "metrics_level": "basic",
-        "metrics_level_source": "default",
+        "related_extensions": {name: rng.random() < 0.3 for name in RELATED_EXTENSIONS},
         **_deeper_metrics(rng, tables),
     }
 
@@ -150,8 +145,7 @@ def _storage(rng: random.Random, relations: int) -> dict[str, int]:
 
 
 def _deeper_metrics(rng: random.Random, tables: int) -> dict[str, Any]:
-    """The metrics a 0.1.0 report carries beyond the protocol's required keys, with plausible values."""
-    policies = ("compression", "retention", "reorder", "continuous_aggregate_refresh", "user_defined")
+    """The metrics a report carries beyond the protocol's required keys, with plausible values."""
     return {
         "relations": {
             "tables": _storage(rng, tables),
@@ -164,32 +158,11 @@ def _deeper_metrics(rng: random.Random, tables: int) -> dict[str, Any]:
             am: {"num_relations": rng.randint(1, 3000), "pages": rng.randint(1, 10**7)}
             for am in ("heap", "btree", "gin", "gist", "brin")
         },
-        "timescaledb": {
-            "hypertables": {
-                "num_hypertables": 0,
-                "num_compressed_hypertables": 0,
-                "num_chunks": 0,
-                "num_reltuples": 0,
-                "heap_size": 0,
-                "toast_size": 0,
-                "indexes_size": 0,
-            },
-            "compression": {
-                key: 0
-                for key in (
-                    "num_compressed_chunks",
-                    "uncompressed_heap_size",
-                    "uncompressed_toast_size",
-                    "uncompressed_index_size",
-                    "compressed_heap_size",
-                    "compressed_toast_size",
-                    "compressed_index_size",
-                    "uncompressed_row_count",
-                    "compressed_row_count",
-                )
-            },
-            "continuous_aggregates": {"num_continuous_aggregates": 0, "num_realtime": 0},
-            "policies": {key: 0 for key in policies},
+        "timescaledb": {  # as a database without TimescaleDB reports it
+            "hypertables": dict.fromkeys(timescaledb.HYPERTABLE_KEYS, 0),
+            "compression": dict.fromkeys(timescaledb.COMPRESSION_KEYS, 0),
+            "continuous_aggregates": dict.fromkeys(timescaledb.CAGG_KEYS, 0),
+            "policies": dict.fromkeys(timescaledb.POLICY_KEYS, 0),
         },
         "replication": {"is_standby": rng.random() < 0.2, "num_wal_senders": rng.randint(0, 3)},
         "num_databases": rng.randint(1, 40),
@@ -323,13 +296,13 @@ async def burst(url: str, fleet: Fleet, count: int, concurrency: int) -> dict[st
     """`count` reports from distinct databases at once, as a pg_cron tick fires across a fleet."""
     latencies: list[float] = []
     statuses: Counter[int | str] = Counter()
-    todo = (fleet.body(i) for i in range(len(fleet) - count, len(fleet)))  # databases hardly touched before
+    bodies = (fleet.body(i) for i in range(len(fleet) - count, len(fleet)))  # databases hardly touched before
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        for body in todo:
+        for body in bodies:
             sent = time.perf_counter()
             try:
                 async with session.post(url, data=body, headers=headers) as response:
@@ -395,9 +368,8 @@ def main() -> int:
         default="wrk",
         help="steady load from wrk (C, cheap) or from this Python process (aiohttp, as costly as the collector)",
     )
-    parser.add_argument("--serve-args", default="", help="more options for `serve`, e.g. '--no-uvloop'")
+    parser.add_argument("--serve-args", default="", help="more options for `serve`, e.g. '--event-loop asyncio'")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))  # the tests' PostgreSQL tree and cluster
     from tests.cluster import Cluster
     from tests.pgtree import build_tree
 

@@ -43,12 +43,12 @@ from port_for import get_port
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "python"), str(REPO)]
 
+from bench.reports import CONSTANT_FIELDS, RELATED_EXTENSIONS  # noqa: E402
 from telemetry_collector import storage  # noqa: E402
 from telemetry_collector.vendor import fleet, rollup  # noqa: E402
 
 READS = 200
 COLUMNS = "received_at, db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report"
-EXTENSIONS = ["timescaledb", "postgis", "pg_stat_statements", "pg_cron", "vector", "promscale"]
 
 
 class Database:
@@ -57,23 +57,15 @@ class Database:
         self.exported = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self.upgrades = sorted(rng.randrange(days + 20) for _ in range(2))
         self.report: dict[str, Any] = {
-            "report_format_version": 1,
+            **CONSTANT_FIELDS,
             "db_uuid": self.db_uuid,
             "exported_db_uuid": self.exported,
             "installed_time": "2026-01-05T10:00:00+00:00",
             "install_method": rng.choice(["source", "deb", "deb", "rpm", "docker"]),
             "os_name": rng.choices(["Linux", "FreeBSD", "Darwin"], [95, 3, 2])[0],
-            "os_version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
-            "os_release": "6.1.0-28-amd64",
             "postgresql_version": rng.choice(["15.20", "15.19", "16.9", "17.5", "18.1"]),
-            "timescaledb_version": None,
-            "build_os_name": "Linux",
-            "build_os_version": "6.1.0-28-amd64",
             "data_volume": int(rng.lognormvariate(20, 2.5)),
-            "num_hypertables": 0,
-            "related_extensions": {name: rng.random() < 0.3 for name in EXTENSIONS},
-            "metrics_level": "basic",
-            "metrics_level_source": "default",
+            "related_extensions": {name: rng.random() < 0.3 for name in RELATED_EXTENSIONS},
         }
 
     def row(self, day: int, received_at: dt.datetime) -> tuple[Any, ...]:

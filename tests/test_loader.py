@@ -30,10 +30,10 @@ def test_a_session_running_the_0_1_0_package_is_told_to_reconnect(cluster: Clust
         conn.execute(
             """DO LANGUAGE plpython3u $$
 import types
-old = types.ModuleType('telemetry.entry')
-old.VERSION = '0.1.0'
-old.checked = lambda version: old
-GD['telemetry'] = old
+entry_0_1_0 = types.ModuleType('telemetry.entry')
+entry_0_1_0.VERSION = '0.1.0'
+entry_0_1_0.checked = lambda version: entry_0_1_0
+GD['telemetry'] = entry_0_1_0
 $$"""
         )
         with pytest.raises(psycopg.errors.InternalError_) as raised:

@@ -57,11 +57,11 @@ def announce(plpy: Plpy) -> None:
     first = datetime.now(UTC) + options.grace
     hint = f"To turn it off: ALTER SYSTEM SET {SETTING} = off; SELECT pg_reload_conf();"
     preload = db.row(
-        """SELECT pg_catalog.current_setting('server_version_num')::int < 170000 AS old_server,
+        """SELECT pg_catalog.current_setting('server_version_num')::int < 170000 AS before_17,
                   pg_catalog.current_setting('shared_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])'
                OR pg_catalog.current_setting('session_preload_libraries') ~ '(^|[ ,])telemetry($|[ ,])' AS preloaded"""
     )
-    if preload and preload["old_server"] and not preload["preloaded"]:
+    if preload and preload["before_17"] and not preload["preloaded"]:
         hint += (
             " On PostgreSQL 15 and 16, ALTER SYSTEM recognises the setting only when telemetry is in"
             " shared_preload_libraries (or session_preload_libraries): see the README."

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,7 @@ def dsn_for(cluster: Cluster, dbname: str) -> str:
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    # `python -m` puts the working directory first on sys.path, where `make all`
-    # leaves telemetry.so, which would shadow the `telemetry` package.
+    # The packages from the source tree, and the repository for the test doubles (tests.collector.geo_double).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON_DIR), str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -77,6 +77,47 @@ def make_report(**overrides: Any) -> dict[str, Any]:
     return report
 
 
+class LoopThread:
+    """An asyncio event loop running forever in a daemon thread of this process, for a service under test."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+
+    def start(self, setup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Runs `setup()` on the loop, then the loop until stop(); raises if setup fails or hangs."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(setup())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        if not ready.wait(60) or failure:
+            raise RuntimeError(f"{self.name} did not start: {failure}")
+
+    def stop(self, cleanup: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """Runs `cleanup()` on the loop (if given), then stops and closes the loop; once only."""
+        if self._thread is None:
+            return
+        if cleanup is not None:
+            asyncio.run_coroutine_threadsafe(cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self.loop.close()
+        self._thread = None
+
+
 @dataclass
 class Collector:
     """The service, in a thread of this process, on 127.0.0.1 and a free port."""
@@ -84,44 +125,19 @@ class Collector:
     settings: Settings
     geo: CountryLookup | None = None
     url: str = ""
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _edge: Edge | None = None
-    _thread: threading.Thread | None = None
+    _loop_thread: LoopThread = field(default_factory=lambda: LoopThread("collector"))
 
     def start(self) -> Collector:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
         async def setup() -> None:
             self._edge = await start_edge(self.settings, self.geo, "127.0.0.1", 0)
             self.url = self._edge.url
 
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._loop.run_until_complete(setup())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="collector", daemon=True)
-        self._thread.start()
-        if not ready.wait(60) or failure:
-            raise RuntimeError(f"collector did not start: {failure}")
+        self._loop_thread.start(setup)
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._edge is not None:
-            asyncio.run_coroutine_threadsafe(self._edge.stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-        self._loop.close()
-        self._thread = None
+        self._loop_thread.stop(self._edge.stop if self._edge is not None else None)
 
     def post(self, body: Any = None, *, data: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
         """POST /v1/report: `body` as JSON, or raw `data`."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from aiohttp import web
 from telemetry_collector.vendor import rollup
 from telemetry_collector.vendor.app import ACCESS_LOG_FORMAT, make_app
 from telemetry_collector.vendor.config import VendorSettings
-from tests.collector.helpers import make_report
+from tests.collector.helpers import LoopThread, make_report
 
 
 def today(conn: psycopg.Connection[Any]) -> dt.date:
@@ -108,14 +107,10 @@ class VendorService:
 
     settings: VendorSettings
     url: str = ""
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
+    _loop_thread: LoopThread = field(default_factory=lambda: LoopThread("vendor service"))
 
     def start(self) -> VendorService:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
         async def setup() -> None:
             self._runner = web.AppRunner(make_app(self.settings), access_log_format=ACCESS_LOG_FORMAT)
             await self._runner.setup()
@@ -124,32 +119,11 @@ class VendorService:
             host, port = self._runner.addresses[0][:2]
             self.url = f"http://{host}:{port}"
 
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._loop.run_until_complete(setup())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="vendor", daemon=True)
-        self._thread.start()
-        if not ready.wait(60) or failure:
-            raise RuntimeError(f"vendor service did not start: {failure}")
+        self._loop_thread.start(setup)
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-        self._loop.close()
-        self._thread = None
+        self._loop_thread.stop(self._runner.cleanup if self._runner is not None else None)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(f"{self.url}{path}", timeout=30, **kwargs)

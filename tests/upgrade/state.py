@@ -70,7 +70,7 @@ def update(cluster: Cluster, dbname: str) -> list[str]:
 def kept(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """`after` limited to the columns `before` had: a later migration may add columns, never lose values."""
     return {
-        table: [{key: row.get(key) for key in old} for row, old in zip(after[table], before[table], strict=False)]
+        table: [{key: row.get(key) for key in was} for row, was in zip(after[table], before[table], strict=False)]
         + after[table][len(before[table]) :]
         for table in before
     }

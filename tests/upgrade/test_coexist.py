@@ -33,12 +33,15 @@ $$"""
 @pytest.mark.parametrize("release", earlier_releases())
 def test_a_database_not_yet_updated_keeps_working_beside_an_updated_one(release: str, upgrade_cluster: Cluster) -> None:
     c = upgrade_cluster
-    with c.database("on_release", extension=False) as old, c.database("on_current", extension=False) as new:
-        old.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
-        new.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
+    with (
+        c.database("on_release", extension=False) as on_release,
+        c.database("on_current", extension=False) as on_current,
+    ):
+        on_release.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
+        on_current.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
         update(c, "on_current")
         # Both at once: sessions on each version, each with its own package.
-        assert report(old)["extension_version"] == release
+        assert report(on_release)["extension_version"] == release
         with c.connect("on_release") as another:
             assert extension_version(another) == release
             assert report(another)["extension_version"] == release

@@ -45,11 +45,11 @@ def test_told_of_the_newer_release_then_updated_then_up_to_date(
     c = upgrade_cluster
     service, dsn = collector
     names = BY_RELEASE[release]
-    with c.database("closing_the_loop", extension=False) as old:
-        old.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
-        configure(old, names, f"{service.url}/v1/report")
+    with c.database("closing_the_loop", extension=False) as on_release:
+        on_release.execute(f"CREATE EXTENSION telemetry VERSION '{release}' CASCADE")
+        configure(on_release, names, f"{service.url}/v1/report")
         offset = c.log_offset()
-        outcome = call(old, names.tick)
+        outcome = call(on_release, names.tick)
         assert (outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]) == (
             "sent",
             current_version(),
@@ -57,7 +57,7 @@ def test_told_of_the_newer_release_then_updated_then_up_to_date(
         ), outcome
         [warning] = log_lines(c, offset, f"the newest release is {current_version()}")
         assert "WARNING" in warning and f"version {release} is installed" in warning
-        before = report(old)
+        before = report(on_release)
 
         update(c, "closing_the_loop")
 
