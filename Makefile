@@ -74,9 +74,16 @@ $(BUILT_FOR): FORCE
 		MAKEFLAGS= $(CLEAN_MODULE) PG_CONFIG='$(PG_CONFIG)' && echo '$(PG_IDENTITY)' > $@; \
 	fi
 
+# The scripts depend on which SQL files there are, not only on their times: a
+# renamed or removed migration rebuilds them too.
+SQL_LIST = extension/build/sql-sources
+$(SQL_LIST): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(sort $(SQL_SOURCES))' ]; then echo '$(sort $(SQL_SOURCES))' > $@; fi
+
 BUILD_SQL = $(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' --sql-dir sql \
 	--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)'
-SQL_BUILD_INPUTS = $(SQL_SOURCES) extension/build.py extension/releases.py telemetry.control $(BUILT_FOR)
+SQL_BUILD_INPUTS = $(SQL_SOURCES) $(SQL_LIST) extension/build.py extension/releases.py telemetry.control $(BUILT_FOR)
 
 extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --out $@
