@@ -66,7 +66,7 @@ def main() -> None:
         )
         for _ in range(100):
             try:
-                requests.get(f"{url}/v1/fleet", timeout=1)
+                requests.get(f"{url}/healthz", timeout=1)
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
@@ -107,8 +107,28 @@ def main() -> None:
             cur = conn.execute("SELECT * FROM telemetry_status")
             for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
                 print(f"{column:22} {value}")
-        step(f"the collector's fleet view ({url}/v1/fleet)")
-        print(json.dumps(requests.get(f"{url}/v1/fleet", timeout=5).json(), indent=2)[:1500])
+        step("the vendor side: rollup, then serve-vendor's fleet view (/v1/fleet on its own listener)")
+        time.sleep(0.5)  # the edge writes in batches
+        subprocess.run(collector_cli("rollup", "--settle-seconds", "0", dsn=dsn), env=env, check=True)
+        vendor_port = get_port(None)
+        vendor = subprocess.Popen(
+            collector_cli("serve-vendor", "--port", str(vendor_port), "--rollup-every-seconds", "0", dsn=dsn),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        fleet: dict[str, object] = {}
+        try:
+            for _ in range(100):
+                try:
+                    fleet = requests.get(f"http://127.0.0.1:{vendor_port}/v1/fleet", timeout=1).json()
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            print(json.dumps({key: fleet[key] for key in ("active", "now") if key in fleet}, indent=2)[:1500])
+        finally:
+            vendor.terminate()
+            vendor.wait(10)
 
         step("ALTER SYSTEM SET telemetry.metrics_level = off; SELECT pg_reload_conf();")
         with cluster.connect() as fresh:
