@@ -27,8 +27,7 @@ RELEASE_0_1_0 = Names(
     set_metric_enabled="set_metric_enabled",
 )
 
-# The version being built (telemetry.control's default_version).
-CURRENT = Names(
+RELEASE_0_2_0 = Names(
     tick="telemetry_tick",
     send_report="telemetry_send_report",
     set_option="telemetry_set_option",
@@ -37,4 +36,7 @@ CURRENT = Names(
     set_metric_enabled="telemetry_set_metric_enabled",
 )
 
-BY_RELEASE = {"0.1.0": RELEASE_0_1_0}
+# The version being built (telemetry.control's default_version): 0.3.0 kept 0.2.0's names.
+CURRENT = RELEASE_0_2_0
+
+BY_RELEASE = {"0.1.0": RELEASE_0_1_0, "0.2.0": RELEASE_0_2_0}

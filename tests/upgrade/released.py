@@ -21,7 +21,16 @@ from tests.pgtree import PG_CONFIG, REPO, PgTree, pg_config
 
 # The commit each release was cut from (default_version in telemetry.control
 # there says the release).  Every manifest in sql/releases/ needs its commit here.
-RELEASE_COMMITS = {"0.1.0": "55fe6bf"}
+RELEASE_COMMITS = {"0.1.0": "55fe6bf", "0.2.0": "bc4c1a3"}
+
+
+# The Python package holding a release's _build.py (0.1.0 had one package, `telemetry`).
+BUILD_INFO_PACKAGE = {"0.1.0": "telemetry"}
+
+
+def build_info(release: str) -> Path:
+    """Where a release's _build.py lies, relative to its Python directory."""
+    return Path(BUILD_INFO_PACKAGE.get(release, "telemetry_extension"), "_build.py")
 
 
 def current_version() -> str:
@@ -69,7 +78,7 @@ def _built(release: str, pg_config_path: str) -> Path:
             str(src),
             f"PG_CONFIG={pg_config_path}",
             "python/build/deps/.stamp",
-            "python/build/telemetry/_build.py",
+            f"python/build/{build_info(release)}",
             f"extension/build/telemetry--{release}.sql",
         ],
         check=True,
@@ -87,5 +96,5 @@ def install_release(tree: PgTree, release: str) -> None:
         stdout=subprocess.DEVNULL,
     )
     shutil.copy(src / "extension" / "build" / f"telemetry--{release}.sql", tree.sharedir / "extension")
-    assert (tree.python_dir / release / "telemetry" / "_build.py").is_file()
+    assert (tree.python_dir / release / build_info(release)).is_file()
     assert pg_config("--sharedir") != tree.sharedir  # never the system's tree

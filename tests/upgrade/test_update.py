@@ -14,7 +14,7 @@ from tests.pgtree import REPO
 from tests.upgrade import catalog
 from tests.upgrade.conftest import CRON_DATABASE
 from tests.upgrade.names import BY_RELEASE, CURRENT
-from tests.upgrade.released import RELEASE_COMMITS, current_version, earlier_releases, shipped_releases
+from tests.upgrade.released import RELEASE_COMMITS, build_info, current_version, earlier_releases, shipped_releases
 from tests.upgrade.state import call, configure, cron_jobs, extension_version, kept, state, update
 
 PROBE_QUERY = "SELECT count(*) FROM pg_catalog.pg_class"
@@ -34,7 +34,7 @@ def test_every_release_can_be_built_and_updated_from(release_tree) -> None:
         ]
     )
     for release in earlier_releases():
-        assert (release_tree.python_dir / release / "telemetry" / "_build.py").is_file()
+        assert (release_tree.python_dir / release / build_info(release)).is_file()
 
 
 def put_state(conn, release: str, httpserver: HTTPServer) -> str:
