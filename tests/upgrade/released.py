@@ -41,6 +41,11 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def kept_a_ledger(release: str) -> bool:
+    """Whether the release recorded its migrations (with their times) in _telemetry.migrations."""
+    return version_key(release) >= version_key("0.2.0")
+
+
 def shipped_releases() -> list[str]:
     """Every release with a manifest, oldest first."""
     return sorted(
