@@ -161,6 +161,14 @@ debian-deps:
 postgres-deps:
 	@$(PROVIDE_POSTGRES) >/dev/null
 
+# The lock files, with every transitive package and its hashes, from their sources (*.in).
+LOCK = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+.PHONY: lock
+lock: $(VENV)/.stamp
+	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
+	$(LOCK) --output-file python/requirements-server.txt python/requirements-server.in
+
 $(VENV)/.stamp: requirements-dev.txt
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt

@@ -9,7 +9,7 @@ one (the C module keeps every symbol an earlier release's SQL names).
 from __future__ import annotations
 
 import atexit
-import filecmp
+import re
 import shutil
 import subprocess
 import tempfile
@@ -57,6 +57,11 @@ def earlier_releases() -> list[str]:
     return [r for r in shipped_releases() if version_key(r) < version_key(current_version())]
 
 
+def pins(requirements: Path) -> set[str]:
+    """The `name==version` lines of a requirements file (hashes and comments aside)."""
+    return {m[0].lower() for m in re.finditer(r"^[A-Za-z0-9._-]+==[^ \\\n]+", requirements.read_text(), re.MULTILINE)}
+
+
 @cache
 def _built(release: str, pg_config_path: str) -> Path:
     """The release's source tree, built (`make` there) once per pg_config for this test session."""
@@ -68,10 +73,11 @@ def _built(release: str, pg_config_path: str) -> Path:
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     shipped = (src / "telemetry.control").read_text()
     assert f"default_version = '{release}'" in shipped, f"{RELEASE_COMMITS[release]} is not release {release}"
-    # The pinned server packages: reuse this checkout's when the pins are the same.
+    # The pinned server packages: reuse this checkout's (installed from hashes) when the release
+    # pinned the same versions, so that nothing is downloaded unverified.
     ours = REPO / "python" / "build" / "deps"
-    if (ours / ".stamp").exists() and filecmp.cmp(
-        REPO / "python" / "requirements-server.txt", src / "python" / "requirements-server.txt", shallow=False
+    if (ours / ".stamp").exists() and pins(REPO / "python" / "requirements-server.txt") == pins(
+        src / "python" / "requirements-server.txt"
     ):
         shutil.copytree(ours, src / "python" / "build" / "deps")
         (src / "python" / "build" / "deps" / ".stamp").touch()
