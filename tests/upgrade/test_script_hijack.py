@@ -14,7 +14,7 @@ shipped, run with the plants in place; not one may run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -77,10 +77,9 @@ FUNCTIONS = [
 # refuses CREATE EXTENSION ("not a member of extension"), so they are planted in "$user" only.
 EXTENSION_OWN = {"get_report", "telemetry_tick"}
 
-# A type of the planter's own, with implicit casts into it from the types the
-# scripts compare (all a role without ownership of pg_catalog's types may create),
-# and a function of a pg_catalog name taking it: a cast the scripts would have to
-# go through to reach it.
+# Casts a role may create (it owns one of the types): implicit ones from the types the
+# scripts use into a type of its own, and a pg_catalog name (to_regclass) taking that
+# type, which a call could reach through them.
 CAST_SOURCES = ["text", "name", "oid", "regclass", "integer"]
 
 
@@ -134,10 +133,9 @@ def plant(conn: psycopg.Connection[Any], superuser: str, user_schema: bool = Tru
     try:
         for schema in schemas:
             for statement in plants(schema):
-                try:
-                    conn.execute(statement)  # type: ignore[arg-type]
-                except psycopg.errors.DuplicateFunction:
-                    pass  # the extension's own function of that name, already there
+                # DuplicateFunction: the extension's own function of that name (0.1.0's run_job), already there.
+                with suppress(psycopg.errors.DuplicateFunction):
+                    conn.execute(statement)
     finally:
         conn.execute("RESET ROLE")
     planted = conn.execute(
@@ -162,7 +160,7 @@ def ran(seen: list[str]) -> list[str]:
 
 @contextmanager
 def database(cluster: Cluster) -> Iterator[psycopg.Connection[Any]]:
-    """The upgrade cluster's pg_cron database, pg_cron created before anything is planted (its own script is not ours)."""
+    """The upgrade cluster's pg_cron database; pg_cron is created before the plants (its script is not ours)."""
     with cluster.database(CRON_DATABASE, extension=False) as conn:
         conn.execute("CREATE EXTENSION pg_cron")
         try:
@@ -178,7 +176,7 @@ def run_with_plants(cluster: Cluster, dbname: str, command: str) -> list[str]:
         path_before = conn.execute("SHOW search_path").fetchone()
         assert path_before == ('"$user", public',)
         with hits(cluster, conn) as seen:
-            conn.execute(command)  # type: ignore[arg-type]
+            conn.execute(command)
         # The script's pinned search_path ends with it.
         assert conn.execute("SHOW search_path").fetchone() == path_before
         with hits(cluster, conn) as after:
