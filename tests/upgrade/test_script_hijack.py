@@ -166,8 +166,9 @@ def database(cluster: Cluster) -> Iterator[psycopg.Connection[Any]]:
         try:
             yield conn
         finally:
-            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(PLANTER)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(PLANTER)))
+            if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [PLANTER]).fetchone() is not None:
+                conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(PLANTER)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(PLANTER)))
 
 
 def run_with_plants(cluster: Cluster, dbname: str, command: str) -> list[str]:
