@@ -190,6 +190,7 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
 	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
 	$(VENV)/bin/mypy --config-file python/pyproject.toml
+	$(VENV)/bin/python extension/lint_sql.py --version '$(EXTVERSION)' --sql-dir sql
 
 # ---- pg_regress on a temporary instance, and the Debian package ---------------
 # `make check`: the regression tests on a temporary instance with telemetry
