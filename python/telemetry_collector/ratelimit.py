@@ -27,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-
 # IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052).
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # ::/96 minus :: and ::1 is IPv4-compatible (RFC 4291, deprecated, still parsed by proxies).

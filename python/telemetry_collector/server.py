@@ -311,13 +311,13 @@ class ConnectionLimits:
         return cls(settings.max_connections, per_address, settings.tls_handshake_timeout)
 
 
-def handler_kwargs(settings: Settings, with_access_log: bool) -> dict[str, Any]:
+def handler_kwargs(header_timeout: float, with_access_log: bool) -> dict[str, Any]:
     return {
         "logger": server_log,
         "access_log_class": AccessLog,
         "access_log": access_log if with_access_log else None,
         # Armed at connect and after each answer: a request whose headers are not in by then is closed.
-        "keepalive_timeout": settings.header_timeout,
+        "keepalive_timeout": header_timeout,
         "max_line_size": 8190,
         "max_field_size": 8190,
         "max_headers": 64,
@@ -355,11 +355,28 @@ async def start_edge(
     reuse_port: bool = False,
     with_access_log: bool = True,
 ) -> Edge:
+    app = make_app(settings, geo)
+    limits = ConnectionLimits.of(settings)
+    return await start_site(app, host, port, limits, settings.header_timeout, tls, reuse_port, with_access_log)
+
+
+async def start_site(
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: ConnectionLimits,
+    header_timeout: float,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    with_access_log: bool = True,
+) -> Edge:
+    """`app` behind this module's listener: its caps, timeouts, JSON errors and logs without addresses
+    (the edge's, and the vendor side's)."""
     asyncio.get_running_loop().set_exception_handler(_quiet_exception_handler)
-    kwargs = handler_kwargs(settings, with_access_log)
-    runner = web.AppRunner(make_app(settings, geo), handle_signals=False, **kwargs)
+    kwargs = handler_kwargs(header_timeout, with_access_log)
+    runner = web.AppRunner(app, handle_signals=False, **kwargs)
     await runner.setup()
-    site = EdgeSite(runner, host, port, kwargs, ConnectionLimits.of(settings), ssl_context=tls, reuse_port=reuse_port)
+    site = EdgeSite(runner, host, port, kwargs, limits, ssl_context=tls, reuse_port=reuse_port)
     try:
         await site.start()
     except BaseException:

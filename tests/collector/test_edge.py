@@ -378,9 +378,9 @@ def test_tls_connections_that_never_say_hello_are_counted_and_closed(collector_d
         "--max-connections-per-address",
         "3",
         "--tls-handshake-timeout",
-        "1",
+        "3",
         "--header-timeout",
-        "10",
+        "30",
         ca=tmp_path / "ca.pem",
     )
     client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
@@ -390,16 +390,16 @@ def test_tls_connections_that_never_say_hello_are_counted_and_closed(collector_d
         time.sleep(0.2)
         with edge.connect() as fourth:  # counted before any handshake: past its 3, closed at once
             assert read_all(fourth) == b""
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 2.5  # before the handshake timeout
         # Another address completes its handshake and is answered meanwhile.
-        with client_tls.wrap_socket(edge.connect(source=OTHER), server_hostname=SERVER) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
-            assert parse(read_all(sock)) == (200, {"status": "ok"})
-        # The silent ones are closed at the handshake timeout (1 s), well before the header timeout (10 s).
+        with client_tls.wrap_socket(edge.connect(source=OTHER), server_hostname=SERVER) as other_sock:
+            other_sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
+            assert parse(read_all(other_sock)) == (200, {"status": "ok"})
+        # The silent ones are closed at the handshake timeout (3 s), well before the header timeout (30 s).
         for sock in silent:
             assert read_all(sock) == b""
             sock.close()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20
         # Their slots are free again.
         with client_tls.wrap_socket(edge.connect(), server_hostname=SERVER) as sock:
             sock.sendall(request(json.dumps(make_report()).encode()))
