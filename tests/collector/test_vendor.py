@@ -22,7 +22,7 @@ from port_for import get_port
 
 from telemetry_collector import cli
 from tests.collector.helpers import cli_env, run_cli
-from tests.collector.vendor_helpers import at, store, today
+from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
 TOKEN = "s3cret-vendor-token-0123"
 
@@ -228,3 +228,35 @@ def test_without_a_token_only_the_loopback_names_it_listens_on_are_answered(star
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert guarded.get("/v1/fleet", headers={**bearer, "Host": "fleet.vendor.example"}).status_code == 200
     assert guarded.get("/v1/fleet", headers={"Host": "fleet.vendor.example"}).status_code == 401
+
+
+def test_a_whole_read_is_cut_at_the_statement_timeout(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any
+) -> None:
+    """Each query of a fleet read stays under the timeout (1 s), their sum does not: the read is cut."""
+    t, _ = known_fleet(collector_db)
+    roll_up(collector_dsn, until=at(t, 23))
+    vendor = start_vendor(statement_timeout_ms=1000)
+    assert vendor.get("/v1/fleet").status_code == 200
+
+    def hold(table: str, seconds: float, locked: threading.Event) -> None:
+        with psycopg.connect(collector_dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(seconds)
+
+    # The read's queries meet these tables in this order; each lock goes 0.6 s after the one before.
+    tables = ("collector.rollup_counters", "collector.rollup_latest", "collector.rollup_daily")
+    locked = [threading.Event() for _ in tables]
+    holders = [threading.Thread(target=hold, args=(table, 0.6 * (i + 1), locked[i])) for i, table in enumerate(tables)]
+    for holder in holders:
+        holder.start()
+    try:
+        assert all(event.wait(10) for event in locked)
+        cut = vendor.get("/v1/fleet")
+    finally:
+        for holder in holders:
+            holder.join(30)
+    assert cut.status_code == 503, cut.status_code
+    assert cut.json()["error"] == "storage_unavailable" and cut.headers["Retry-After"] == "30"
+    assert vendor.get("/v1/fleet").status_code == 200
