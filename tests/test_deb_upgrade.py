@@ -148,9 +148,9 @@ def test_apt_upgrade_keeps_databases_on_their_version_until_updated(packages: Pa
         apt(packages.sudo, "install", str(packages.current))
         assert installed_version().startswith(f"{current_version()}-")
         print(f"apt-get install ./{packages.current.name}: {PACKAGE} {FROM} -> {installed_version()}")
-        carries_the_earlier_release_as_it_shipped(packages)
         for dbname in DATABASES:
             still_on_the_earlier_release(cluster, peer, dbname)
+        carries_the_earlier_release_as_it_shipped(packages)
         updated_keeps_identity_and_audit(cluster, peer, before)
     finally:
         cluster.destroy()
