@@ -258,13 +258,14 @@ endif
 # `make deb`: postgresql-<major>-telemetry for each major in debian/pgversions that
 # Debian's postgresql-server-dev-<major> is installed for, built by debhelper and
 # pg_buildext from a copy of this checkout (tracked and new files, and the carried
-# releases' trees exported from their commits) in $(DEB_DIR); the .deb files land there.  Offline: the package uses Debian's python3-requests
-# and python3-packaging (SERVER_PYTHON_DEPS=system, see debian/rules).
+# releases' trees exported from their commits) in $(DEB_DIR); the .deb files land there,
+# checked by lintian (an error fails the build).  Offline: the package uses Debian's
+# python3-requests and python3-packaging (SERVER_PYTHON_DEPS=system, see debian/rules).
 DEB_DIR      ?= build/deb
 DEB_REVISION ?= 1
 DEB_SRC       = $(DEB_DIR)/telemetry-$(EXTVERSION)
 deb-deps:
-	$(MAKE) debian-deps DEBIAN_PACKAGES='debhelper postgresql-server-dev-all python3 dpkg-dev'
+	$(MAKE) debian-deps DEBIAN_PACKAGES='debhelper postgresql-server-dev-all python3 dpkg-dev lintian'
 deb: deb-deps
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRC)
 	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
@@ -276,3 +277,4 @@ deb: deb-deps
 		pg_buildext updatecontrol && \
 		dpkg-buildpackage --build=binary --no-sign
 	@ls -1 $(DEB_DIR)/*.deb
+	lintian --fail-on error $$(ls $(DEB_DIR)/*.deb | grep -v -- '-dbgsym_')

@@ -76,6 +76,8 @@ def installed_deb() -> Iterator[Path]:
     sudo = as_root()
     if not Path(PG_CONFIG).exists():
         pytest.skip(f"PostgreSQL {MAJOR} from Debian's packages is not installed")
+    # The build tools (debhelper, lintian, ...) first: they stay; what the package pulls in goes.
+    subprocess.run(["make", "-s", "-C", str(REPO), "deb-deps"], check=True, stdout=subprocess.DEVNULL)
     before, files_before = installed_packages(), telemetry_files()
     if any(name.startswith(f"{PACKAGE}:") for name in before) or files_before:
         pytest.skip(f"telemetry is already installed for PostgreSQL {MAJOR}: {files_before}; not touching it")
