@@ -42,6 +42,7 @@ def shipped_files(release: str, destination: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", RELEASE_COMMITS[release], "python"], check=True, capture_output=True
     ).stdout
+    destination.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
     return destination / "python"
 
