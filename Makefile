@@ -28,7 +28,8 @@ CARRIED_RELEASES = $(filter-out $(NOT_CARRIED),$(EARLIER_RELEASES))
 RELEASE_TREES    = python/build/releases
 CARRIED_SQL      = $(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/extension/build/telemetry--$(release).sql)
 
-DATA_built  = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS) $(CARRIED_SQL)
+SQL_SCRIPTS = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
+DATA_built  = $(SQL_SCRIPTS) $(CARRIED_SQL)
 # The release trees are sources, kept by `make clean`: a build outside a git
 # checkout (the Debian package's) cannot export them again.
 EXTRA_CLEAN = extension/build $(filter-out $(RELEASE_TREES),$(wildcard python/build/*))
@@ -106,7 +107,7 @@ extension/build/telemetry--%--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --from '$*' --out $@
 
 .PHONY: sql-scripts
-sql-scripts: $(DATA_built)
+sql-scripts: $(SQL_SCRIPTS)
 
 # A carried release's tree, exported from its release commit.  Outside a git
 # checkout it must be there already (`make deb` exports them into its copy).
