@@ -113,7 +113,8 @@ sql-scripts: $(SQL_SCRIPTS)
 # checkout it must be there already (`make deb` exports them into its copy).
 $(RELEASE_TREES)/%/telemetry.control:
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo "telemetry: $(@D) is missing and" \
-		"this is not a git checkout: run 'make release-trees' in one and copy $(RELEASE_TREES)" >&2; exit 1; }
+		"this is not a git checkout: run 'make release-trees' in one and copy $(RELEASE_TREES)," \
+		"or build without the earlier releases: make CARRIED_RELEASES=" >&2; exit 1; }
 	@commit=$$(sed -n 's/^$* \([0-9a-f]*\)$$/\1/p' $(RELEASE_COMMITS)); \
 	[ -n "$$commit" ] || { echo "telemetry: no commit for release $* in $(RELEASE_COMMITS)" >&2; exit 1; }; \
 	rm -rf $(@D) && mkdir -p $(@D) && git archive "$$commit" | tar -x -C $(@D)
