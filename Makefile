@@ -15,8 +15,24 @@ RELEASES         := $(patsubst sql/releases/%.sha256,%,$(wildcard sql/releases/*
 EARLIER_RELEASES := $(filter-out $(EXTVERSION),$(RELEASES))
 UPDATE_SCRIPTS    = $(foreach release,$(EARLIER_RELEASES),extension/build/telemetry--$(release)--$(EXTVERSION).sql)
 
-DATA_built  = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
-EXTRA_CLEAN = extension/build python/build
+# Earlier releases a database may still be on are installed beside this one, as
+# they shipped: each one's install script and Python package, built by its own
+# Makefile in the tree of its release commit (sql/releases/commits), exported
+# with git archive into python/build/releases/<version>/.  A database not yet
+# updated keeps running its own version (README, "Upgrading").  Not 0.1.0: it was
+# never packaged, so no package upgrade removes its files, and `make install`
+# never removes an earlier one's.
+RELEASE_COMMITS  = sql/releases/commits
+NOT_CARRIED      = 0.1.0
+CARRIED_RELEASES = $(filter-out $(NOT_CARRIED),$(EARLIER_RELEASES))
+RELEASE_TREES    = python/build/releases
+CARRIED_SQL      = $(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/extension/build/telemetry--$(release).sql)
+
+SQL_SCRIPTS = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
+DATA_built  = $(SQL_SCRIPTS) $(CARRIED_SQL)
+# The release trees are sources, kept by `make clean`: a build outside a git
+# checkout (the Debian package's) cannot export them again.
+EXTRA_CLEAN = extension/build $(filter-out $(RELEASE_TREES),$(wildcard python/build/*))
 
 PG_CONFIG ?= pg_config
 
@@ -91,7 +107,35 @@ extension/build/telemetry--%--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --from '$*' --out $@
 
 .PHONY: sql-scripts
-sql-scripts: $(DATA_built)
+sql-scripts: $(SQL_SCRIPTS)
+
+# A carried release's tree, exported from its release commit.  Outside a git
+# checkout it must be there already (`make deb` exports them into its copy).
+$(RELEASE_TREES)/%/telemetry.control:
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo "telemetry: $(@D) is missing and" \
+		"this is not a git checkout: run 'make release-trees' in one and copy $(RELEASE_TREES)," \
+		"or build without the earlier releases: make CARRIED_RELEASES=" >&2; exit 1; }
+	@commit=$$(sed -n 's/^$* \([0-9a-f]*\)$$/\1/p' $(RELEASE_COMMITS)); \
+	[ -n "$$commit" ] || { echo "telemetry: no commit for release $* in $(RELEASE_COMMITS)" >&2; exit 1; }; \
+	rm -rf $(@D) && mkdir -p $(@D) && git archive "$$commit" | tar -x -C $(@D)
+	@grep -q "^default_version = '$*'" $@ || { echo "telemetry: the commit of $* is not that release" >&2; exit 1; }
+	touch $@
+.PHONY: release-trees
+release-trees: $(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/telemetry.control)
+
+# Built by the release's own Makefile, for this PG_CONFIG (it decides what is stale).
+define carried_release
+$(RELEASE_TREES)/$(1)/extension/build/telemetry--$(1).sql: $(RELEASE_TREES)/$(1)/telemetry.control FORCE
+	+@$$(MAKE) --no-print-directory -C $(RELEASE_TREES)/$(1) extension/build/telemetry--$(1).sql PG_CONFIG='$$(PG_CONFIG)'
+endef
+$(foreach release,$(CARRIED_RELEASES),$(eval $(call carried_release,$(release))))
+
+# A release's pinned packages: a copy of ours when its pins are the same (else its
+# own Makefile fetches them).
+$(RELEASE_TREES)/%/python/build/deps/.stamp: $(SERVER_DEPS_STAMP) | $(RELEASE_TREES)/%/telemetry.control
+	if cmp -s python/requirements-server.txt $(RELEASE_TREES)/$*/python/requirements-server.txt; then \
+		rm -rf $(@D) && mkdir -p $(dir $(@D)) && cp -r python/build/deps $(@D) && touch $@; fi
+CARRIED_DEPS = $(if $(SERVER_DEPS_STAMP),$(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/python/build/deps/.stamp))
 
 # When a version ships: freeze its migrations (commit the manifest with the release).
 .PHONY: release-manifest
@@ -116,7 +160,7 @@ python/build/telemetry_extension/_build.py:
 		--install-method '$(INSTALL_METHOD)' --build-os-name '$(BUILD_OS_NAME)' \
 		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)'
 
-all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
+all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py $(CARRIED_DEPS)
 
 install: install-module install-python
 clean: clean-module
@@ -128,11 +172,14 @@ install-module: module
 clean-module:
 	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
 
-install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py
+install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py release-trees $(CARRIED_DEPS)
 	rm -rf '$(DESTDIR)$(PYTHON_DIR)'
 	$(MKDIR_P) '$(DESTDIR)$(PYTHON_DIR)'
 	cp -r $(if $(SERVER_DEPS_STAMP),python/build/deps/.) $(addprefix python/build/,$(PY_PACKAGES)) '$(DESTDIR)$(PYTHON_DIR)/'
 	rm -f '$(DESTDIR)$(PYTHON_DIR)/.stamp'
+	+@for release in $(CARRIED_RELEASES); do \
+		$(MAKE) --no-print-directory -C $(RELEASE_TREES)/$$release install-python PG_CONFIG='$(PG_CONFIG)' || exit 1; \
+	done
 
 # ---- for people and CI -----------------------------------------------------
 # The PostgreSQL majors we support: `make test` runs the whole suite on each, in this order.
@@ -216,17 +263,19 @@ endif
 
 # `make deb`: postgresql-<major>-telemetry for each major in debian/pgversions that
 # Debian's postgresql-server-dev-<major> is installed for, built by debhelper and
-# pg_buildext from a copy of this checkout (tracked and new files) in $(DEB_DIR);
-# the .deb files land there.  Offline: the package uses Debian's python3-requests
-# and python3-packaging (SERVER_PYTHON_DEPS=system, see debian/rules).
+# pg_buildext from a copy of this checkout (tracked and new files, and the carried
+# releases' trees exported from their commits) in $(DEB_DIR); the .deb files land there,
+# checked by lintian (an error fails the build).  Offline: the package uses Debian's
+# python3-requests and python3-packaging (SERVER_PYTHON_DEPS=system, see debian/rules).
 DEB_DIR      ?= build/deb
 DEB_REVISION ?= 1
 DEB_SRC       = $(DEB_DIR)/telemetry-$(EXTVERSION)
 deb-deps:
-	$(MAKE) debian-deps DEBIAN_PACKAGES='debhelper postgresql-server-dev-all python3 dpkg-dev'
+	$(MAKE) debian-deps DEBIAN_PACKAGES='debhelper postgresql-server-dev-all python3 dpkg-dev lintian'
 deb: deb-deps
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRC)
 	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
+	$(MAKE) --no-print-directory release-trees RELEASE_TREES='$(DEB_SRC)/$(RELEASE_TREES)'
 	cd $(DEB_SRC) && printf '%s\n' \
 		'telemetry ($(EXTVERSION)-$(DEB_REVISION)) unstable; urgency=medium' '' \
 		'  * Built from the checkout: $(shell git describe --always --dirty 2>/dev/null || echo unknown).' '' \
@@ -234,3 +283,4 @@ deb: deb-deps
 		pg_buildext updatecontrol && \
 		dpkg-buildpackage --build=binary --no-sign
 	@ls -1 $(DEB_DIR)/*.deb
+	lintian --fail-on error $$(ls $(DEB_DIR)/*.deb | grep -v -- '-dbgsym_')

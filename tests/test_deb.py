@@ -27,7 +27,17 @@ from tests.test_release import control_version
 
 pytestmark = pytest.mark.deb
 
-MAJOR = "15"  # the major Debian 12 ships binaries for
+
+def packaged_majors() -> list[str]:
+    """The majors `make deb` builds a package for here: those in debian/pgversions that this
+    Debian release packages itself (pg_buildext's rule; Debian 12: 15, Debian 13: 17)."""
+    ours = (REPO / "debian" / "pgversions").read_text().split()
+    script = Path("/usr/share/postgresql-common/supported-versions")
+    debians = subprocess.check_output([str(script)], text=True).split() if script.exists() else []
+    return [major for major in debians if major in ours]
+
+
+MAJOR = (packaged_majors() or ["15"])[0]  # the system's own major, the one tested
 PACKAGE = f"postgresql-{MAJOR}-telemetry"
 PG_CONFIG = f"/usr/lib/postgresql/{MAJOR}/bin/pg_config"
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=600"]
@@ -66,6 +76,8 @@ def installed_deb() -> Iterator[Path]:
     sudo = as_root()
     if not Path(PG_CONFIG).exists():
         pytest.skip(f"PostgreSQL {MAJOR} from Debian's packages is not installed")
+    # The build tools (debhelper, lintian, ...) first: they stay; what the package pulls in goes.
+    subprocess.run(["make", "-s", "-C", str(REPO), "deb-deps"], check=True, stdout=subprocess.DEVNULL)
     before, files_before = installed_packages(), telemetry_files()
     if any(name.startswith(f"{PACKAGE}:") for name in before) or files_before:
         pytest.skip(f"telemetry is already installed for PostgreSQL {MAJOR}: {files_before}; not touching it")
@@ -152,3 +164,11 @@ def test_deb_autopkgtest_installcheck(installed_deb: Path) -> None:
     assert f"### PostgreSQL {MAJOR} installcheck ###" in done.stdout
     assert all(name in done.stdout for name in regress_tests())
     print(done.stdout)
+
+
+def test_deb_a_package_for_each_major_this_debian_packages(installed_deb: Path) -> None:
+    built = sorted(path.name.split("_")[0] for path in installed_deb.parent.glob("postgresql-*-telemetry_*.deb"))
+    assert built == [f"postgresql-{major}-telemetry" for major in packaged_majors()]
+    assert {"15", "17"} <= set((REPO / "debian" / "pgversions").read_text().split())
+    readme = (REPO / "README.md").read_text()
+    assert "on\nDebian 12, `postgresql-15-telemetry`; on Debian 13, `postgresql-17-telemetry`" in readme

@@ -28,6 +28,8 @@ def two_version_tree(tmp_path_factory):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, copy / name)
     shutil.copytree(REPO / "python" / "build" / "deps", copy / "python" / "build" / "deps")  # no second download
+    # Not a git checkout: the carried releases' trees come along, as `make deb` gives them to its copy.
+    shutil.copytree(REPO / "python" / "build" / "releases", copy / "python" / "build" / "releases")
     control = copy / "telemetry.control"
     control.write_text(re.sub(r"default_version = '[^']*'", f"default_version = '{OTHER}'", control.read_text()))
     subprocess.run(

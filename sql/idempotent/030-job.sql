@@ -164,17 +164,37 @@ BEGIN
 END
 $$;
 
+-- The newer version this server has installed (pg_available_extensions'
+-- default_version) when this database runs an older one: ALTER EXTENSION
+-- telemetry UPDATE brings it.  NULL when there is none.  A version that is not
+-- digits and dots is compared for equality only, so no version string errs.
+CREATE OR REPLACE FUNCTION _telemetry.update_available(OUT update_available text)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.default_version
+  FROM pg_catalog.pg_available_extensions AS a
+ WHERE a.name = 'telemetry'
+   AND CASE WHEN a.default_version ~ '^[0-9]+(\.[0-9]+)*$' AND a.installed_version ~ '^[0-9]+(\.[0-9]+)*$'
+            THEN pg_catalog.string_to_array(a.default_version, '.')::int[]
+                 > pg_catalog.string_to_array(a.installed_version, '.')::int[]
+            ELSE a.default_version <> a.installed_version END
+$$;
+
 -- Appended columns only: an update keeps the earlier ones (see 012-define-view.sql).
 SELECT _telemetry.define_view('@extschema@.telemetry_status',
-    'SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c');
+    'SELECT s.*, c.*, u.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, '
+    '_telemetry.update_available() AS u');
 COMMENT ON VIEW @extschema@.telemetry_status IS
-'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick';
+'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed';
 
 REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
     _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
     @extschema@.telemetry_set_option(text, text), _telemetry.status(), _telemetry.tick_callers(),
-    _telemetry.cron_entry_exists() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists() TO pg_monitor;
+    _telemetry.cron_entry_exists(), _telemetry.update_available() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists(),
+    _telemetry.update_available() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_status FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_status TO pg_monitor;
 

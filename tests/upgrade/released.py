@@ -19,9 +19,18 @@ from pathlib import Path
 from tests.helpers import control_version
 from tests.pgtree import PG_CONFIG, REPO, PgTree, pg_config
 
-# The commit each release was cut from (default_version in telemetry.control
-# there says the release).  Every manifest in sql/releases/ needs its commit here.
-RELEASE_COMMITS = {"0.1.0": "55fe6bf", "0.2.0": "bc4c1a3"}
+
+def release_commits() -> dict[str, str]:
+    """The commit each release was cut from, as sql/releases/commits lists them (the Makefile reads it too)."""
+    commits: dict[str, str] = {}
+    for line in (REPO / "sql" / "releases" / "commits").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            release, commit = line.split()
+            commits[release] = commit
+    return commits
+
+
+RELEASE_COMMITS = release_commits()
 
 
 # The Python package holding a release's _build.py (0.1.0 had one package, `telemetry`).

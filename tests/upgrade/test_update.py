@@ -30,7 +30,9 @@ PROBE_QUERY = "SELECT count(*) FROM pg_catalog.pg_class"
 def test_every_release_can_be_built_and_updated_from(release_tree) -> None:
     assert "0.1.0" in shipped_releases()
     for release in shipped_releases():
-        assert release in RELEASE_COMMITS, f"sql/releases/{release}.sha256 has no release commit in released.py"
+        assert release in RELEASE_COMMITS, (
+            f"sql/releases/{release}.sha256 has no release commit in sql/releases/commits"
+        )
     scripts = sorted(p.name for p in (release_tree.sharedir / "extension").glob("telemetry--*.sql"))
     version = current_version()
     assert scripts == sorted(
