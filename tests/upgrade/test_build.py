@@ -13,6 +13,12 @@ from tests.pgtree import PG_CONFIG, REPO
 from tests.upgrade.released import current_version
 
 SERVER_PYTHON = "/usr/bin/python3"
+# The last migration any release shipped: a new one must sort after it.
+LAST_SHIPPED = max(
+    line.split()[1]
+    for manifest in (REPO / "sql" / "releases").glob("*.sha256")
+    for line in manifest.read_text().splitlines()
+)
 
 
 def checkout_copy(tmp_path: Path) -> Path:
@@ -64,7 +70,7 @@ def add_to_shipped_version(sql: Path) -> None:
     [
         (edit_released, "002-job.sql shipped in telemetry 0.1.0 and has changed"),
         (remove_released, "003-metrics.sql shipped in telemetry 0.1.0 and is gone"),
-        (insert_before_released, "002-early.sql is new but sorts before 003-metrics.sql"),
+        (insert_before_released, f"002-early.sql is new but sorts before {LAST_SHIPPED}"),
         (add_to_shipped_version, f"telemetry {current_version()} has shipped"),
     ],
 )
