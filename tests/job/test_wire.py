@@ -231,9 +231,8 @@ def test_a_redirect_carrying_credentials_is_not_followed(db, httpserver: HTTPSer
     httpserver.expect_request("/v1/elsewhere").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     outcome = tick(db, "telemetry_send_report")
-    assert (outcome["outcome"], outcome["error"]) == ("failed", "redirect to another location not followed")
-    assert [request.path for request, _ in httpserver.log] == ["/v1/report"]
-    assert not [request for request, _ in httpserver.log if "Authorization" in request.headers]
+    assert [request.headers.get("Authorization") for request, _ in httpserver.log] == [None]
+    assert (outcome["outcome"], outcome.get("error")) == ("failed", "redirect to another location not followed")
 
 
 class HungDns:
@@ -318,6 +317,29 @@ def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind
                 assert _settled(pid) == (1, 1)  # no thread, no socket left
                 assert _children(pid) == ""  # and no lookup still running
             assert dns.queries > 0  # the lookups did reach the DNS server that never answers
+            # A cancel during the lookup ends it at once, and leaves nothing either.
+            configure(conn, "http://telemetry-report.test/v1/report", deadline="30 s")
+            with c.connect("hungdns") as sender:
+                pid = sender.info.backend_pid
+                failed: list[BaseException] = []
+                queries = dns.queries
+
+                def send() -> None:
+                    try:
+                        sender.execute("SELECT telemetry_send_report()")
+                    except psycopg.Error as exc:
+                        failed.append(exc)
+
+                thread = threading.Thread(target=send)
+                thread.start()
+                waited = time.monotonic()
+                while dns.queries == queries and time.monotonic() - waited < 20:
+                    time.sleep(0.05)
+                conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+                thread.join(30)
+                assert [type(exc) for exc in failed] == [psycopg.errors.QueryCanceled]
+                assert _settled(pid) == (1, 1)
+                assert _children(pid) == ""
     finally:
         c.destroy()
         dns.close()
