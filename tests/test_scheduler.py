@@ -112,6 +112,9 @@ def test_a_plain_roles_drop_schema_and_drop_owned_log_nothing(pg_tree) -> None:
             conn.execute("CREATE EXTENSION telemetry CASCADE")
             conn.execute("CREATE ROLE ddl_plain LOGIN")
             conn.execute("GRANT CREATE ON DATABASE crondb TO ddl_plain")
+            # The database's owner, not a superuser: through pg_database_owner it owns public, our schema.
+            conn.execute("CREATE ROLE ddl_owner LOGIN")
+            conn.execute("ALTER DATABASE crondb OWNER TO ddl_owner")
             offset = c.log_offset()
             with c.connect("crondb", user="ddl_plain") as plain:
                 plain.execute("CREATE SCHEMA mine")
@@ -119,6 +122,9 @@ def test_a_plain_roles_drop_schema_and_drop_owned_log_nothing(pg_tree) -> None:
                 plain.execute("DROP SCHEMA mine CASCADE")
                 plain.execute("CREATE SCHEMA again")
                 plain.execute("DROP OWNED BY ddl_plain")
+            with c.connect("crondb", user="ddl_owner") as owner:
+                owner.execute("CREATE SCHEMA theirs")
+                owner.execute("DROP SCHEMA theirs")
             assert [line for line in c.log_since(offset).splitlines() if "telemetry" in line] == []
             assert [job[0] for job in cron_jobs(conn)] == ["telemetry"]
             # The superuser's DROP of our extension still takes the entry with it.
