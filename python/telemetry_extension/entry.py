@@ -117,7 +117,7 @@ def set_option(plpy: Plpy, name: str, value: str | None) -> str:
         options.set_option(db, name, value)
     except options.InvalidOption as exc:
         plpy.error(f"telemetry: invalid option: {exc}", hint=f"Options: {', '.join(options.SPECS)}.")
-    plan_first_report(plpy)
+    # (The first report's due time follows: a trigger on _telemetry.options plans it again.)
     return json.dumps(options.read_options(db).__dict__, default=str)
 
 

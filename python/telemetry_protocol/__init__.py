@@ -35,6 +35,9 @@ from packaging.version import InvalidVersion, Version
 CONTENT_TYPE = "application/json"
 USER_AGENT_PRODUCT = "telemetry-extension"
 MAX_ANSWER_BYTES = 64 * 1024
+# Arrays and objects inside one another in an answer: its own are one deep.
+# Deeper is refused before parsing, which would recurse once per level.
+MAX_ANSWER_DEPTH = 16
 # The largest report a collector accepts (its default body limit); the
 # extension refuses to send a larger one.
 MAX_REPORT_BYTES = 64 * 1024
@@ -94,7 +97,31 @@ class VersionAnswer:
     up_to_date: bool | None
 
 
+def nesting_depth(text: bytes) -> int:
+    """How deep arrays and objects nest in JSON text (brackets inside strings do not count), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
 def parse_answer(body: bytes) -> VersionAnswer:
+    if nesting_depth(body) > MAX_ANSWER_DEPTH:
+        raise ProtocolError(f"answer nests arrays or objects deeper than {MAX_ANSWER_DEPTH} levels")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

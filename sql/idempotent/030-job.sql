@@ -88,7 +88,8 @@ $$;
 
 -- Writes the first due time (grace and jitter from CREATE EXTENSION, options
 -- in force) while no report has been attempted, so that tick_check() can read
--- it.  Run on every install and update, and by telemetry_set_option().
+-- it.  Run on every install and update, and whenever the options change (a
+-- trigger on _telemetry.options: telemetry_set_option, a restore's rows).
 CREATE OR REPLACE FUNCTION _telemetry.plan_first_report()
 RETURNS void
 LANGUAGE plpython3u

@@ -52,6 +52,10 @@ $$;
 -- is dropped with it does not fire.  So: before any DROP that might take the
 -- extension with it, take the entry out; after it, if the extension is still
 -- here (this trigger only fires then), put it back.  Both never fail the DDL.
+-- Only a role that could drop the extension (it owns the extension or its
+-- schema) and may use _telemetry acts: any other role's DROP SCHEMA or DROP
+-- OWNED (a database owner's, whose pg_database_owner owns public, included)
+-- is left alone and logs nothing.  Only pg_catalog is read before that is known.
 CREATE OR REPLACE FUNCTION _telemetry.cron_before_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -60,6 +64,14 @@ AS $$
 DECLARE
     removed int;
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e
+                     JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+                    WHERE e.extname = 'telemetry'
+                      AND (pg_catalog.pg_has_role(e.extowner, 'USAGE')
+                           OR pg_catalog.pg_has_role(n.nspowner, 'USAGE')))
+       OR NOT pg_catalog.has_schema_privilege('_telemetry', 'USAGE') THEN
+        RETURN;
+    END IF;
     IF NOT _telemetry.pg_cron_here() THEN
         RETURN;
     END IF;

@@ -77,6 +77,16 @@ def _take_send_lock(db: Database) -> bool:
     return True
 
 
+def _read_answer(body: bytes) -> tuple[Verdict | None, str | None]:
+    """The verdict, or why the answer cannot be read: whatever the parser raises is the peer's fault, recorded."""
+    try:
+        return judge(body), None
+    except protocol.ProtocolError as exc:
+        return None, f"invalid answer: {exc}"
+    except Exception as exc:  # e.g. RecursionError: a failure like any other, never an ERROR
+        return None, f"invalid answer: it could not be read ({type(exc).__name__})"
+
+
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(db, build_report(db, level)).encode()))
     if trigger == "job" and state.due > state.now:
@@ -104,10 +114,11 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         error, http_status, seconds = exchange.error, exchange.status, exchange.seconds
         retry_after = exchange.retry_after
         if error is None:
-            try:
-                verdict = judge(exchange.body)
-            except protocol.ProtocolError as exc:
-                error = f"invalid answer: {exc}"
+            verdict, error = _read_answer(exchange.body)
+    # A copy's first send went out under the identity get_report() shows (derived, not yet
+    # written); now that no network step remains, the copy writes it, then records the attempt.
+    if adopt_own_identity(db):
+        state = read_state(db)
     due = record(
         db,
         trigger,
@@ -150,10 +161,10 @@ def run(db: Database, trigger: str) -> dict[str, Any]:
     if not level.enabled:
         db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
         return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
-    # Read without keeping its locks: in the usual case, not a copy, nothing is held while sending.
-    if _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db) and trigger == "job":
-        # A template copy just took its own identity: its first report waits its own grace period
-        # (written rows stay locked until commit, so this tick does not send).
+    # Read without keeping its locks.  A send now (manual) in a copy takes the identity after the
+    # network step (see _send): rows written before it would stay locked while sending.
+    if trigger == "job" and _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db):
+        # A template copy just took its own identity: its first report waits its own grace period.
         return {
             "outcome": "not_due",
             "next_due": iso(read_state(db).due),
