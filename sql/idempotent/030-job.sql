@@ -164,6 +164,29 @@ BEGIN
 END
 $$;
 
+-- The message of pg_cron's latest run of the tick's entry in this database
+-- when that run failed (NULL when it succeeded or none is recorded): a caller
+-- that fails is no caller.  SECURITY DEFINER for the same reasons as above.
+CREATE OR REPLACE FUNCTION _telemetry.cron_last_failure()
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT _telemetry.pg_cron_here() OR pg_catalog.to_regclass('cron.job_run_details') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT CASE WHEN r.status = 'failed' THEN COALESCE(r.return_message, 'failed') END
+              FROM cron.job_run_details AS r JOIN cron.job AS j ON j.jobid = r.jobid
+             WHERE j.database = pg_catalog.current_database() AND j.active
+               AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()')
+               AND r.status IN ('succeeded', 'failed')
+             ORDER BY r.runid DESC LIMIT 1);
+END
+$$;
+
 -- Appended columns only: CREATE OR REPLACE VIEW keeps the earlier ones.
 CREATE OR REPLACE VIEW @extschema@.telemetry_status AS
     SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c;
@@ -173,8 +196,9 @@ COMMENT ON VIEW @extschema@.telemetry_status IS
 REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
     _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
     @extschema@.telemetry_set_option(text, text), _telemetry.status(), _telemetry.tick_callers(),
-    _telemetry.cron_entry_exists() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists() TO pg_monitor;
+    _telemetry.cron_entry_exists(), _telemetry.cron_last_failure() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists(),
+    _telemetry.cron_last_failure() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_status FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_status TO pg_monitor;
 
