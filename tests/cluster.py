@@ -20,6 +20,10 @@ from tests.pgtree import PgTree, as_server_user, server_os_user
 
 DEFAULT_CONF = {
     "shared_preload_libraries": "'telemetry,pg_cron'",
+    # The background worker runs, but its rounds (one at the start, when no database
+    # has the extension yet) never tick in the middle of a test that is not about it;
+    # tests/worker/ sets a short interval.
+    "telemetry.tick_interval": "'2000000s'",
     "cron.database_name": "'postgres'",
     "log_line_prefix": "'%m [%p] %d '",
 }

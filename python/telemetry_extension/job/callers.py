@@ -26,8 +26,8 @@ TICK = "SELECT _telemetry.tick()"
 WORKER = "the background worker (telemetry launcher, every telemetry.tick_interval)"
 CRON_FIX = (
     "put telemetry in shared_preload_libraries and restart the server: its background worker then calls the "
-    "tick and the pg_cron entry goes at the next ALTER EXTENSION telemetry UPDATE (or remove it: "
-    "SELECT cron.unschedule('telemetry')); or let pg_cron connect: cron.use_background_workers = on "
+    "tick (then remove the pg_cron entry: SELECT cron.unschedule('telemetry')); or let pg_cron connect: "
+    "cron.use_background_workers = on "
     "(restart), or cron.host set to the server's socket directory with a matching pg_hba.conf line"
 )
 
