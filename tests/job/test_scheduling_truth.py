@@ -21,9 +21,8 @@ def _status(conn, *columns: str) -> tuple:
 @pytest.fixture(scope="module")
 def cron_only(pg_tree) -> Iterator[Cluster]:
     """pg_cron preloaded (living in database postgres), telemetry not: no background worker."""
-    c = Cluster(
-        pg_tree, name="cronly", conf={"shared_preload_libraries": "'pg_cron'", "session_preload_libraries": "'telemetry'"}
-    ).start()
+    conf = {"shared_preload_libraries": "'pg_cron'", "session_preload_libraries": "'telemetry'"}
+    c = Cluster(pg_tree, name="cronly", conf=conf).start()
     try:
         yield c
     finally:

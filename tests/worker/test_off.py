@@ -86,8 +86,9 @@ def test_a_standby_sends_nothing_until_promoted(pg_tree: PgTree, httpserver: HTT
     # The primary is kept from sending by its environment; the standby's is clean.
     with worker_cluster(pg_tree, env={"DISABLE_TELEMETRY": "1"}, name="primary") as primary:
         create_database(primary, "replicated", httpserver.url_for("/v1/report"))
-        standby = Cluster(pg_tree, name="standby", conf={"shared_preload_libraries": "'telemetry'",
-                                                         "telemetry.tick_interval": "'1s'"})
+        standby = Cluster(
+            pg_tree, name="standby", conf={"shared_preload_libraries": "'telemetry'", "telemetry.tick_interval": "'1s'"}
+        )
         command = [
             str(pg_tree.bindir / "pg_basebackup"),
             "-h", str(primary.socketdir), "-p", str(primary.port), "-U", primary.user,

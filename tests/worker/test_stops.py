@@ -28,14 +28,14 @@ def test_terminate_and_fast_shutdown_end_a_hung_send(pg_tree: PgTree, httpserver
                 assert conn.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
             # Gone, and the launcher goes on: the next round's visit hangs again.
             wait_for(lambda: _visitor_pid(cluster, "hung") != pid, "the terminated visit gone")
-            assert "terminating background worker \"telemetry visit\"" in cluster.log_since(offset)
+            assert 'terminating background worker "telemetry visit"' in cluster.log_since(offset)
             wait_for(lambda: peer.connections >= 2 and _visitor_pid(cluster, "hung"), "the next round's visit")
             assert [kind for kind, _ in workers(cluster)].count("telemetry launcher") == 1
             offset = cluster.log_offset()
             # pg_ctl stop -m fast, which gives up after 60 s: the send's own deadline is 60 s.
             cluster.stop()
             log = cluster.log_since(offset)
-            assert "terminating background worker \"telemetry visit\"" in log
+            assert 'terminating background worker "telemetry visit"' in log
             assert "database system is shut down" in log
     finally:
         peer.close()

@@ -93,8 +93,10 @@ def test_no_pg_cron_entry_where_the_worker_runs(pg_tree: PgTree) -> None:
             conn.execute("CREATE EXTENSION pg_cron")
             conn.execute("CREATE EXTENSION telemetry CASCADE")
             assert conn.execute("SELECT count(*) FROM cron.job").fetchone()[0] == 0
-            assert conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0].startswith(
-                "the background worker"
+            assert (
+                conn.execute("SELECT tick_caller FROM telemetry_status")
+                .fetchone()[0]
+                .startswith("the background worker")
             )
     finally:
         cluster.destroy()

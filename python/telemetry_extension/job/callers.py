@@ -3,8 +3,9 @@
 Evidence, in order: telemetry's background worker (registered where
 telemetry is in shared_preload_libraries, its launcher running), an active
 pg_cron entry in this database that runs the tick and whose latest run did not
-fail (when it failed, its message and the fix are the answer), or a tick seen lately (the plain-SQL tick records, at most once an
-hour, when it ran; a scheduled send is an attempt with trigger 'job').  With
+fail (when it failed, its message and the fix are the answer), or a tick
+seen lately (the plain-SQL tick records, at most once an hour, when it ran; a
+scheduled send is an attempt with trigger 'job').  With
 neither, nothing will ever send: the command to run is given, for pg_cron
 when the server loads it (in the database pg_cron lives in), else a line for
 the crontab of the server's OS user.  Shown by telemetry_status and by the
@@ -41,7 +42,11 @@ class Callers:
 
     def columns(self) -> dict[str, str | None]:
         """The telemetry_status columns."""
-        return {"tick_caller": self.tick_caller, "tick_last_seen": self.tick_last_seen, "tick_command": self.tick_command}
+        return {
+            "tick_caller": self.tick_caller,
+            "tick_last_seen": self.tick_last_seen,
+            "tick_command": self.tick_command,
+        }
 
 
 def find(db: Database) -> Callers:
