@@ -19,6 +19,8 @@ extern bool telemetry_visit_begin(Oid dboid);
 extern void telemetry_visit_started(pid_t pid);
 extern void telemetry_visit_end(void);
 extern bool telemetry_visit_refused(Oid dboid);
+extern void telemetry_visit_failed(void);
+extern bool telemetry_visit_has_failed(void);
 extern void telemetry_stop_visit_of(Oid dboid);
 
 /* utility_hook.c */

@@ -51,6 +51,20 @@ bool		telemetry_launcher_registered = false;
 static int	tick_interval_seconds = 15 * 60;
 static bool said_no_slot = false;
 
+/*
+ * Databases whose last visit failed: skipped for 1, 3, 7, ... rounds (at most
+ * an hour's worth), so that a tick that fails every time is one log line now
+ * and then, not every round.  Kept in TopMemoryContext, across rounds.
+ */
+#define BACKOFF_CAP_SECONDS 3600
+typedef struct Backoff
+{
+	Oid			dboid;
+	int			failures;
+	int			rounds_to_skip;
+} Backoff;
+static List *backoffs = NIL;
+
 void
 telemetry_define_tick_interval(void)
 {
@@ -112,6 +126,63 @@ databases_to_visit(void)
 	return found;
 }
 
+static Backoff *
+backoff_of(Oid dboid)
+{
+	ListCell   *cell;
+
+	foreach(cell, backoffs)
+	{
+		Backoff    *backoff = lfirst(cell);
+
+		if (backoff->dboid == dboid)
+			return backoff;
+	}
+	return NULL;
+}
+
+/* Whether this round skips the database (its last visit failed). */
+static bool
+backing_off(Oid dboid)
+{
+	Backoff    *backoff = backoff_of(dboid);
+
+	if (backoff == NULL || backoff->rounds_to_skip == 0)
+		return false;
+	backoff->rounds_to_skip--;
+	return true;
+}
+
+static void
+record_outcome(Oid dboid, bool failed)
+{
+	Backoff    *backoff = backoff_of(dboid);
+	int			cap = Max(1, BACKOFF_CAP_SECONDS / tick_interval_seconds);
+
+	if (!failed)
+	{
+		if (backoff != NULL)
+		{
+			backoffs = list_delete_ptr(backoffs, backoff);
+			pfree(backoff);
+		}
+		return;
+	}
+	if (backoff == NULL)
+	{
+		backoff = MemoryContextAllocZero(TopMemoryContext, sizeof(Backoff));
+		backoff->dboid = dboid;
+		{
+			MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
+
+			backoffs = lappend(backoffs, backoff);
+			MemoryContextSwitchTo(previous);
+		}
+	}
+	backoff->failures = Min(backoff->failures + 1, 30);
+	backoff->rounds_to_skip = Min((1 << backoff->failures) - 1, cap);
+}
+
 /* Waits until the visitor has gone; on a shutdown request, ends it first. */
 static void
 wait_for_visit(BackgroundWorkerHandle *handle)
@@ -162,6 +233,7 @@ visit(Oid dboid)
 		return false;
 	}
 	wait_for_visit(handle);
+	record_outcome(dboid, telemetry_visit_has_failed());
 	telemetry_visit_end();
 	pfree(handle);
 	return true;
@@ -188,9 +260,13 @@ round_over_databases(void)
 
 	foreach(cell, databases)
 	{
+		Oid			dboid = lfirst_oid(cell);
+
 		if (ShutdownRequestPending)
 			break;
-		if (!visit(lfirst_oid(cell)))
+		if (backing_off(dboid))
+			continue;
+		if (!visit(dboid))
 		{
 			say_no_slot_once();
 			break;

@@ -33,6 +33,7 @@ typedef struct WorkerState
 	slock_t		mutex;
 	Oid			visiting;		/* the database being visited, InvalidOid when none */
 	pid_t		pid;			/* its visitor, 0 until it has started */
+	bool		failed;			/* the visit ended with an error */
 	Oid			refused;		/* no visit starts here until refused_until */
 	TimestampTz refused_until;
 } WorkerState;
@@ -97,6 +98,7 @@ telemetry_visit_begin(Oid dboid)
 	{
 		state->visiting = dboid;
 		state->pid = 0;
+		state->failed = false;
 	}
 	SpinLockRelease(&state->mutex);
 	return !refused;
@@ -119,6 +121,27 @@ telemetry_visit_end(void)
 	state->visiting = InvalidOid;
 	state->pid = 0;
 	SpinLockRelease(&state->mutex);
+}
+
+/* The visitor, after an error: the launcher backs off from this database. */
+void
+telemetry_visit_failed(void)
+{
+	SpinLockAcquire(&state->mutex);
+	state->failed = true;
+	SpinLockRelease(&state->mutex);
+}
+
+/* The launcher, once the visit has ended: did it fail? */
+bool
+telemetry_visit_has_failed(void)
+{
+	bool		failed;
+
+	SpinLockAcquire(&state->mutex);
+	failed = state->failed;
+	SpinLockRelease(&state->mutex);
+	return failed;
 }
 
 /* The visitor, once connected: a DBA command wants this database to itself. */

@@ -9,8 +9,8 @@
  *
  * Quiet by design: it ends with exit code 0, which the postmaster logs only
  * at DEBUG1.  An error is written once (the tick's own failures are one LOG
- * line of the tick's) and the visit ends, still with code 0: the launcher
- * comes back next round.  SIGTERM (a fast shutdown, pg_terminate_backend, the
+ * line of the tick's) and the visit ends, still with code 0; the launcher
+ * then backs off from this database (worker_launcher.c).  SIGTERM (a fast shutdown, pg_terminate_backend, the
  * utility hook) is die(): the next interrupt check ends the process, and the
  * tick checks for interrupts while it waits on the network.
  */
@@ -86,6 +86,7 @@ telemetry_visit_main(Datum main_arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		telemetry_visit_failed();
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
