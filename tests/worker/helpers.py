@@ -35,7 +35,7 @@ def wait_for(what: Callable[[], T], description: str, seconds: float = 60.0) -> 
 
 @contextmanager
 def worker_cluster(
-    tree: PgTree, conf: dict[str, str] | None = None, env: dict[str, str] | None = None, name: str = "worker"
+    tree: PgTree, conf: dict[str, str | None] | None = None, env: dict[str, str] | None = None, name: str = "worker"
 ) -> Iterator[Cluster]:
     cluster = Cluster(tree, name=name, conf={**WORKER_CONF, **(conf or {})}, env=env)
     cluster.start()
