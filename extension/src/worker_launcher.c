@@ -170,14 +170,12 @@ record_outcome(Oid dboid, bool failed)
 	}
 	if (backoff == NULL)
 	{
-		backoff = MemoryContextAllocZero(TopMemoryContext, sizeof(Backoff));
-		backoff->dboid = dboid;
-		{
-			MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
 
-			backoffs = lappend(backoffs, backoff);
-			MemoryContextSwitchTo(previous);
-		}
+		backoff = palloc0(sizeof(Backoff));
+		backoff->dboid = dboid;
+		backoffs = lappend(backoffs, backoff);
+		MemoryContextSwitchTo(previous);
 	}
 	backoff->failures = Min(backoff->failures + 1, 30);
 	backoff->rounds_to_skip = Min((1 << backoff->failures) - 1, cap);
