@@ -13,7 +13,10 @@ from tests.job.helpers import answer, configure
 
 NEWER = release_after()
 
+# The pg_cron path: telemetry not in shared_preload_libraries (so no background worker).
 CRON_CONF = {
+    "shared_preload_libraries": "'pg_cron'",
+    "session_preload_libraries": "'telemetry'",
     "cron.database_name": "'crondb'",
     "cron.use_background_workers": "on",
     "max_worker_processes": "16",

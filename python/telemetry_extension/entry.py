@@ -78,6 +78,11 @@ def announce(plpy: Plpy) -> None:
             f"{sends}The first report goes out no earlier than {first.strftime('%Y-%m-%d %H:%M')} UTC "
             f"({spoken(options.grace)} from now), {wait}. The tick is called by: {called.tick_caller}."
         )
+    elif called.failing is not None:
+        detail = (
+            f"{sends}But nothing that works calls the tick in this database: {called.failing}, so nothing is "
+            f"sent until that is fixed. To fix it: {callers.CRON_FIX}."
+        )
     else:
         detail = (
             f"{sends}But nothing calls the tick in this database yet (no pg_cron job here, no tick seen), so "
@@ -130,7 +135,7 @@ def plan_first_report(plpy: Plpy) -> None:
 def tick_callers(plpy: Plpy) -> dict[str, Any]:
     from telemetry_extension.job import callers
 
-    return callers.find(Database(plpy)).__dict__
+    return callers.find(Database(plpy)).columns()
 
 
 def status(plpy: Plpy) -> dict[str, Any]:
