@@ -166,9 +166,10 @@ $$;
 
 -- Appended columns only: CREATE OR REPLACE VIEW keeps the earlier ones.
 CREATE OR REPLACE VIEW @extschema@.telemetry_status AS
-    SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c;
+    SELECT s.*, c.*, v.*
+      FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, _telemetry.versions_summary() AS v;
 COMMENT ON VIEW @extschema@.telemetry_status IS
-'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick';
+'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, products behind (telemetry_versions)';
 
 REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
     _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),

@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 import telemetry_protocol as protocol
 from telemetry_extension import build_info
 from telemetry_extension.db import Database
+from telemetry_extension.job import advisories
 from telemetry_extension.job.audit import record
 from telemetry_extension.job.copies import adopt_own_identity, is_copy
 from telemetry_extension.job.schedule import iso, read_state
-from telemetry_extension.job.version_check import Verdict, judge, store, tell
+from telemetry_extension.job.version_check import Verdict, judge, store
 from telemetry_extension.level import Level, effective_level
 from telemetry_extension.report import build_report, to_json
 
@@ -86,6 +87,7 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     retry_after: float | None = None
     seconds = 0.0
     verdict: Verdict | None = None
+    products: list[advisories.Product] = []
     try:
         protocol.check_report_size(body)
     except protocol.ProtocolError as exc:
@@ -106,8 +108,9 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         if error is None:
             try:
                 verdict = judge(exchange.body)
+                products = advisories.judge(verdict, body)
             except protocol.ProtocolError as exc:
-                error = f"invalid answer: {exc}"
+                verdict, error = None, f"invalid answer: {exc}"  # nothing of it is kept
     due = record(
         db,
         trigger,
@@ -133,7 +136,8 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         }
     assert verdict is not None
     store(db, verdict)
-    tell(db, verdict)
+    advisories.store(db, products)
+    advisories.tell(db, verdict, products)
     return {
         "outcome": "sent",
         "http_status": http_status,
