@@ -197,3 +197,23 @@ class AnswerCache:
         made = answer(book, extension_version, postgresql_version, relevant)
         self._answers[key] = None if made is None else json.dumps(made).encode()
         return self._answers[key]
+
+
+# The vendor side's roll-up dimensions (vendor/rollup.py), from the same rules as the answer.
+MAX_MINOR_LAG = 10
+
+
+def rollup_dimensions(book: Book, versions: dict[str, Any]) -> list[str]:
+    """A report's advisory dimensions from its versions by product ("telemetry", "postgresql", extensions):
+    a security fix outstanding for any product, an end-of-life series, PostgreSQL minor releases behind."""
+    own = str(versions.get(protocol.PRODUCT_SELF, ""))
+    postgresql = str(versions.get(protocol.PRODUCT_POSTGRESQL, ""))
+    others = [(k, v) for k, v in versions.items() if isinstance(v, str)]
+    advice = book.products(report_versions(own, postgresql, others))
+    lag = book.minor_lag(postgresql)
+    return [
+        f"security:{'outstanding' if any(a.security for a in advice) else 'none'}",
+        f"end_of_life:{'yes' if any(a.end_of_life for a in advice) else 'no'}",
+        "postgresql_minor_lag:"
+        + ("unknown" if lag is None else f"{MAX_MINOR_LAG}+" if lag >= MAX_MINOR_LAG else str(lag)),
+    ]
