@@ -95,7 +95,7 @@ def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Conn
     assert bars(dom, "timescaledb") == [("not installed", 5), ("hypertables", 1)]
     assert "4 (66.7%)" in dom
     # The time series are drawn (uPlot: one chart, with its legend, per series set).
-    assert dom.count('class="uplot') == 4
+    assert dom.count('class="uplot') == 5
     for label in ("last 7 days", "last 30 days", "gone quiet", "0.10.0 or newer", "up to date"):
         assert f">{label}<" in dom, label
     rows = re.findall(r'<tr data-release="([^"]+)"><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>', dom)

@@ -74,9 +74,7 @@ def _same_version(a: str, b: str) -> bool:
 
 def judge(verdict: Verdict, sent_body: bytes) -> list[Product]:
     """The rows to store; protocol.ProtocolError when an entry names what the report did not carry."""
-    own = Product(
-        protocol.PRODUCT_SELF, verdict.installed, verdict.latest, None, None, None, None, verdict.up_to_date
-    )
+    own = Product(protocol.PRODUCT_SELF, verdict.installed, verdict.latest, None, None, None, None, verdict.up_to_date)
     if verdict.products is None:
         return [own]
     reported = _reported(sent_body, verdict.installed)
