@@ -141,14 +141,26 @@ def answer(
     return {**base, "products": [p.as_json() for p in book.products(versions)]}
 
 
+def _valid_notes(url: str | None) -> str | None:
+    try:
+        return None if url is None else protocol.check_notes_url(url)
+    except protocol.ProtocolError:
+        return None
+
+
 async def load_book(conn: psycopg.AsyncConnection[Any]) -> Book:
+    """The book; rows written past `release add` (by hand, in SQL) that the protocol would refuse are
+    left out (a product name, a version) or without their link, so that no answer carries them."""
     listed: dict[str, list[Listed]] = {}
     for release in await releases.list_releases(conn, product=None):
         try:
             version = protocol.parse_version(release.version)
+            protocol.check_product_name(release.product)
         except protocol.ProtocolError:
-            continue  # a row written by hand that is not a version
-        listed.setdefault(release.product, []).append(Listed(version, release.security, release.notes_url))
+            continue
+        listed.setdefault(release.product, []).append(
+            Listed(version, release.security, _valid_notes(release.notes_url))
+        )
     eol: dict[str, list[tuple[int, ...]]] = {}
     for entry in await releases.list_end_of_life(conn):
         try:

@@ -44,29 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--months-ahead", type=int, default=1, help="partitions after the current month (1)")
     migrate.add_argument("--months-back", type=int, default=0, help="partitions before it, to import old reports (0)")
 
-    release = sub.add_parser("release", help="manage the release list")
-    rsub = release.add_subparsers(dest="release_command", required=True)
-    product = argparse.ArgumentParser(add_help=False)
-    product.add_argument(
-        "--product",
-        default=protocol.PRODUCT_SELF,
-        help=f"whose release: {protocol.PRODUCT_SELF} (the default), {protocol.PRODUCT_POSTGRESQL}, "
-        "or an extension's name as reports carry it in extensions.versions",
-    )
-    add = rsub.add_parser("add", parents=[common, product], help="list a new release")
-    add.add_argument("version")
-    add.add_argument("--security", action="store_true", help="the release fixes security issues")
-    add.add_argument("--notes-url", metavar="URL", help="its release notes (https)")
-    remove = rsub.add_parser("remove", parents=[common, product], help="withdraw a release")
-    remove.add_argument("version")
-    eol = rsub.add_parser(
-        "eol", parents=[common, product], help="declare a release series end of life (0.1: every 0.1.x; 13: 13.x)"
-    )
-    eol.add_argument("series")
-    eol.add_argument("--withdraw", action="store_true", help="the series is supported again")
-    rsub.add_parser(
-        "list", parents=[common], help="releases by product, newest first; * marks the newest one reports are told"
-    )
+    _release_commands(sub, common)
 
     prune = sub.add_parser("prune", parents=[common], help="drop the monthly partitions older than an age")
     prune.add_argument(
@@ -185,6 +163,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     vendor_cli.add_commands(sub, common)
     return parser
+
+
+def _release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """release add|remove|eol|list."""
+    release = sub.add_parser("release", help="manage the release list")
+    rsub = release.add_subparsers(dest="release_command", required=True)
+    product = argparse.ArgumentParser(add_help=False)
+    product.add_argument(
+        "--product",
+        default=protocol.PRODUCT_SELF,
+        help=f"whose release: {protocol.PRODUCT_SELF} (the default), {protocol.PRODUCT_POSTGRESQL}, "
+        "or an extension's name as reports carry it in extensions.versions",
+    )
+    add = rsub.add_parser("add", parents=[common, product], help="list a new release")
+    add.add_argument("version")
+    add.add_argument("--security", action="store_true", help="the release fixes security issues")
+    add.add_argument("--notes-url", metavar="URL", help="its release notes (https)")
+    remove = rsub.add_parser("remove", parents=[common, product], help="withdraw a release")
+    remove.add_argument("version")
+    eol = rsub.add_parser(
+        "eol", parents=[common, product], help="declare a release series end of life (0.1: every 0.1.x; 13: 13.x)"
+    )
+    eol.add_argument("series")
+    eol.add_argument("--withdraw", action="store_true", help="the series is supported again")
+    rsub.add_parser(
+        "list", parents=[common], help="releases by product, newest first; * marks the newest one reports are told"
+    )
 
 
 _AGE = re.compile(r"([0-9]+)\s*(d|w|m|y)")

@@ -225,3 +225,14 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
     assert advisories["security_share"][0] is None  # nothing rolled up that day
     lag = {row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]}
     assert lag == {"on the newest minor": 3, "2 minor releases behind": 1, "major not listed": 1}
+
+
+def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db: psycopg.Connection[Any]) -> None:
+    """The table's checks are looser than the protocol: a link with a control character is left out."""
+    collector_db.execute(
+        """INSERT INTO collector.releases (product, version, notes_url)
+           VALUES ('telemetry', '9.0.0', 'https://example.org/' || chr(7)), ('telemetry', 'banana', NULL)"""
+    )
+    body = answer_to(collector, extension_version="0.2.0")
+    assert body["latest_version"] == "9.0.0"
+    assert products(body)["telemetry"]["notes_url"] is None
