@@ -56,7 +56,8 @@ def entry(**overrides: Any) -> dict[str, Any]:
 
 def postgresql(db: psycopg.Connection[Any], **overrides: Any) -> dict[str, Any]:
     version = report(db)["postgresql_version"]
-    return entry(product="postgresql", installed=version, newest=version, newest_in_series=version, **overrides)
+    fields = {"product": "postgresql", "installed": version, "newest": version, "newest_in_series": version}
+    return entry(**{**fields, **overrides})
 
 
 HOSTILE: dict[str, Any] = {

@@ -64,7 +64,7 @@ def add_to_shipped_version(sql: Path) -> None:
     [
         (edit_released, "002-job.sql shipped in telemetry 0.1.0 and has changed"),
         (remove_released, "003-metrics.sql shipped in telemetry 0.1.0 and is gone"),
-        (insert_before_released, "002-early.sql is new but sorts before 003-metrics.sql"),
+        (insert_before_released, "002-early.sql is new but sorts before 006-send-lock.sql, which shipped"),
         (add_to_shipped_version, f"telemetry {current_version()} has shipped"),
     ],
 )
