@@ -63,19 +63,26 @@ class Book:
         in_series = [r for r in listed if protocol.in_series(r.version, series) and not r.version.is_prerelease]
         newest_in_series = max(in_series, key=lambda r: r.version) if in_series else None
         end_of_life = any(protocol.in_series(installed, s) for s in self.end_of_life.get(product, ()))
-        security = any(r.security and not protocol.is_up_to_date(installed, r.version) for r in listed)
-        # The release to go to: the newest of the series while it is supported and newer, else the newest.
-        step = newest
-        if newest_in_series is not None and not end_of_life and newest_in_series.version > installed:
-            step = newest_in_series
+        fixes = [r for r in listed if r.security and not protocol.is_up_to_date(installed, r.version)]
+        security_in_series = any(protocol.in_series(r.version, series) for r in fixes)
+        step = protocol.advice_step(
+            installed,
+            newest.version,
+            None if newest_in_series is None else newest_in_series.version,
+            bool(fixes),
+            security_in_series,
+            end_of_life,
+        )
+        notes = next(r.notes_url for r in listed if r.version == step)
         return protocol.ProductAdvice(
             product=product,
             installed=str(installed),
             newest=str(newest.version),
             newest_in_series=None if newest_in_series is None else str(newest_in_series.version),
-            security=security,
+            security=bool(fixes),
+            security_in_series=security_in_series,
             end_of_life=end_of_life,
-            notes_url=step.notes_url,
+            notes_url=notes,
         )
 
     def minor_lag(self, postgresql_version: str) -> int | None:

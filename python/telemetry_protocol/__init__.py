@@ -18,15 +18,16 @@ extension trusts its own comparison first and records the collector's.
 releases of (PRODUCT_SELF, PRODUCT_POSTGRESQL, or an extension named in the
 report's extensions.versions), at most MAX_PRODUCTS objects:
     {"product": "postgresql", "installed": "15.8", "newest": "18.1",
-     "newest_in_series": "15.21", "security": true, "end_of_life": false,
-     "notes_url": "https://www.postgresql.org/docs/release/15.21/"}
+     "newest_in_series": "15.21", "security": true, "security_in_series": true,
+     "end_of_life": false, "notes_url": "https://www.postgresql.org/docs/release/15.21/"}
 `installed` is the version the report carried; `newest` the newest release;
 `newest_in_series` the newest release of the installed version's series
 (series_of: the major for PostgreSQL, major.minor for the rest), null when the
 vendor lists none; `security` whether a release newer than `installed` fixes
-security issues; `end_of_life` whether the vendor declared the installed
-version's series end of life; `notes_url` (https, or null) the release notes of
-the release to go to.  One bad entry makes the whole answer invalid.
+security issues, `security_in_series` whether one of its own series does (then
+the newest of the series is a step that takes the fix); `end_of_life` whether
+the vendor declared the installed version's series end of life; `notes_url`
+(https, or null) the release notes of the release to go to (advice_step).  One bad entry makes the whole answer invalid.
 Any other status is a failure; 429 and 503 may carry Retry-After, in seconds
 or as an HTTP-date: the sender waits that long (at least its own back-off),
 up to MAX_RETRY_AFTER_SECONDS (7 days), never more.
@@ -65,7 +66,9 @@ PRODUCT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 MAX_NOTES_URL_LENGTH = 512
 # https, a host, then only the characters RFC 3986 allows: no space, no control character.
 NOTES_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?")
-PRODUCT_KEYS = frozenset({"product", "installed", "newest", "newest_in_series", "security", "end_of_life", "notes_url"})
+PRODUCT_KEYS = frozenset(
+    {"product", "installed", "newest", "newest_in_series", "security", "security_in_series", "end_of_life", "notes_url"}
+)
 
 # The report's own format: report_format_version in every report.
 REPORT_FORMAT_VERSION = 1
@@ -159,11 +162,30 @@ class ProductAdvice:
     newest: str
     newest_in_series: str | None
     security: bool
+    security_in_series: bool
     end_of_life: bool
     notes_url: str | None
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def advice_step(
+    installed: Version,
+    newest: Version,
+    newest_in_series: Version | None,
+    security: bool,
+    security_in_series: bool,
+    end_of_life: bool,
+) -> Version:
+    """The release to go to, the one rule for both sides: the newest of the installed series when it is
+    newer, the series is supported, and (with a security fix outstanding) the series has the fix; else
+    the newest release."""
+    if newest_in_series is None or newest_in_series <= installed or end_of_life:
+        return newest
+    if security and not security_in_series:
+        return newest
+    return newest_in_series
 
 
 def _exact_version(text: Any) -> str:
@@ -181,7 +203,7 @@ def parse_product(entry: Any) -> ProductAdvice:
         raise ProtocolError(f"unknown key in products: {sorted(unknown)[0][:MAX_VERSION_LENGTH]!r}")
     in_series_text = entry.get("newest_in_series")
     notes = entry.get("notes_url")
-    for flag in ("security", "end_of_life"):
+    for flag in ("security", "security_in_series", "end_of_life"):
         if not isinstance(entry.get(flag), bool):
             raise ProtocolError(f"{flag} must be a boolean")
     return ProductAdvice(
@@ -190,6 +212,7 @@ def parse_product(entry: Any) -> ProductAdvice:
         newest=_exact_version(entry.get("newest")),
         newest_in_series=None if in_series_text is None else _exact_version(in_series_text),
         security=entry["security"],
+        security_in_series=entry["security_in_series"],
         end_of_life=entry["end_of_life"],
         notes_url=None if notes is None else check_notes_url(notes),
     )

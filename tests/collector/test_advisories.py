@@ -107,6 +107,7 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         "newest": "0.3.0",
         "newest_in_series": "0.2.3",
         "security": True,
+        "security_in_series": False,
         "end_of_life": False,
         "notes_url": NOTES.format("0.3.0"),
     }
@@ -115,6 +116,7 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         "newest": "18.1",
         "newest_in_series": "15.21",
         "security": False,
+        "security_in_series": False,
         "end_of_life": False,
         "notes_url": None,
     }
@@ -135,6 +137,7 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         "newest": "18.1",
         "newest_in_series": "15.21",
         "security": True,
+        "security_in_series": True,
         "end_of_life": False,
         "notes_url": NOTES.format("pg15.21"),
     }
@@ -161,6 +164,32 @@ def test_the_two_old_fields_are_unchanged(collector: Any, collector_dsn: str) ->
     assert (body["latest_version"], body["up_to_date"]) == ("0.2.0", True)
     # A pre-release security fix does not nag a final release.
     assert products(body)["telemetry"]["security"] is False
+
+
+def listed(*releases: tuple[str, bool]) -> tuple[advisories.Listed, ...]:
+    return tuple(advisories.Listed(Version(v), security, NOTES.format(v)) for v, security in releases)
+
+
+@pytest.mark.parametrize(
+    ("installed", "releases", "step", "security_in_series"),
+    [
+        # The series has the fix (backported): its newest is the step.
+        ("0.2.0", [("0.2.3", True), ("0.3.1", True)], "0.2.3", True),
+        # Only a newer series has the fix: the series' newest would not take it, so the newest is the step.
+        ("0.2.0", [("0.2.3", False), ("0.3.1", True)], "0.3.1", False),
+        # No security fix: the routine patch step.
+        ("0.2.0", [("0.2.3", False), ("0.3.1", False)], "0.2.3", False),
+        # Already on the newest of its series: the newest.
+        ("0.2.3", [("0.2.3", False), ("0.3.1", False)], "0.3.1", False),
+    ],
+)
+def test_the_step_takes_the_security_fix(
+    installed: str, releases: list[tuple[str, bool]], step: str, security_in_series: bool
+) -> None:
+    advice = advisories.Book({"telemetry": listed(*releases)}).advise("telemetry", installed)
+    assert advice is not None
+    assert advice.security_in_series is security_in_series
+    assert advice.notes_url == NOTES.format(step)  # the notes of the release to go to
 
 
 def test_products_are_bounded() -> None:

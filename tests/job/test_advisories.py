@@ -48,6 +48,7 @@ def entry(**overrides: Any) -> dict[str, Any]:
         "newest": NEWER,
         "newest_in_series": EXTENSION_VERSION,
         "security": False,
+        "security_in_series": False,
         "end_of_life": False,
         "notes_url": "https://example.org/notes",
     }

@@ -43,6 +43,8 @@ class Product:
     end_of_life: bool | None
     notes_url: str | None
     up_to_date: bool
+    # Not stored: whether the newest of the series takes the security fix (which step the WARNING names).
+    security_in_series: bool | None = None
 
     @property
     def kind(self) -> str | None:
@@ -96,6 +98,7 @@ def judge(verdict: Verdict, sent_body: bytes) -> list[Product]:
                 entry.end_of_life,
                 entry.notes_url,
                 current and not entry.security and not entry.end_of_life,
+                entry.security_in_series,
             )
         )
     if not any(p.product == protocol.PRODUCT_SELF for p in products):
@@ -152,10 +155,17 @@ def _series(p: Product) -> str:
 
 
 def step(p: Product) -> str:
-    """The release to go to: the newest of the installed series while supported and newer, else the newest."""
-    if p.newest_in_series is not None and not p.end_of_life and Version(p.newest_in_series) > Version(p.installed):
-        return p.newest_in_series
-    return p.newest
+    """The release to go to (the protocol's rule)."""
+    return str(
+        protocol.advice_step(
+            Version(p.installed),
+            Version(p.newest),
+            None if p.newest_in_series is None else Version(p.newest_in_series),
+            bool(p.security),
+            bool(p.security_in_series),
+            bool(p.end_of_life),
+        )
+    )
 
 
 def words(p: Product) -> tuple[str, str]:
