@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from port_for import get_port
@@ -43,6 +44,23 @@ def collector_cli(*args: str, dsn: str) -> list[str]:
     return [sys.executable, "-m", "telemetry_collector", *args, "--dsn", dsn]
 
 
+def postgresql_patch(cluster: Cluster) -> str:
+    """The minor release after the demo server's own (it is newer, and the demo says it fixes security issues)."""
+    with cluster.connect() as conn:
+        num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+    return f"{num // 10000}.{num % 10000 + 1}"
+
+
+def release_list(patch: str) -> list[tuple[str, ...]]:
+    notes = "https://www.postgresql.org/docs/release/"
+    return [
+        ("migrate",),
+        ("release", "add", EXTENSION_VERSION),
+        ("release", "add", NEWER_RELEASE),
+        ("release", "add", patch, "--product", "postgresql", "--security", "--notes-url", f"{notes}{patch}/"),
+    ]
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="telemetry-demo-"))
     cluster = Cluster(system_tree(root), name="demo", conf=CONF)
@@ -57,8 +75,9 @@ def main() -> None:
             admin.execute("CREATE DATABASE demo")
         port = get_port(None)
         url = f"http://127.0.0.1:{port}"
-        step(f"the collector on {url}, whose release list says {NEWER_RELEASE} is out")
-        for args in (("migrate",), ("release", "add", EXTENSION_VERSION), ("release", "add", NEWER_RELEASE)):
+        patch = postgresql_patch(cluster)
+        step(f"the collector on {url}: {NEWER_RELEASE} is out, and PostgreSQL {patch} fixes security issues")
+        for args in release_list(patch):
             subprocess.run(collector_cli(*args, dsn=dsn), env=env, check=True, stdout=subprocess.DEVNULL)
         collector = subprocess.Popen(
             collector_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", dsn=dsn),
@@ -106,6 +125,11 @@ def main() -> None:
             for line in cluster.log_since(offset).splitlines():
                 if "telemetry" in line and ("WARNING" in line or "HINT" in line):
                     print(line)
+            step("SELECT product, installed, newest, newest_in_series, security, end_of_life FROM telemetry_versions;")
+            for row in conn.execute(
+                "SELECT product, installed, newest, newest_in_series, security, end_of_life FROM telemetry_versions"
+            ).fetchall():
+                print(row)
             step("SELECT * FROM telemetry_status;")
             cur = conn.execute("SELECT * FROM telemetry_status")
             for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
@@ -129,6 +153,8 @@ def main() -> None:
                 except requests.ConnectionError:
                     time.sleep(0.1)
             print(json.dumps({key: fleet[key] for key in ("active", "now") if key in fleet}, indent=2)[:1500])
+            advisories: Any = fleet.get("advisories", {})
+            print("the fleet page's security share:", advisories.get("now"))
         finally:
             vendor.terminate()
             vendor.wait(10)

@@ -208,10 +208,10 @@ $$;
 
 -- Appended columns only: an update keeps the earlier ones (see 012-define-view.sql).
 SELECT _telemetry.define_view('@extschema@.telemetry_status',
-    'SELECT s.*, c.*, u.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, '
-    '_telemetry.update_available() AS u');
+    'SELECT s.*, c.*, u.*, v.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, '
+    '_telemetry.update_available() AS u, _telemetry.versions_summary() AS v');
 COMMENT ON VIEW @extschema@.telemetry_status IS
-'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed';
+'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed, products behind (telemetry_versions)';
 
 REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
     _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),

@@ -23,6 +23,10 @@ to a day past that are counted as OTHER (the most widespread go first).  The
 values a database's report was counted under are what rollup_databases keeps,
 so a same-day report takes its counts back from the same rows.
 
+The advisory dimensions (a security fix outstanding, an end-of-life series,
+PostgreSQL minor releases behind) come from the release list as it stands when
+the day is rolled up (telemetry_collector.advisories, the answer's rules).
+
 One run is one transaction under an advisory lock: a concurrent run skips, an
 interrupted run leaves nothing half done, and a repeated run finds nothing new.
 A report whose day is before its database's latest rolled-up day (possible only
@@ -38,7 +42,12 @@ from typing import Any
 
 import psycopg
 from packaging.version import InvalidVersion, Version
+from psycopg.types.json import Jsonb
 
+import telemetry_protocol as protocol
+from telemetry_collector import advisories
+
+ADVISORY_DIMENSIONS = ("security", "end_of_life", "postgresql_minor_lag")
 # Dimensions a vendor filters on; each report contributes "dimension:value" strings.
 DIMENSIONS = (
     "extension_version",
@@ -49,6 +58,7 @@ DIMENSIONS = (
     "timescaledb",
     "timescaledb_version",
     "extension",
+    *ADVISORY_DIMENSIONS,
 )
 ALL = "all"  # the dimension every report has once: totals
 # The protocol's install_method vocabulary; anything else is counted as "other".
@@ -119,12 +129,23 @@ array_remove(ARRAY[
      LIMIT {MAX_EXTENSIONS_PER_REPORT})
 """
 
+# A report's versions of the products the vendor lists releases of.
+_VERSIONS = f"""
+jsonb_build_object('{protocol.PRODUCT_SELF}', left(r.extension_version, 64),
+                   '{protocol.PRODUCT_POSTGRESQL}', left(r.postgresql_version, 64))
+|| coalesce((SELECT jsonb_object_agg(e.key, left(e.value #>> '{{}}', 64))
+               FROM jsonb_each(CASE WHEN jsonb_typeof(r.report #> '{{extensions,versions}}') = 'object'
+                                    THEN r.report #> '{{extensions,versions}}' END) e
+              WHERE e.key = ANY(%(products)s::text[]) AND jsonb_typeof(e.value) = 'string'
+                AND e.key NOT IN ('{protocol.PRODUCT_SELF}', '{protocol.PRODUCT_POSTGRESQL}')), '{{}}')
+"""
+
 _BATCH = f"""
-INSERT INTO rollup_batch (db_uuid, exported_db_uuid, day, dims)
-SELECT DISTINCT ON (db_uuid, day) db_uuid, exported_db_uuid, day, dims
+INSERT INTO rollup_batch (db_uuid, exported_db_uuid, day, dims, versions)
+SELECT DISTINCT ON (db_uuid, day) db_uuid, exported_db_uuid, day, dims, versions
   FROM (SELECT r.db_uuid, r.exported_db_uuid, r.received_at,
                (r.received_at AT TIME ZONE 'UTC')::date AS day,
-               {_DIMS} AS dims
+               {_DIMS} AS dims, {_VERSIONS} AS versions
           FROM collector.reports r
          WHERE r.received_at > %(low)s AND r.received_at <= %(high)s) s
  ORDER BY db_uuid, day, received_at DESC
@@ -273,9 +294,10 @@ DELETE FROM collector.rollup_latest WHERE databases = 0
 
 _TEMP_TABLES = """
 CREATE TEMP TABLE rollup_batch (
-    db_uuid uuid, exported_db_uuid uuid, day date, dims text[]
+    db_uuid uuid, exported_db_uuid uuid, day date, dims text[], versions jsonb
 ) ON COMMIT DROP;
 CREATE TEMP TABLE rollup_overflow (day date, dim text, bucket text) ON COMMIT DROP;
+CREATE TEMP TABLE rollup_advice (versions jsonb, dims text[]) ON COMMIT DROP;
 CREATE TEMP TABLE rollup_steps (
     db_uuid uuid, exported_db_uuid uuid, day date, dims text[], prev_day date, known boolean,
     known_first date, known_last date, known_dims text[], same_day boolean, final boolean
@@ -297,6 +319,19 @@ _ROLLUP_TABLES = (
     "collector.rollup_databases",
     "collector.rollup_exports",
 )
+
+
+async def _add_advice(conn: psycopg.AsyncConnection[Any], book: advisories.Book) -> None:
+    """The advisory dimensions, once per distinct combination of versions (a fleet runs a handful)."""
+    cur = await conn.execute("SELECT DISTINCT versions FROM rollup_batch")
+    combinations = [row[0] for row in await cur.fetchall()]
+    async with conn.cursor() as copy_cur, copy_cur.copy("COPY rollup_advice (versions, dims) FROM STDIN") as copy:
+        for versions in combinations:
+            await copy.write_row((Jsonb(versions), advisories.rollup_dimensions(book, versions)))
+    await conn.execute(
+        """UPDATE rollup_batch b SET dims = b.dims || a.dims
+             FROM rollup_advice a WHERE a.versions = b.versions"""
+    )
 
 
 class RollupMissing(RuntimeError):
@@ -356,7 +391,9 @@ async def run(
         }
         await conn.execute(_SUMMARIZE)
         await conn.execute(_TEMP_TABLES)
-        await conn.execute(_BATCH, params)
+        book = await advisories.load_book(conn)
+        await conn.execute(_BATCH, {**params, "products": sorted(book.listed_products())})
+        await _add_advice(conn, book)
         await _bound_values(conn, max_values_per_day)
         await conn.execute("ANALYZE rollup_batch")
         await conn.execute(_STEPS)

@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 import telemetry_protocol as protocol
 from telemetry_extension import build_info
 from telemetry_extension.db import Database
+from telemetry_extension.job import advisories
 from telemetry_extension.job.audit import record
 from telemetry_extension.job.copies import adopt_own_identity, is_copy
 from telemetry_extension.job.schedule import iso, read_state
-from telemetry_extension.job.version_check import Verdict, judge, store, tell
+from telemetry_extension.job.version_check import Verdict, judge, store
 from telemetry_extension.level import Level, effective_level
 from telemetry_extension.report import build_report, to_json
 
@@ -77,14 +78,16 @@ def _take_send_lock(db: Database) -> bool:
     return True
 
 
-def _read_answer(body: bytes) -> tuple[Verdict | None, str | None]:
-    """The verdict, or why the answer cannot be read: whatever the parser raises is the peer's fault, recorded."""
+def _read_answer(answer: bytes, report: bytes) -> tuple[Verdict | None, list[advisories.Product], str | None]:
+    """The verdict and the products' advisories, or why the answer cannot be read: whatever the
+    parser raises is the peer's fault, recorded, and nothing of the answer is kept."""
     try:
-        return judge(body), None
+        verdict = judge(answer)
+        return verdict, advisories.judge(verdict, report), None
     except protocol.ProtocolError as exc:
-        return None, f"invalid answer: {exc}"
+        return None, [], f"invalid answer: {exc}"
     except Exception as exc:  # e.g. RecursionError: a failure like any other, never an ERROR
-        return None, f"invalid answer: it could not be read ({type(exc).__name__})"
+        return None, [], f"invalid answer: it could not be read ({type(exc).__name__})"
 
 
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
@@ -96,6 +99,7 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     retry_after: float | None = None
     seconds = 0.0
     verdict: Verdict | None = None
+    products: list[advisories.Product] = []
     try:
         protocol.check_report_size(body)
     except protocol.ProtocolError as exc:
@@ -114,7 +118,7 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         error, http_status, seconds = exchange.error, exchange.status, exchange.seconds
         retry_after = exchange.retry_after
         if error is None:
-            verdict, error = _read_answer(exchange.body)
+            verdict, products, error = _read_answer(exchange.body, body)
     # A copy's first send went out under the identity get_report() shows (derived, not yet
     # written); now that no network step remains, the copy writes it, then records the attempt.
     if adopt_own_identity(db):
@@ -144,7 +148,8 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         }
     assert verdict is not None
     store(db, verdict)
-    tell(db, verdict)
+    advisories.store(db, products)
+    advisories.tell(db, verdict, products)
     return {
         "outcome": "sent",
         "http_status": http_status,
