@@ -276,7 +276,7 @@ def test_ca_bundle_variables_and_all_proxy_are_ignored_https_proxy_is_used_lower
             https_url = f"https://127.0.0.1:{tls_server.port}/v1/report"
             configure(conn, https_url)
             refused = tick(conn, "telemetry_send_report")
-            assert (refused["outcome"], refused["error"]) == ("failed", "TLS verification failed"), refused
+            assert (refused["outcome"], refused.get("error")) == ("failed", "TLS verification failed"), refused
             assert len(tls_server.log) == 0
 
             conn.execute("SELECT telemetry_set_option('ca_file', %s)", [ca_file])
