@@ -104,7 +104,12 @@ def test_a_cancel_is_not_swallowed(db, cluster: Cluster) -> None:
 
         thread = threading.Thread(target=build)
         thread.start()
-        time.sleep(1.0)
+        until = time.monotonic() + 60
+        while time.monotonic() < until:  # until the metric's query sleeps: the cancel must land in it
+            waiting = db.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+            if waiting == ("PgSleep",):
+                break
+            time.sleep(0.05)
         db.execute("SELECT pg_cancel_backend(%s)", [pid])
         thread.join(10)
         assert len(failure) == 1 and isinstance(failure[0], psycopg.errors.QueryCanceled)
