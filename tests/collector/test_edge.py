@@ -264,10 +264,13 @@ def test_open_files_are_raised_and_connections_past_the_limit_are_refused_gracef
         assert line.split()[3] == line.split()[4] == str(hard), line
         idle = [edge.connect() for _ in range(3)]
         answers: list[tuple[int, dict[str, Any]]] = []
+
+        def overloaded() -> bool:
+            answers.append(edge.exchange(request(json.dumps(make_report()).encode())))
+            return answers[-1][0] == 503
+
         # Until the edge has taken the three idle connections: then a fourth is one too many.
-        assert poll(lambda: answers.append(edge.exchange(request(json.dumps(make_report()).encode()))) or (
-            answers[-1][0] == 503
-        )), answers
+        assert poll(overloaded), answers
         assert answers[-1][1]["error"] == "overloaded"
         for sock in idle:
             sock.close()
