@@ -25,7 +25,7 @@ def unloaded(pg_tree: PgTree) -> Iterator[Cluster]:
         c.destroy()
 
 
-def _alter_system_turns_it_off(c: Cluster, dbname: str) -> None:
+def assert_alter_system_turns_it_off(c: Cluster, dbname: str) -> None:
     with c.connect() as fresh:  # the README's command, first statement of a new session
         fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
     c.reload()
@@ -43,11 +43,11 @@ def test_session_preload_libraries_route(unloaded: Cluster) -> None:
         assert fresh.execute("SELECT count(*) FROM pg_settings WHERE name = 'telemetry.metrics_level'").fetchone() == (
             1,
         )
-    _alter_system_turns_it_off(unloaded, "session_preloaded")
+    assert_alter_system_turns_it_off(unloaded, "session_preloaded")
 
 
 def test_postgresql_conf_line_route(unloaded: Cluster) -> None:
     conf = Path(unloaded.datadir) / "postgresql.conf"
     conf.write_text(conf.read_text() + "\ntelemetry.metrics_level = basic\n")
     unloaded.reload()
-    _alter_system_turns_it_off(unloaded, "conf_line")
+    assert_alter_system_turns_it_off(unloaded, "conf_line")

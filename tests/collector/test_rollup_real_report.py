@@ -1,4 +1,4 @@
-"""The roll-up's dimensions computed from what a real database sends, not from hand-written rows."""
+"""The roll-up's dimensions and the fleet view, from what a real database sends, not from hand-written rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import psycopg
 
-from telemetry_collector.vendor.rollup import IGNORED_EXTENSIONS, SIZE_BOUNDS
+from telemetry_collector.vendor.fleet import value_label
+from telemetry_collector.vendor.rollup import DIMENSIONS, IGNORED_EXTENSIONS, SIZE_BOUNDS
 from tests import fake_extensions
 from tests.collector.helpers import Collector, run_cli
 from tests.helpers import report
@@ -43,7 +44,12 @@ def expected_dimensions(sent: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_every_dimension_is_computed_from_a_real_get_report(
-    pg_tree: Any, db: psycopg.Connection[Any], collector: Collector, collector_dsn: str, collector_db: Any
+    pg_tree: Any,
+    db: psycopg.Connection[Any],
+    collector: Collector,
+    collector_dsn: str,
+    collector_db: Any,
+    start_vendor: Any,
 ) -> None:
     fake_extensions.install(pg_tree)  # the TimescaleDB stand-in: a compressed hypertable
     db.execute("CREATE EXTENSION pg_stat_statements")
@@ -79,3 +85,10 @@ def test_every_dimension_is_computed_from_a_real_get_report(
         "timescaledb_version",
         "extension",
     }
+
+    # And the fleet view shows that database under each of those values, "now".
+    now = start_vendor().get("/v1/fleet").json()["now"]
+    assert now["databases"] == 1
+    for dimension in DIMENSIONS:
+        shown_values = sorted((row["value"], row["databases"]) for row in now[dimension])
+        assert shown_values == sorted((value_label(dimension, v), 1) for d, v in expected if d == dimension), dimension
