@@ -63,10 +63,10 @@ def test_an_interrupted_run_leaves_nothing_half_done(collector_dsn: str, collect
             text=True,
         )
         try:
+            # Waiting for rollup_counters: past rollup_daily and rollup_latest, which it has written.
             half_done = """SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                            WHERE a.application_name = 'telemetry_rollup' AND l.granted
-                              AND l.relation = 'collector.rollup_daily'::regclass AND l.mode = 'RowExclusiveLock'
-                              AND a.wait_event_type = 'Lock'"""
+                            WHERE a.application_name = 'telemetry_rollup' AND NOT l.granted
+                              AND l.relation = 'collector.rollup_counters'::regclass"""
             wait_for(lambda: collector_db.execute(half_done).fetchone() is not None, "the run, half done")
             pid = collector_db.execute(half_done).fetchone()[0]
             collector_db.execute("SELECT pg_terminate_backend(%s)", [pid])
