@@ -28,6 +28,8 @@ from port_for import get_port
 from tests.collector.helpers import cli_env, make_report
 
 SERVER = "127.0.0.1"
+# Far past the edge's 1 s header and body timeouts, short of the client's own 10 s: only a hang fails.
+CUT_BEFORE_THE_CLIENT_GIVES_UP = 9
 CLIENT = "127.0.0.7"  # loopback answers all of 127/8: a source address no other line has a reason to hold
 
 
@@ -217,7 +219,7 @@ def test_malformed_requests_get_json_and_no_log_line_holds_the_address(
         sock.sendall(request(valid)[:300])
         status, body = parse(read_all(sock))
     assert (status, body["error"]) == (408, "request_timeout")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < CUT_BEFORE_THE_CLIENT_GIVES_UP
     # Slowloris: headers trickling in are cut off at the header timeout.
     started = time.monotonic()
     with edge.connect() as sock:
@@ -228,7 +230,7 @@ def test_malformed_requests_get_json_and_no_log_line_holds_the_address(
                 time.sleep(0.1)
                 if sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b"":
                     raise ConnectionResetError("closed by the server")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < CUT_BEFORE_THE_CLIENT_GIVES_UP
 
     assert requests.get(f"http://{SERVER}:{edge.port}/healthz", timeout=5).json() == {"status": "ok"}
     output = edge.stop()
