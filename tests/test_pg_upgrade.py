@@ -34,6 +34,7 @@ def test_pg_upgrade_keeps_the_identity(pg_tree: PgTree, httpserver: HTTPServer) 
             [sent_before] = attempts(conn)
         old.stop()
         new.executor.init_directory()
+        new._set_data_checksums()  # as the old one's: initdb of PostgreSQL 18 turns them on
         upgraded = subprocess.run(
             as_server_user(
                 [
