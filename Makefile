@@ -161,6 +161,14 @@ debian-deps:
 postgres-deps:
 	@$(PROVIDE_POSTGRES) >/dev/null
 
+# The lock files, with every transitive package and its hashes, from their sources (*.in).
+LOCK = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+.PHONY: lock
+lock: $(VENV)/.stamp
+	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
+	$(LOCK) --output-file python/requirements-server.txt python/requirements-server.in
+
 $(VENV)/.stamp: requirements-dev.txt
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -171,22 +179,18 @@ demo: deps
 	$(SUDO) $(MAKE) install
 	$(VENV)/bin/python -m demo
 
-# Each major in turn, every one even when an earlier one fails; the exit status says whether
-# all passed.  Each run opens with a banner naming the major, and pytest's own summary closes it.
+# Each major in turn, every one even when an earlier one fails; the tests that do not depend on
+# the major (the collector's, the build tools') once; a summary line per run at the end.
 test: deps
-	@failed=; for major in $(PG_MAJORS); do \
-		printf '\n======== PostgreSQL %s ========\n' "$$major"; \
-		if pg_config=$$($(PROVIDE_POSTGRES) $$major) && echo "PG_CONFIG=$$pg_config" \
-			&& $(MAKE) --no-print-directory all PG_CONFIG="$$pg_config" \
-			&& PG_CONFIG="$$pg_config" $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
-		then :; else failed="$$failed $$major"; fi; \
-	done; \
-	[ -z "$$failed" ]
+	@PG_MAJORS='$(PG_MAJORS)' PYTEST_ARGS='$(PYTEST_ARGS)' PYTHON='$(VENV)/bin/python' \
+		PROVIDE_POSTGRES='$(PROVIDE_POSTGRES)' MAKE='$(MAKE)' tools/run-tests
 
-lint: deps
+# Needs the virtualenv only: no root, no PostgreSQL, nothing from apt.
+lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
 	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
 	$(VENV)/bin/mypy --config-file python/pyproject.toml
+	$(VENV)/bin/python extension/lint_sql.py --version '$(EXTVERSION)' --sql-dir sql
 
 # ---- pg_regress on a temporary instance, and the Debian package ---------------
 # `make check`: the regression tests on a temporary instance with telemetry

@@ -14,6 +14,11 @@ made from the same sources: the migrations the starting point lacks, each in a
 guard that skips it when the ledger says it ran, then the ledger records them
 (and, for a release that kept no ledger, the files that release ran), then the
 idempotent files.
+
+Each of those parts runs with search_path pinned to pg_catalog, pg_temp
+(PINNED_SEARCH_PATH): the migrations that shipped are frozen, so the context
+they run in is what keeps their unqualified operators and functions to
+pg_catalog's.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 # Dollar-quote tags of the guard; a migration may not contain them.
 BLOCK_TAG = "$telemetry_migration$"
 BODY_TAG = "$telemetry_migration_sql$"
+# CREATE EXTENSION and ALTER EXTENSION UPDATE run a script with search_path set to
+# the extension's schema (public by default) and pg_temp.  An operator or function
+# some role created there that fits the arguments exactly (public.=(oid, regclass)
+# beats pg_catalog.=(oid, oid)) would be chosen, and run as the superuser.  So
+# every part of a script starts with this.  LOCAL: PostgreSQL restores the
+# caller's search_path when the script ends (a plain SET would outlive it).  The
+# scripts name @extschema@ and _telemetry wherever they create or use our objects,
+# so nothing else is needed on the path.
+PINNED_SEARCH_PATH = "SET LOCAL search_path = pg_catalog, pg_temp;\n"
 
 
 class BuildRefused(Exception):
@@ -159,7 +173,8 @@ def guarded_migration(name: str, body: str) -> str:
         f"DO {BLOCK_TAG}\n"
         "BEGIN\n"
         "    IF pg_catalog.to_regclass('_telemetry.migrations') IS NOT NULL THEN\n"
-        f"        IF EXISTS (SELECT FROM _telemetry.migrations WHERE name = {sql_literal(name)}) THEN\n"
+        "        IF EXISTS (SELECT FROM _telemetry.migrations\n"
+        f"                    WHERE name OPERATOR(pg_catalog.=) {sql_literal(name)}) THEN\n"
         "            RETURN;\n"
         "        END IF;\n"
         "    END IF;\n"
@@ -203,16 +218,20 @@ def script(sources: Sources, version: str, from_version: str | None, substitutio
     ]
     for name in to_run:
         body = _substitute((sources.incremental_dir / name).read_text(encoding="utf-8"), substitutions)
-        parts.append(f"\n-- ---- sql/incremental/{name} (sha256 {to_run[name]}) ----\n{guarded_migration(name, body)}")
+        parts.append(
+            f"\n-- ---- sql/incremental/{name} (sha256 {to_run[name]}) ----\n"
+            f"{PINNED_SEARCH_PATH}{guarded_migration(name, body)}"
+        )
     ledger = sources.ledger_file()
-    parts.append(f"\n-- ---- sql/{ledger.name} ----\n{_substitute(ledger.read_text(encoding='utf-8'), substitutions)}")
+    ledger_text = _substitute(ledger.read_text(encoding="utf-8"), substitutions)
+    parts.append(f"\n-- ---- sql/{ledger.name} ----\n{PINNED_SEARCH_PATH}{ledger_text}")
     if from_version is not None:
         parts.append(f"-- What {from_version} ran (a release before the ledger did not record it).\n")
         parts.append(record(already, from_version, applied_now=False))
     parts.append(record(to_run, version, applied_now=True))
     for path in sources.idempotent_files():
         text = _substitute(path.read_text(encoding="utf-8"), substitutions)
-        parts.append(f"\n-- ---- sql/idempotent/{path.name} ----\n{text}")
+        parts.append(f"\n-- ---- sql/idempotent/{path.name} ----\n{PINNED_SEARCH_PATH}{text}")
     return "".join(parts)
 
 

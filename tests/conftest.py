@@ -13,6 +13,16 @@ import pytest
 from tests.cluster import Cluster
 from tests.pgtree import PG_CONFIG, PgTree, build_tree, pg_major, pg_version
 
+# Folders of tests that do not depend on the PostgreSQL major: `make test` runs them once.
+ANY_MAJOR_FOLDERS = {"collector"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if item.path.relative_to(tests).parts[0] in ANY_MAJOR_FOLDERS:
+            item.add_marker(pytest.mark.any_major)
+
 
 # `make test` runs the suite once per supported major: say which one, at the top and
 # just above pytest's closing summary line.

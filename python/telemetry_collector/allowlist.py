@@ -7,8 +7,9 @@ file, never the extension's code.  `clean()` walks a parsed report along it:
 - a key the dictionary does not name (or a `*` key outside its vocabulary) is
   dropped and counted, never stored;
 - every value the dictionary names is type- and range-checked: integers are
-  non-negative and JSON-safe, numbers finite, UUIDs canonical, versions PEP 440
-  within the protocol's length, strings from their vocabulary or character
+  non-negative and JSON-safe, numbers finite and within what jsonb stores
+  (parse_float), UUIDs canonical, versions PEP 440 within the protocol's
+  length (stored in PEP 440's normal form), strings from their vocabulary or character
   set, report_format_version a known one; anything else is an InvalidValue
   naming the dictionary path (never the client's own key).
 """
@@ -36,6 +37,28 @@ _VENDOR_TYPE = "number, null or object"
 
 class InvalidValue(ValueError):
     """A value the dictionary names that is not what it documents."""
+
+
+# jsonb keeps a number as PostgreSQL's numeric, which holds at most this many decimal places;
+# the text as received is what is stored, so a literal Python reads as 0.0 (1e-20000) may not be.
+NUMERIC_MAX_SCALE = 16383
+_NUMBER = re.compile(r"-?[0-9]+(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+
+
+class BeyondNumeric(float):
+    """A JSON number jsonb refuses (too many decimal places); refused wherever the dictionary names it."""
+
+
+def parse_float(literal: str) -> float:
+    """json.loads' parse_float: the float, marked BeyondNumeric when numeric cannot hold the literal."""
+    value = float(literal)
+    match = _NUMBER.fullmatch(literal)
+    if match is not None:
+        places, exponent = len(match[1] or ""), match[2] or "0"
+        # Python does not read exponents of over 4300 digits as int; such a scale is out of range anyway.
+        if len(exponent.lstrip("+-0")) > 9 or places - int(exponent) > NUMERIC_MAX_SCALE:
+            return BeyondNumeric(value)
+    return value
 
 
 @dataclass
@@ -249,6 +272,7 @@ def _compile_string(node: _Leaf, nullable: bool) -> _Check:
     else:
         test, wrong = (lambda text: False), f"{path} has an undocumented format"
     lower = fmt == "uuid"
+    canonical = fmt == "version"
 
     def check_string(item: Any, tally: list[int]) -> Any:
         if type(item) is not str:
@@ -262,6 +286,9 @@ def _compile_string(node: _Leaf, nullable: bool) -> _Check:
         if lower and not item.islower() and any(c.isalpha() for c in item):
             tally[1] += 1  # stored canonical: lower case
             return item.lower()
+        if canonical and (normal := _VALID_VERSIONS.get(item, item)) != item:
+            tally[1] += 1  # stored in PEP 440's normal form: " v0.2.0 " and "0.2.0" are one version
+            return normal
         return item
 
     return check_string
@@ -277,6 +304,8 @@ def _compile_vendor(node: _Leaf) -> _Check:
             return item
         if type(item) is float and math.isfinite(item):
             return item
+        if type(item) is BeyondNumeric:
+            raise InvalidValue(f"{path} must be a number jsonb can store (at most {NUMERIC_MAX_SCALE} decimal places)")
         raise InvalidValue(f"{path} must be a finite number")
 
     def check_vendor(item: Any, tally: list[int]) -> Any:
@@ -300,8 +329,9 @@ def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     return lambda text: fullmatch(text) is not None
 
 
-# Versions repeat across a fleet (a few releases of each extension): remember the valid ones.
-_VALID_VERSIONS: set[str] = set()
+# Versions repeat across a fleet (a few releases of each extension): remember the valid ones,
+# each with its PEP 440 normal form.
+_VALID_VERSIONS: dict[str, str] = {}
 _VALID_VERSIONS_MAX = 4096
 
 
@@ -309,12 +339,12 @@ def _is_version(text: str) -> bool:
     if text in _VALID_VERSIONS:
         return True
     try:
-        protocol.parse_version(text)
+        version = protocol.parse_version(text)
     except protocol.ProtocolError:
         return False
     if len(_VALID_VERSIONS) >= _VALID_VERSIONS_MAX:
         _VALID_VERSIONS.clear()
-    _VALID_VERSIONS.add(text)
+    _VALID_VERSIONS[text] = str(version)
     return True
 
 

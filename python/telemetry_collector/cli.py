@@ -98,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
         help=f"open connections per process ({defaults.max_connections}); past it a 503 and close",
     )
     serve.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=defaults.max_connections_per_address,
+        help=f"open connections per client address (an IPv6 /64) and process "
+        f"({defaults.max_connections_per_address}); past it a 429 and close; off with --trust-x-forwarded-for",
+    )
+    serve.add_argument(
+        "--tls-handshake-timeout",
+        type=float,
+        default=defaults.tls_handshake_timeout,
+        help=f"seconds for a TLS client to complete its handshake ({defaults.tls_handshake_timeout:g}); then close",
+    )
+    serve.add_argument(
         "--rate-limit-burst",
         type=int,
         default=defaults.rate_limit_burst,
@@ -246,6 +259,8 @@ def _serve(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        tls_handshake_timeout=args.tls_handshake_timeout,
         trust_x_forwarded_for=args.trust_x_forwarded_for,
     )
     tls: ssl.SSLContext | None = None

@@ -31,6 +31,11 @@ class Settings:
     body_timeout: float = 10.0
     # Open connections per worker process; past it a new connection gets a 503 and is closed.
     max_connections: int = 4096
+    # Open connections per client address (an IPv4 address, an IPv6 /64) and worker process;
+    # past it a 429 and close.  Not applied with trust_x_forwarded_for (the proxy's connections).
+    max_connections_per_address: int = 64
+    # Seconds for a TLS client to complete its handshake (the header timeout starts after it).
+    tls_handshake_timeout: float = 10.0
     # Behind a reverse proxy (TLS termination), the client's address is the
     # last entry of X-Forwarded-For, the one the proxy appended.  Only set this
     # when every request comes through such a proxy.

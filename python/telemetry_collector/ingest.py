@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import telemetry_protocol as protocol
-from telemetry_collector.allowlist import Allowlist, InvalidValue
+from telemetry_collector.allowlist import Allowlist, InvalidValue, parse_float
 
 DEFAULT_MAX_BODY_BYTES = protocol.MAX_REPORT_BYTES
 
@@ -77,7 +77,7 @@ def _reject_constant(name: str) -> Any:
 def parse_report(body: bytes, allowlist: Allowlist) -> Report:
     try:
         text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
     except UnicodeDecodeError:
         raise IngestError(400, "invalid_json", "body is not UTF-8") from None
     except RecursionError:

@@ -10,7 +10,8 @@ NewDatabaseBudget: how many distinct db_uuids one source address may report
 per UTC day.  It bounds what one client can do to the fleet numbers by
 inventing databases (see docs/collector.md).  The address is only ever held as
 a keyed hash (HMAC-SHA256 under a key drawn at start-up and never written
-anywhere), IPv6 addresses by their /64 (what one host usually holds).
+anywhere), keyed by client_key(): an IPv4 address whatever its notation, an
+IPv6 address by its /64 (what one host usually holds).
 The state is per process; see docs/collector.md for running several.
 """
 
@@ -25,6 +26,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# ::/96 minus :: and ::1 is IPv4-compatible (RFC 4291, deprecated, still parsed by proxies).
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def client_key(address: str) -> str:
+    """The client an address stands for: its IPv4 address in any notation (plain, IPv4-mapped
+    ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, 6to4 2002:a.b.c.d::/48, NAT64 64:ff9b::a.b.c.d),
+    otherwise an IPv6 address's /64; text that is no address stands for itself."""
+    text = address.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    ip = ipaddress.IPv6Address(int(ip))  # without a zone (%eth0)
+    embedded = ip.ipv4_mapped or ip.sixtofour
+    if embedded is None and (ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1)):
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if embedded is not None:
+        return str(embedded)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
 
 
 @dataclass
@@ -117,13 +145,7 @@ class NewDatabaseBudget:
         return self._entries
 
     def _hash(self, address: str) -> bytes:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            text = address
-        else:
-            text = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
-        return hmac.new(self._key, text.encode(), hashlib.sha256).digest()[:16]
+        return hmac.new(self._key, client_key(address).encode(), hashlib.sha256).digest()[:16]
 
     def allow(self, address: str | None, db_uuid: int) -> bool:
         """True if `db_uuid` may be reported from `address` today (it counts against the budget once)."""

@@ -11,8 +11,13 @@ What aiohttp does by default and what this changes:
 - Headers must arrive within `header_timeout` (aiohttp's keep-alive timer,
   armed at connect, closes a connection whose request is not complete by
   then); the body within `body_timeout` (app.py).
-- At most `max_connections` connections are open per process; a connection
-  past that gets a JSON 503 and is closed at once.  The open-file soft limit
+- Every connection is counted as it is accepted, before anything is read (a
+  TLS connection before its handshake): at most `max_connections` per process
+  and `max_connections_per_address` per client address (ratelimit.client_key:
+  an IPv4 address in any notation, an IPv6 /64), so one address holding idle
+  connections cannot take every slot.  Past either cap a connection is closed
+  at once, with a JSON 503 (process) or 429 (address) on plain HTTP.  The TLS
+  handshake must end within `tls_handshake_timeout`.  The open-file soft limit
   is raised to the hard limit at start-up.
 - `workers` > 1 forks that many processes, each with its own listener on the
   same port (SO_REUSEPORT: the kernel spreads connections over them).
@@ -29,6 +34,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Coroutine
@@ -44,6 +50,7 @@ from aiohttp.web_protocol import RequestHandler
 from telemetry_collector.app import json_error, make_app, route_of
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
+from telemetry_collector.ratelimit import client_key
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("telemetry_collector.access")
@@ -96,20 +103,14 @@ _ERROR_CODES = {
 class EdgeRequestHandler(RequestHandler):
     """aiohttp's connection handler, with JSON error answers that log no client detail."""
 
-    __slots__ = ("_site",)
+    __slots__ = ("_slot",)
 
-    def __init__(self, manager: web.Server, site: EdgeSite, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, slot: _Slot, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
-        self._site = site
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._site.open_connections += 1
-        super().connection_made(transport)
+        self._slot = slot
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._site is not None:
-            self._site.open_connections -= 1
-            self._site = None  # type: ignore[assignment]
+        self._slot.release()
         super().connection_lost(exc)
 
     def handle_error(
@@ -132,28 +133,116 @@ class EdgeRequestHandler(RequestHandler):
         return response
 
 
-def _refusal() -> bytes:
-    body = b'{"error": "overloaded", "message": "too many open connections; retry later"}'
+def _refusal(status: bytes, error: bytes, message: bytes) -> bytes:
+    body = b'{"error": "' + error + b'", "message": "' + message + b'"}'
     return (
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
         b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
 
 
-class _Refuse(asyncio.Protocol):
-    """Past max_connections: a JSON 503, then close, without reading the request."""
+_OVERLOADED = _refusal(b"503 Service Unavailable", b"overloaded", b"too many open connections; retry later")
+_TOO_MANY_FROM_ADDRESS = _refusal(
+    b"429 Too Many Requests", b"too_many_connections", b"too many open connections from this address; retry later"
+)
 
-    ANSWER = _refusal()
+
+class _Slot:
+    """One accepted connection's place in the counts; released once, whatever ends it."""
+
+    __slots__ = ("_key", "_site")
+
+    def __init__(self, site: EdgeSite, key: str | None) -> None:
+        self._site: EdgeSite | None = site
+        self._key = key
+        site.open_connections += 1
+        if key is not None:
+            site.per_address[key] = site.per_address.get(key, 0) + 1
+
+    def release(self) -> None:
+        site, self._site = self._site, None
+        if site is None:
+            return
+        site.open_connections -= 1
+        if self._key is not None:
+            left = site.per_address.pop(self._key) - 1
+            if left:
+                site.per_address[self._key] = left
+
+
+class _Gate(asyncio.Protocol):
+    """Takes each accepted connection: counts it or refuses it, then hands it to aiohttp's handler,
+    after the TLS handshake (bounded by its timeout) when serving TLS."""
+
+    def __init__(self, site: EdgeSite) -> None:
+        self._site = site
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A socket transport (uvloop's does not subclass asyncio.WriteTransport, so no isinstance check).
-        stream = cast(asyncio.WriteTransport, transport)
-        stream.write(self.ANSWER)
-        stream.close()
+        site = self._site
+        # A socket transport (uvloop's does not subclass asyncio.Transport, so no isinstance check).
+        stream = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        key = client_key(str(peer[0])) if site.max_per_address > 0 and peer else None
+        refusal = None
+        if site.open_connections >= site.max_connections:
+            refusal = _OVERLOADED
+        elif key is not None and site.per_address.get(key, 0) >= site.max_per_address:
+            refusal = _TOO_MANY_FROM_ADDRESS
+        if refusal is not None:
+            if site.tls is None:
+                stream.write(refusal)
+                stream.close()
+            else:
+                stream.abort()
+            return
+        slot = _Slot(site, key)
+        if site.tls is None:
+            handler = site.handler(slot)
+            stream.set_protocol(handler)
+            handler.connection_made(stream)
+            return
+        # The handshake runs on the same socket, taken over before a byte is read (uvloop starts
+        # reading once this returns, whatever pause_reading says): a duplicate of its descriptor
+        # outlives this transport, which is dropped without a shutdown.
+        sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        stream.abort()
+        task = asyncio.get_running_loop().create_task(self._handshake(sock, slot, site.tls))
+        site.handshakes.add(task)
+        task.add_done_callback(site.handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, slot: _Slot, tls: ssl.SSLContext) -> None:
+        handler = self._site.handler(slot)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: handler, sock, ssl=tls, ssl_handshake_timeout=self._site.tls_handshake_timeout
+            )
+        except asyncio.CancelledError:
+            slot.release()
+            sock.close()
+            raise
+        except Exception as exc:  # the connection is closed
+            slot.release()
+            sock.close()
+            log.debug("TLS handshake failed (%s)", type(exc).__name__)
+            return
+        if handler.transport is None:  # closed by the client as the handshake ended
+            slot.release()
 
 
 class EdgeSite(web.BaseSite):
-    __slots__ = ("_backlog_", "_handler_kwargs", "_host", "_port", "_reuse_port", "max_connections", "open_connections")
+    __slots__ = (
+        "_handler_kwargs",
+        "_host",
+        "_port",
+        "_reuse_port",
+        "handshakes",
+        "max_connections",
+        "max_per_address",
+        "open_connections",
+        "per_address",
+        "tls",
+        "tls_handshake_timeout",
+    )
 
     def __init__(
         self,
@@ -161,38 +250,41 @@ class EdgeSite(web.BaseSite):
         host: str,
         port: int,
         handler_kwargs: dict[str, Any],
-        max_connections: int,
+        limits: ConnectionLimits,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         backlog: int = 1024,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        # The listener itself is plain TCP: _Gate does the TLS handshake once a connection is counted.
+        super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._reuse_port = reuse_port
         self._handler_kwargs = handler_kwargs
-        self.max_connections = max_connections
+        self.tls = ssl_context
+        self.max_connections = limits.max_connections
+        self.max_per_address = limits.max_per_address
+        self.tls_handshake_timeout = limits.tls_handshake_timeout
         self.open_connections = 0
+        self.per_address: dict[str, int] = {}  # in memory only, while the connections are open
+        self.handshakes: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
-        scheme = "https" if self._ssl_context else "http"
+        scheme = "https" if self.tls else "http"
         return f"{scheme}://{self._host}:{self._port}"
 
-    def _protocol(self) -> asyncio.Protocol:
-        if self.open_connections >= self.max_connections:
-            return _Refuse()
+    def handler(self, slot: _Slot) -> EdgeRequestHandler:
         server = self._runner.server
         assert server is not None
-        return EdgeRequestHandler(server, self, loop=asyncio.get_running_loop(), **self._handler_kwargs)
+        return EdgeRequestHandler(server, slot, loop=asyncio.get_running_loop(), **self._handler_kwargs)
 
     async def start(self) -> None:
         await super().start()
         self._server = await asyncio.get_running_loop().create_server(
-            self._protocol,
+            lambda: _Gate(self),
             self._host,
             self._port,
-            ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=True,
             reuse_port=self._reuse_port or None,
@@ -200,14 +292,32 @@ class EdgeSite(web.BaseSite):
         if self._port == 0 and self._server.sockets:
             self._port = self._server.sockets[0].getsockname()[1]
 
+    async def stop(self) -> None:
+        for task in list(self.handshakes):
+            task.cancel()
+        await super().stop()
 
-def handler_kwargs(settings: Settings, with_access_log: bool) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_connections: int
+    # 0: no cap per address (behind a trusted proxy every connection comes from the proxy).
+    max_per_address: int
+    tls_handshake_timeout: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> ConnectionLimits:
+        per_address = 0 if settings.trust_x_forwarded_for else settings.max_connections_per_address
+        return cls(settings.max_connections, per_address, settings.tls_handshake_timeout)
+
+
+def handler_kwargs(header_timeout: float, with_access_log: bool) -> dict[str, Any]:
     return {
         "logger": server_log,
         "access_log_class": AccessLog,
         "access_log": access_log if with_access_log else None,
         # Armed at connect and after each answer: a request whose headers are not in by then is closed.
-        "keepalive_timeout": settings.header_timeout,
+        "keepalive_timeout": header_timeout,
         "max_line_size": 8190,
         "max_field_size": 8190,
         "max_headers": 64,
@@ -245,11 +355,28 @@ async def start_edge(
     reuse_port: bool = False,
     with_access_log: bool = True,
 ) -> Edge:
+    app = make_app(settings, geo)
+    limits = ConnectionLimits.of(settings)
+    return await start_site(app, host, port, limits, settings.header_timeout, tls, reuse_port, with_access_log)
+
+
+async def start_site(
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: ConnectionLimits,
+    header_timeout: float,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    with_access_log: bool = True,
+) -> Edge:
+    """`app` behind this module's listener: its caps, timeouts, JSON errors and logs without addresses
+    (the edge's, and the vendor side's)."""
     asyncio.get_running_loop().set_exception_handler(_quiet_exception_handler)
-    kwargs = handler_kwargs(settings, with_access_log)
-    runner = web.AppRunner(make_app(settings, geo), handle_signals=False, **kwargs)
+    kwargs = handler_kwargs(header_timeout, with_access_log)
+    runner = web.AppRunner(app, handle_signals=False, **kwargs)
     await runner.setup()
-    site = EdgeSite(runner, host, port, kwargs, settings.max_connections, ssl_context=tls, reuse_port=reuse_port)
+    site = EdgeSite(runner, host, port, kwargs, limits, ssl_context=tls, reuse_port=reuse_port)
     try:
         await site.start()
     except BaseException:

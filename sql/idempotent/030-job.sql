@@ -164,9 +164,9 @@ BEGIN
 END
 $$;
 
--- Appended columns only: CREATE OR REPLACE VIEW keeps the earlier ones.
-CREATE OR REPLACE VIEW @extschema@.telemetry_status AS
-    SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c;
+-- Appended columns only: an update keeps the earlier ones (see 012-define-view.sql).
+SELECT _telemetry.define_view('@extschema@.telemetry_status',
+    'SELECT s.*, c.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c');
 COMMENT ON VIEW @extschema@.telemetry_status IS
 'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick';
 

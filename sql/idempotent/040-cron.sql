@@ -96,7 +96,8 @@ GRANT EXECUTE ON FUNCTION _telemetry.pg_cron_here() TO pg_monitor;
 -- Created once, with the extension (an update finds them there already).
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'telemetry_cron_before_drop') THEN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS t
+                    WHERE t.evtname OPERATOR(pg_catalog.=) 'telemetry_cron_before_drop') THEN
         CREATE EVENT TRIGGER telemetry_cron_before_drop ON ddl_command_start
             WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
             EXECUTE FUNCTION _telemetry.cron_before_drop();

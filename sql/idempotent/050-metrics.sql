@@ -110,7 +110,7 @@ if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python(
 return GD["telemetry_extension"].checked("@EXTVERSION@").metrics_list(plpy)
 $python$;
 
-CREATE OR REPLACE VIEW @extschema@.telemetry_metrics AS SELECT * FROM _telemetry.metrics_list();
+SELECT _telemetry.define_view('@extschema@.telemetry_metrics', 'SELECT * FROM _telemetry.metrics_list()');
 COMMENT ON VIEW @extschema@.telemetry_metrics IS
 'Every metric of the report: declared ones and registered ones, with summaries and whether each is on';
 

@@ -11,6 +11,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+import trustme
 from port_for import get_port
 
 from tests.collector.helpers import cli_env, make_report
@@ -31,6 +33,7 @@ SERVER = "127.0.0.1"
 # Far past the edge's 1 s header and body timeouts, short of the client's own 10 s: only a hang fails.
 CUT_BEFORE_THE_CLIENT_GIVES_UP = 9
 CLIENT = "127.0.0.7"  # loopback answers all of 127/8: a source address no other line has a reason to hold
+OTHER = "127.0.0.8"  # another client
 
 
 @dataclass
@@ -40,9 +43,9 @@ class Edge:
     log: Path
     client_ports: list[int] = field(default_factory=list)
 
-    def connect(self, timeout: float = 10) -> socket.socket:
+    def connect(self, timeout: float = 10, source: str = CLIENT) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((CLIENT, 0))
+        sock.bind((source, 0))
         sock.settimeout(timeout)
         sock.connect((SERVER, self.port))
         self.client_ports.append(sock.getsockname()[1])
@@ -113,7 +116,8 @@ def request(body: bytes, content_type: bytes = b"application/json", extra: bytes
     )
 
 
-def start_edge(dsn: str, tmp_path: Path, *args: str, preexec: Any = None) -> Edge:
+def start_edge(dsn: str, tmp_path: Path, *args: str, preexec: Any = None, ca: Path | None = None) -> Edge:
+    """`serve` on SERVER and a free port; `ca`: it serves TLS with a certificate that CA issued."""
     port = get_port(None)
     assert port is not None
     log = tmp_path / f"edge-{port}.log"
@@ -143,7 +147,8 @@ def start_edge(dsn: str, tmp_path: Path, *args: str, preexec: Any = None) -> Edg
     for _ in range(300):
         assert process.poll() is None, log.read_text()
         try:
-            if requests.get(f"http://{SERVER}:{port}/healthz", timeout=5).status_code == 200:
+            url = f"{'https' if ca else 'http'}://{SERVER}:{port}/healthz"
+            if requests.get(url, timeout=5, verify=str(ca) if ca else True).status_code == 200:
                 return edge
         except requests.ConnectionError:
             time.sleep(0.1)
@@ -306,3 +311,162 @@ def test_a_flood_of_invented_databases_from_one_address_is_bounded(
     assert statuses == [200, 200, 200] + [429] * 8 + [200]
     rows = collector_db.execute("SELECT os_name, count(DISTINCT db_uuid) FROM collector.reports GROUP BY 1").fetchall()
     assert sorted(rows) == [("Linux", 1), ("TempleOS", 2)]
+
+
+def test_the_new_database_budget_is_per_ipv4_address_whatever_its_notation(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    edge = start_edge(collector_dsn, tmp_path, "--trust-x-forwarded-for", "--new-databases-per-address", "2")
+
+    def new_database_from(forwarded: str) -> int:
+        url = f"http://{SERVER}:{edge.port}/v1/report"
+        headers = {"X-Forwarded-For": forwarded}
+        return requests.post(url, json=make_report(), headers=headers, timeout=10).status_code
+
+    try:
+        # 192.0.2.1 as a dual-stack proxy writes it, then plainly: its budget of 2 is spent.
+        assert [new_database_from("::ffff:192.0.2.1"), new_database_from("192.0.2.1")] == [200, 200]
+        # The same IPv4 address in every other notation: IPv4-mapped in hex, IPv4-compatible, 6to4, NAT64.
+        for same in ("::ffff:c000:201", "[::ffff:192.0.2.1]", "::192.0.2.1", "2002:c000:201::1", "64:ff9b::c000:201"):
+            assert new_database_from(same) == 429, same
+        # Other IPv4 addresses behind the same proxy keep their own budgets.
+        for other in ("::ffff:198.51.100.2", "::ffff:198.51.100.3", "198.51.100.4"):
+            assert new_database_from(other) == 200, other
+        assert new_database_from("198.51.100.2") == 200  # its second
+        assert new_database_from("::ffff:198.51.100.2") == 429  # its third
+        # IPv6 is still budgeted by its /64.
+        assert [new_database_from(f"2001:db8::{n}") for n in (1, 2, 3)] == [200, 200, 429]
+    finally:
+        output = edge.stop()
+    assert collector_db.execute("SELECT count(*) FROM collector.reports").fetchone() == (8,)
+    assert "192.0.2.1" not in output and "198.51.100" not in output and "2001:db8" not in output
+
+
+def test_one_address_holding_idle_connections_does_not_starve_others(collector_dsn: str, tmp_path: Path) -> None:
+    edge = start_edge(
+        collector_dsn, tmp_path, "--max-connections", "8", "--max-connections-per-address", "3", "--header-timeout", "1"
+    )
+    valid = request(json.dumps(make_report()).encode())
+    health = b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n"
+
+    def other_address_is_served() -> None:
+        with edge.connect(source=OTHER) as sock:
+            sock.sendall(health)
+            assert parse(read_all(sock)) == (200, {"status": "ok"})
+        with edge.connect(source=OTHER) as sock:
+            sock.sendall(valid)
+            assert parse(read_all(sock))[0] == 200
+
+    try:
+        # CLIENT asks for every slot there is, and re-opens what the header timeout closes.
+        held = [edge.connect() for _ in range(8)]
+        time.sleep(0.3)
+        other_address_is_served()
+        for sock in held[3:]:
+            status, body = parse(read_all(sock))
+            assert (status, body["error"]) == (429, "too_many_connections")
+            sock.close()
+        held = held[:3]
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            held = [edge.connect() if _closed(sock) else sock for sock in held]
+            other_address_is_served()
+            time.sleep(0.2)
+        for sock in held:
+            sock.close()
+    finally:
+        output = edge.stop()
+    assert CLIENT not in output and OTHER not in output
+    assert "Traceback" not in output
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed `sock` (which is then closed here too)."""
+    try:
+        closed = sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        closed = True
+    if closed:
+        sock.close()
+    return closed
+
+
+def test_tls_connections_that_never_say_hello_are_counted_and_closed(collector_dsn: str, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.issue_cert(SERVER).private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ["--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.pem")]
+    edge = start_edge(
+        collector_dsn,
+        tmp_path,
+        *tls,
+        "--max-connections-per-address",
+        "3",
+        "--tls-handshake-timeout",
+        "3",
+        "--header-timeout",
+        "30",
+        ca=tmp_path / "ca.pem",
+    )
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    try:
+        started = time.monotonic()
+        silent = [edge.connect() for _ in range(3)]  # TCP, then not a byte: no ClientHello
+        time.sleep(0.2)
+        with edge.connect() as fourth:  # counted before any handshake: past its 3, closed at once
+            assert read_all(fourth) == b""
+        assert time.monotonic() - started < 2.5  # before the handshake timeout
+        # Another address completes its handshake and is answered meanwhile.
+        with client_tls.wrap_socket(edge.connect(source=OTHER), server_hostname=SERVER) as other_sock:
+            other_sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
+            assert parse(read_all(other_sock)) == (200, {"status": "ok"})
+        # The silent ones are closed at the handshake timeout (3 s), well before the header timeout (30 s).
+        for sock in silent:
+            assert read_all(sock) == b""
+            sock.close()
+        assert time.monotonic() - started < 20
+        # Their slots are free again.
+        with client_tls.wrap_socket(edge.connect(), server_hostname=SERVER) as sock:
+            sock.sendall(request(json.dumps(make_report()).encode()))
+            assert parse(read_all(sock))[0] == 200
+    finally:
+        output = edge.stop()
+    assert CLIENT not in output and OTHER not in output
+    assert "Traceback" not in output and " ERROR " not in output, output
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [
+        (b"1e-20000", 422),  # Python reads 0.0; jsonb refuses the text
+        (b"1.5e-16383", 422),  # 16384 decimal places
+        (b"0." + b"0" * 16383 + b"1", 422),
+        (b"1e-16383", 200),  # numeric's most: 16383 decimal places
+        (b"1." + b"0" * 16383, 200),
+        (b"-2.5e-300", 200),
+    ],
+)
+def test_numbers_jsonb_cannot_store_are_refused_before_storage(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], tmp_path: Path, number: bytes, status: int
+) -> None:
+    edge = start_edge(collector_dsn, tmp_path)
+    template = json.dumps(make_report(vendor_metrics={"acme_ratio": 12345})).encode()
+    with_unknown = json.dumps(make_report(acme_unknown=12345)).encode()
+    try:
+        got, body = edge.exchange(request(template.replace(b'"acme_ratio": 12345', b'"acme_ratio": ' + number)))
+        assert got == status, body
+        if status == 422:
+            assert body["error"] == "invalid_report" and "vendor_metrics" in body["message"], body
+            assert number.decode()[:20] not in body["message"]
+        # In a key the dictionary does not name, the number is dropped with its key.
+        unknown = with_unknown.replace(b'"acme_unknown": 12345', b'"acme_unknown": ' + number)
+        assert edge.exchange(request(unknown))[0] == 200
+    finally:
+        output = edge.stop()
+    stored = collector_db.execute(
+        "SELECT report->'vendor_metrics'->'acme_ratio' FROM collector.reports ORDER BY received_at"
+    ).fetchall()
+    assert len(stored) == (2 if status == 200 else 1)
+    assert " ERROR " not in output and "one by one" not in output and "storage refused" not in output, output

@@ -8,6 +8,9 @@ from typing import Any
 
 import psycopg
 
+from telemetry_collector.vendor import rollup
+from telemetry_collector.vendor.fleet import MAX_VALUES
+from tests.collector.helpers import make_report
 from tests.collector.vendor_helpers import at, known_fleet, roll_up, store
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -107,3 +110,48 @@ def test_exports(collector_dsn: str, collector_db: psycopg.Connection[Any], star
     assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
     assert vendor.get("/v1/export/daily.csv?days=x").status_code == 400
     assert vendor.get("/v1/nothing").json()["error"] == "not_found"
+
+
+def test_versions_are_grouped_by_their_normal_form_and_invented_values_are_capped(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], start_collector: Any, start_vendor: Any
+) -> None:
+    collector = start_collector()
+    # Through the edge: one version in several spellings, each from its own database.
+    for spelling in ("0.2.0", "\n 0.2.0 \t", "v0.2.0", "V0.2.0", "00.2.0"):
+        assert collector.post(make_report(extension_version=spelling, timescaledb_version=" v2.17.2")).ok
+    stored = collector_db.execute(
+        "SELECT DISTINCT extension_version, report->>'extension_version', report->>'timescaledb_version'"
+        " FROM collector.reports"
+    ).fetchall()
+    assert stored == [("0.2.0", "0.2.0", "2.17.2")]
+    # Stored before the edge normalized versions: normalized by the roll-up; text that is no version, one value.
+    a_minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    for spelling in (" 0.2.0", "v0.2.0", "0.2.0-RC1", "0.2.0rc1", "banana", "\x01banana"):
+        store(collector_db, a_minute_ago, extension_version=spelling)
+    # A flood of invented versions, one database each, and one invented version shared by three.
+    for n in range(rollup.MAX_VALUES_PER_DAY + 40):
+        store(collector_db, a_minute_ago, extension_version=f"9.{n}")
+    for _ in range(3):
+        store(collector_db, a_minute_ago, extension_version="8.0")
+    roll_up(collector_dsn)
+
+    daily = dict(
+        collector_db.execute(
+            "SELECT value, databases FROM collector.rollup_daily WHERE dimension = 'extension_version'"
+        ).fetchall()
+    )
+    total = 5 + 6 + rollup.MAX_VALUES_PER_DAY + 40 + 3
+    assert len(daily) == rollup.MAX_VALUES_PER_DAY + 1  # the cap, and the rest as one value
+    # The most widespread values are kept: 0.2.0 from the edge and as stored before, 8.0, then the rest.
+    assert (daily["0.2.0"], daily["8.0"], daily["0.2.0rc1"], daily[rollup.UNPARSABLE]) == (7, 3, 2, 2)
+    assert daily[rollup.OTHER] == total - (7 + 3 + 2 + 2) - (rollup.MAX_VALUES_PER_DAY - 4)
+    assert sum(daily.values()) == total
+    latest = collector_db.execute(
+        "SELECT value, databases FROM collector.rollup_latest WHERE dimension = 'extension_version'"
+    ).fetchall()
+    assert dict(latest) == daily
+
+    now = start_vendor().get("/v1/fleet?days=1").json()["now"]
+    versions = dict(by_value(now["extension_version"]))
+    assert len(versions) == MAX_VALUES and versions["0.2.0"] == 7 and versions["other values"] > 0
+    assert sum(versions.values()) == now["databases"] == total

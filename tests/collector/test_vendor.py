@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
+import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +24,7 @@ from port_for import get_port
 from telemetry_collector import cli
 from telemetry_collector.vendor.app import POOL
 from tests.collector.helpers import cli_env, run_cli
-from tests.collector.vendor_helpers import at, store, today
+from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
 TOKEN = "s3cret-vendor-token-0123"
 
@@ -174,3 +176,104 @@ def test_every_vendor_option_has_help() -> None:
             assert action.help and action.help != argparse.SUPPRESS, (command, action.option_strings)
     usage = run_cli("serve-vendor", "--help").stdout
     assert "--token-file" in usage and "--statement-timeout-ms" in usage
+
+
+def test_bad_parameters_and_malformed_requests_get_json_and_nothing_is_echoed_or_logged(collector_dsn: str) -> None:
+    proc, url = start_serve_vendor(collector_dsn)
+    port = int(url.rsplit(":", 1)[1])
+    client_ports: list[int] = []
+
+    def exchange(data: bytes) -> tuple[int, bytes, bytes]:
+        """From 127.0.0.7: the status, the head and the body of the answer."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.7", 0))
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", port))
+            client_ports.append(sock.getsockname()[1])
+            sock.sendall(data)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), head, body
+
+    def get(target: bytes) -> bytes:
+        return (
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1:" + str(port).encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+
+    try:
+        for days in ("%C2%B2", "9" * 5000, "0", "-1", "1e3", "%EF%BC%91", "3661", "x" * 100 + "ECHOME"):
+            for path in (b"/v1/fleet", b"/v1/export/activity.csv", b"/v1/export/daily.csv"):
+                status, head, body = exchange(get(path + b"?days=" + days.encode()))
+                assert status == 400, (path, days[:20])
+                assert b"Content-Type: application/json" in head
+                assert json.loads(body)["error"] == "bad_request"
+                assert b"ECHOME" not in body and b"999" not in body and "²".encode() not in body
+        malformed = {
+            "bad request line": b"GARBAGE\x00\xff ECHOME\r\n\r\n",
+            "not HTTP at all": b"\x16\x03\x01\x02\x00\x01\x00ECHOME" + b"\r\n\r\n",
+            "header overflow": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ECHOME" + b"a" * 9000 + b"\r\n\r\n",
+            "bad header": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nECHOME\r\n\r\n",
+        }
+        for name, data in malformed.items():
+            status, head, body = exchange(data)
+            assert status == 400, name
+            assert b"Content-Type: application/json" in head, (name, head)
+            assert b"ECHOME" not in body, name
+        assert exchange(get(b"/v1/fleet?days=30"))[0] == 200
+    finally:
+        log = stop(proc)
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert "127.0.0.7" not in log and "ECHOME" not in log
+    assert not [line for line in log.splitlines() if any(f":{p}" in line or f" {p} " in line for p in client_ports)]
+
+
+def test_without_a_token_only_the_loopback_names_it_listens_on_are_answered(start_vendor: Any) -> None:
+    vendor = start_vendor()
+    port = vendor.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST.", f"localhost.:{port}"):
+        assert vendor.get("/v1/fleet", headers={"Host": host}).status_code == 200, host
+    for host in (f"rebound.attacker.example:{port}", "attacker.example", f"[::1]:{port}", f"127.0.0.2:{port}", "0"):
+        refused = vendor.get("/v1/fleet", headers={"Host": host})
+        assert refused.status_code == 421, host
+        assert refused.json()["error"] == "misdirected_request"
+        assert "attacker" not in refused.text
+        assert vendor.get("/", headers={"Host": host}).status_code == 421, host
+    # With a token, the token decides (a rebound page has no token).
+    guarded = start_vendor(token=TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert guarded.get("/v1/fleet", headers={**bearer, "Host": "fleet.vendor.example"}).status_code == 200
+    assert guarded.get("/v1/fleet", headers={"Host": "fleet.vendor.example"}).status_code == 401
+
+
+def test_a_whole_read_is_cut_at_the_statement_timeout(
+    collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any
+) -> None:
+    """Each query of a fleet read stays under the timeout (1 s), their sum does not: the read is cut."""
+    t, _ = known_fleet(collector_db)
+    roll_up(collector_dsn, until=at(t, 23))
+    vendor = start_vendor(statement_timeout_ms=1000)
+    assert vendor.get("/v1/fleet").status_code == 200
+
+    def hold(table: str, seconds: float, locked: threading.Event) -> None:
+        with psycopg.connect(collector_dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(seconds)
+
+    # The read's queries meet these tables in this order; each lock goes 0.6 s after the one before.
+    tables = ("collector.rollup_counters", "collector.rollup_latest", "collector.rollup_daily")
+    locked = [threading.Event() for _ in tables]
+    holders = [threading.Thread(target=hold, args=(table, 0.6 * (i + 1), locked[i])) for i, table in enumerate(tables)]
+    for holder in holders:
+        holder.start()
+    try:
+        assert all(event.wait(10) for event in locked)
+        cut = vendor.get("/v1/fleet")
+    finally:
+        for holder in holders:
+            holder.join(30)
+    assert cut.status_code == 503, cut.status_code
+    assert cut.json()["error"] == "storage_unavailable" and cut.headers["Retry-After"] == "30"
+    assert vendor.get("/v1/fleet").status_code == 200

@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 import requests
-from aiohttp import web
 
+from telemetry_collector.server import ConnectionLimits, Edge, start_site
 from telemetry_collector.vendor import rollup
-from telemetry_collector.vendor.app import ACCESS_LOG_FORMAT, make_app
+from telemetry_collector.vendor.app import make_app
 from telemetry_collector.vendor.config import VendorSettings
 from tests.collector.helpers import LoopThread, make_report
 
@@ -107,23 +107,20 @@ class VendorService:
 
     settings: VendorSettings
     url: str = ""
-    _runner: web.AppRunner | None = None
+    _site: Edge | None = None
     _loop_thread: LoopThread = field(default_factory=lambda: LoopThread("vendor service"))
 
     def start(self) -> VendorService:
         async def setup() -> None:
-            self._runner = web.AppRunner(make_app(self.settings), access_log_format=ACCESS_LOG_FORMAT)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = self._runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
+            limits = ConnectionLimits(self.settings.max_connections, 0, self.settings.tls_handshake_timeout)
+            self._site = await start_site(make_app(self.settings), "127.0.0.1", 0, limits, self.settings.header_timeout)
+            self.url = self._site.url
 
         self._loop_thread.start(setup)
         return self
 
     def stop(self) -> None:
-        self._loop_thread.stop(self._runner.cleanup if self._runner is not None else None)
+        self._loop_thread.stop(self._site.stop if self._site is not None else None)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(f"{self.url}{path}", timeout=30, **kwargs)

@@ -9,7 +9,7 @@ one (the C module keeps every symbol an earlier release's SQL names).
 from __future__ import annotations
 
 import atexit
-import filecmp
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +41,11 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def kept_a_ledger(release: str) -> bool:
+    """Whether the release recorded its migrations (with their times) in _telemetry.migrations."""
+    return version_key(release) >= version_key("0.2.0")
+
+
 def shipped_releases() -> list[str]:
     """Every release with a manifest, oldest first."""
     return sorted(
@@ -50,6 +55,11 @@ def shipped_releases() -> list[str]:
 
 def earlier_releases() -> list[str]:
     return [r for r in shipped_releases() if version_key(r) < version_key(current_version())]
+
+
+def pins(requirements: Path) -> set[str]:
+    """The `name==version` lines of a requirements file (hashes and comments aside)."""
+    return {m[0].lower() for m in re.finditer(r"^[A-Za-z0-9._-]+==[^ \\\n]+", requirements.read_text(), re.MULTILINE)}
 
 
 @cache
@@ -63,10 +73,11 @@ def _built(release: str, pg_config_path: str) -> Path:
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     shipped = (src / "telemetry.control").read_text()
     assert f"default_version = '{release}'" in shipped, f"{RELEASE_COMMITS[release]} is not release {release}"
-    # The pinned server packages: reuse this checkout's when the pins are the same.
+    # The pinned server packages: reuse this checkout's (installed from hashes) when the release
+    # pinned the same versions, so that nothing is downloaded unverified.
     ours = REPO / "python" / "build" / "deps"
-    if (ours / ".stamp").exists() and filecmp.cmp(
-        REPO / "python" / "requirements-server.txt", src / "python" / "requirements-server.txt", shallow=False
+    if (ours / ".stamp").exists() and pins(REPO / "python" / "requirements-server.txt") == pins(
+        src / "python" / "requirements-server.txt"
     ):
         shutil.copytree(ours, src / "python" / "build" / "deps")
         (src / "python" / "build" / "deps" / ".stamp").touch()

@@ -14,7 +14,14 @@ from tests.pgtree import REPO
 from tests.upgrade import catalog
 from tests.upgrade.conftest import CRON_DATABASE
 from tests.upgrade.names import BY_RELEASE, CURRENT
-from tests.upgrade.released import RELEASE_COMMITS, build_info, current_version, earlier_releases, shipped_releases
+from tests.upgrade.released import (
+    RELEASE_COMMITS,
+    build_info,
+    current_version,
+    earlier_releases,
+    kept_a_ledger,
+    shipped_releases,
+)
 from tests.upgrade.state import call, configure, cron_jobs, extension_version, kept, state, update
 
 PROBE_QUERY = "SELECT count(*) FROM pg_catalog.pg_class"
@@ -103,7 +110,8 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
         }
         files = sorted(p.name for p in (REPO / "sql" / "incremental").glob("*.sql"))
         assert ledger == [
-            (name, release, False) if name in released else (name, current_version(), True) for name in files
+            (name, release, kept_a_ledger(release)) if name in released else (name, current_version(), True)
+            for name in files
         ]
 
     with c.database("fresh_catalog") as fresh:

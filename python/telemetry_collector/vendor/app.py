@@ -8,7 +8,13 @@ GET /healthz                 200 when PostgreSQL answers (no authentication: say
 
 It runs as its own process (`serve-vendor`) with its own pool, whose sessions
 are read-only and carry a statement timeout, so a vendor read can neither
-write nor take connections or time from ingestion.
+write nor take connections or time from ingestion; a whole read (its queries
+and the work on their rows) is cut at that timeout too.  Its listener is the
+edge's (telemetry_collector.server): JSON answers to malformed requests, no
+address in a log.  Without a token, only requests whose Host header names the
+loopback address it listens on (or localhost) are answered: a page elsewhere
+cannot reach it by DNS rebinding.  Query parameters are checked as ASCII digits
+and nothing a client sent is echoed.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import asyncio
 import contextlib
 import csv
 import io
+import ipaddress
 import logging
+import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from importlib import resources
@@ -27,20 +36,20 @@ import psycopg
 import psycopg_pool
 from aiohttp import web
 
+from telemetry_collector.app import route_of
 from telemetry_collector.vendor import fleet, rollup
 from telemetry_collector.vendor.auth import REALM, TokenCheck
 from telemetry_collector.vendor.config import VendorSettings
 
 log = logging.getLogger(__name__)
 
-# No %a (remote address): the vendor side keeps no addresses either.
-ACCESS_LOG_FORMAT = '"%r" %s %b %Tfs'
 RETRY_AFTER_SECONDS = 30
 APPLICATION_NAME = "telemetry_vendor"
 
 SETTINGS = web.AppKey("settings", VendorSettings)
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 CHECK = web.AppKey("check", TokenCheck)
+HOSTS = web.AppKey("hosts", frozenset[str])
 
 _STATIC = {
     "/": ("index.html", "text/html"),
@@ -69,16 +78,27 @@ def _json_error(status: int, code: str, message: str, headers: dict[str, str] | 
     )
 
 
+_DAYS = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "²"
+
+
 def _days(request: web.Request) -> int:
     text = request.query.get("days", str(fleet.DEFAULT_DAYS))
-    if not text.isdigit() or not 1 <= int(text) <= fleet.MAX_DAYS:
+    if not _DAYS.fullmatch(text) or not 1 <= int(text) <= fleet.MAX_DAYS:
         raise web.HTTPBadRequest(reason=f"days must be a whole number from 1 to {fleet.MAX_DAYS}")
     return int(text)
 
 
+def _read_timeout(request: web.Request) -> float:
+    """A whole read (queries and the work on their rows) gets the statement timeout, not each query."""
+    return request.app[SETTINGS].statement_timeout_ms / 1000
+
+
 async def get_fleet(request: web.Request) -> web.Response:
     days = _days(request)
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
         data = await fleet.fleet(conn, days)
     return web.json_response(data, headers=_SECURITY_HEADERS)
 
@@ -103,7 +123,10 @@ def _csv(name: str, header: list[str], rows: list[list[Any]]) -> web.Response:
 
 async def get_activity_csv(request: web.Request) -> web.Response:
     days = _days(request)
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
         data = await fleet.fleet(conn, days)
     a = data["activity"]
     rows = [
@@ -124,7 +147,10 @@ async def get_activity_csv(request: web.Request) -> web.Response:
 
 async def get_daily_csv(request: web.Request) -> web.Response:
     days = _days(request)
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
         cur = await conn.execute(
             """SELECT d.day, d.dimension, d.value, d.databases
                  FROM collector.rollup_daily d, collector.rollup_state s
@@ -160,6 +186,38 @@ async def get_static(request: web.Request) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def loopback_names(host: str) -> frozenset[str]:
+    """The Host names a loopback listener on `host` answers to: localhost, `host` and its addresses."""
+    names = {"localhost", _host_name(host)}
+    with contextlib.suppress(OSError):
+        names |= {_host_name(str(info[4][0]).split("%")[0]) for info in socket.getaddrinfo(host, None)}
+    return frozenset(names)
+
+
+def _host_name(text: str) -> str:
+    """A Host header's name, without port or brackets, lower case, without a trailing dot."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.split(":")[0]
+    with contextlib.suppress(ValueError):
+        text = str(ipaddress.ip_address(text))
+    return text.rstrip(".")
+
+
+@web.middleware
+async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Without a token: the Host must name this loopback service (a rebound name is another Host)."""
+    hosts = request.app.get(HOSTS)
+    host = request.headers.get("Host")
+    if hosts is not None and host is not None and _host_name(host) not in hosts:
+        return _json_error(
+            421, "misdirected_request", "this service answers only to localhost and the address it listens on"
+        )
+    return await handler(request)
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     check = request.app.get(CHECK)
@@ -183,8 +241,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         code = HTTPStatus(exc.status).phrase.lower().replace(" ", "_")
         return _json_error(exc.status, code, exc.reason)
-    except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-        # QueryCanceled (the statement timeout) is an OperationalError.
+    except (psycopg_pool.PoolTimeout, psycopg.OperationalError, TimeoutError) as exc:
+        # QueryCanceled (the statement timeout) is an OperationalError; TimeoutError is the whole read's.
         log.warning("fleet read failed: %s", type(exc).__name__)
         return _json_error(
             503,
@@ -193,8 +251,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except Exception:
-        # Logged here, without the request: aiohttp's own log line would name the client's address.
-        log.exception("%s %s failed", request.method, request.path)
+        # Logged here by the route, not the path a client typed; aiohttp's own line would name its address.
+        log.exception("%s %s failed", request.method, route_of(request))
         return _json_error(500, "internal", "internal error")
 
 
@@ -252,10 +310,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(settings: VendorSettings) -> web.Application:
-    app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[errors, check_host, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     if settings.token is not None:
         app[CHECK] = TokenCheck(settings.token)
+    else:
+        app[HOSTS] = loopback_names(settings.host)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/v1/export/activity.csv", get_activity_csv)

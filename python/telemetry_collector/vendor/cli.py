@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import ssl
 import sys
 
 import psycopg
 import psycopg_pool
-from aiohttp import web
 
+from telemetry_collector import server
 from telemetry_collector.vendor import rollup
-from telemetry_collector.vendor.app import ACCESS_LOG_FORMAT, make_app
+from telemetry_collector.vendor.app import make_app
 from telemetry_collector.vendor.auth import TOKEN_ENV, AuthConfigError, is_loopback, load_token
 from telemetry_collector.vendor.config import VendorSettings
 
@@ -136,6 +137,7 @@ def _serve(args: argparse.Namespace) -> None:
     settings = VendorSettings(
         dsn=args.dsn,
         token=token,
+        host=args.host,
         statement_timeout_ms=args.statement_timeout_ms,
         pool_min_size=args.pool_min_size,
         pool_max_size=args.pool_max_size,
@@ -143,15 +145,26 @@ def _serve(args: argparse.Namespace) -> None:
         rollup_every_seconds=args.rollup_every_seconds,
         settle_seconds=args.settle_seconds,
     )
-    web.run_app(
-        make_app(settings),
-        host=args.host,
-        port=args.port,
-        access_log=None if args.no_access_log else logging.getLogger("aiohttp.access"),
-        access_log_format=ACCESS_LOG_FORMAT,
-        ssl_context=tls,
-        print=lambda text: print(text, flush=True),
+    asyncio.run(_serve_until_signalled(settings, args.port, tls, not args.no_access_log))
+
+
+async def _serve_until_signalled(
+    settings: VendorSettings, port: int, tls: ssl.SSLContext | None, with_access_log: bool
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    # The edge's listener: JSON answers to malformed requests, no address or client bytes in a log.
+    limits = server.ConnectionLimits(settings.max_connections, 0, settings.tls_handshake_timeout)
+    site = await server.start_site(
+        make_app(settings), settings.host, port, limits, settings.header_timeout, tls, False, with_access_log
     )
+    print(f"serving on {site.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await site.stop()
 
 
 def run(args: argparse.Namespace) -> int:

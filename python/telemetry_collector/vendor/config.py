@@ -10,8 +10,10 @@ from telemetry_collector.vendor.rollup import SETTLE_SECONDS
 @dataclass(frozen=True)
 class VendorSettings:
     dsn: str
-    # None: no authentication (only allowed on a loopback address).
+    # None: no authentication (only allowed on a loopback address), and then only requests whose
+    # Host header names this address (or localhost) are answered: no DNS rebinding.
     token: str | None = None
+    host: str = "127.0.0.1"
     # Every vendor query is cancelled after this long; roll-up reads take milliseconds.
     statement_timeout_ms: int = 5000
     pool_min_size: int = 1
@@ -22,3 +24,7 @@ class VendorSettings:
     # `rollup` command on a timer instead).
     rollup_every_seconds: float = 300.0
     settle_seconds: float = SETTLE_SECONDS
+    # The listener's bounds (telemetry_collector.server): headers, TLS handshake, open connections.
+    header_timeout: float = 10.0
+    tls_handshake_timeout: float = 10.0
+    max_connections: int = 256

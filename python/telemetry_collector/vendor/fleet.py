@@ -36,6 +36,7 @@ MAX_DAYS = 3660
 MAX_RELEASES = 8
 # Values of one dimension listed; the rest are summed into one "other" row.
 MAX_VALUES = 20
+OTHER_VALUES = "other values"
 QUIET_DAYS = 30
 
 
@@ -99,6 +100,8 @@ def _order(dimension: str, counts: dict[str, int]) -> list[str]:
 
 
 def value_label(dimension: str, value: str) -> str:
+    if value == rollup.OTHER:
+        return OTHER_VALUES
     if dimension == "size":
         return SIZE_LABELS.get(value, value)
     if dimension == "timescaledb":
@@ -107,22 +110,19 @@ def value_label(dimension: str, value: str) -> str:
 
 
 def _rows(dimension: str, counts: dict[str, int], total: int) -> list[dict[str, Any]]:
+    counts = dict(counts)
+    # Values the roll-up already counted as other (past its cap per day), then those past MAX_VALUES here.
+    other = counts.pop(rollup.OTHER, 0)
     ordered = _order(dimension, counts)
-    if len(ordered) > MAX_VALUES:
+    if len(ordered) + (other > 0) > MAX_VALUES:
         # Keep the largest values, in the dimension's order; sum the rest.
         kept = set(sorted(ordered, key=lambda v: -counts[v])[: MAX_VALUES - 1])
-        rest = [v for v in ordered if v not in kept]
+        other += sum(counts[v] for v in ordered if v not in kept)
         ordered = [v for v in ordered if v in kept]
-        counts = {**counts, "other values": sum(counts[v] for v in rest)}
-        ordered.append("other values")
-    return [
-        {
-            "value": value_label(dimension, v),
-            "databases": counts[v],
-            "share": round(counts[v] / total, 4) if total else 0.0,
-        }
-        for v in ordered
-    ]
+    rows = [(value_label(dimension, v), counts[v]) for v in ordered]
+    if other:
+        rows.append((OTHER_VALUES, other))
+    return [{"value": label, "databases": n, "share": round(n / total, 4) if total else 0.0} for label, n in rows]
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -15,6 +15,14 @@ UTC day, and folds it into small tables keyed by day and dimension:
                    dimensions (what a same-day report must subtract), the only
                    table whose size grows with the fleet; never read by views.
 
+What a run groups is bounded whatever senders invent: extension versions are
+grouped by PEP 440 normal form (the edge stores that form; older reports are
+normalized here, and text that is no version is one value, UNPARSABLE), and a
+dimension keeps at most MAX_VALUES_PER_DAY distinct values per day: values new
+to a day past that are counted as OTHER (the most widespread go first).  The
+values a database's report was counted under are what rollup_databases keeps,
+so a same-day report takes its counts back from the same rows.
+
 One run is one transaction under an advisory lock: a concurrent run skips, an
 interrupted run leaves nothing half done, and a repeated run finds nothing new.
 A report whose day is before its database's latest rolled-up day (possible only
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from packaging.version import InvalidVersion, Version
 
 # Dimensions a vendor filters on; each report contributes "dimension:value" strings.
 DIMENSIONS = (
@@ -52,6 +61,16 @@ MAX_EXTENSIONS_PER_REPORT = 64
 # TimescaleDB usage, from least to most.
 TIMESCALEDB_LEVELS = ("none", "installed", "hypertables", "compression")
 ACTIVE_WINDOWS = {"active_7": 7, "active_30": 30}
+# Distinct values one dimension keeps per day; past them, OTHER.  Neither label can be a value
+# a report holds in the dimensions it applies to (versions are PEP 440, names [a-z0-9_-]).
+MAX_VALUES_PER_DAY = 100
+OTHER = "(other)"
+UNPARSABLE = "(not a version)"
+# PEP 440's normal form of a public version: what str(Version(text)) gives.
+_NORMAL_VERSION = (
+    r"^([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?"
+    r"(\.post(0|[1-9][0-9]*))?(\.dev(0|[1-9][0-9]*))?$"
+)
 SETTLE_SECONDS = 60.0
 
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('telemetry_collector rollup'))"
@@ -129,6 +148,46 @@ WINDOW w AS (PARTITION BY j.db_uuid ORDER BY j.day)
 """
 
 _SPLIT = "split_part(dim, ':', 1), substr(dim, strpos(dim, ':') + 1)"
+
+# Extension versions in the batch that are not in PEP 440's normal form (reports stored before the
+# edge normalized them): normalized in Python (packaging), then replaced in the batch.
+_ODD_VERSIONS = """
+SELECT DISTINCT d FROM rollup_batch, unnest(dims) d
+ WHERE split_part(d, ':', 1) = 'extension_version' AND substr(d, strpos(d, ':') + 1) !~ %(normal)s
+"""
+_REPLACE = """
+UPDATE rollup_batch b
+   SET dims = ARRAY(SELECT DISTINCT coalesce(m.new, u.dim)
+                      FROM unnest(b.dims) u(dim)
+                      LEFT JOIN unnest(%(old)s::text[], %(new)s::text[]) m(old, new) ON m.old = u.dim)
+ WHERE b.dims && %(old)s::text[]
+"""
+
+# Per day and dimension, the values the day does not hold yet, most databases first; those past
+# the room left under the cap are counted as OTHER instead.
+_OVERFLOW = f"""
+INSERT INTO rollup_overflow (day, dim, bucket)
+SELECT day, dim, dimension || ':' || %(other)s
+  FROM (SELECT n.day, n.dimension, n.dim,
+               row_number() OVER (PARTITION BY n.day, n.dimension ORDER BY n.databases DESC, n.dim) AS rank,
+               (SELECT count(*) FROM collector.rollup_daily k
+                 WHERE k.day = n.day AND k.dimension = n.dimension AND k.value <> %(other)s) AS held
+          FROM (SELECT b.day, split_part(u.dim, ':', 1) AS dimension, u.dim, count(*) AS databases
+                  FROM rollup_batch b, unnest(b.dims) u(dim)
+                 GROUP BY 1, 2, 3) n
+         WHERE n.dimension <> '{ALL}'
+           AND NOT EXISTS (SELECT 1 FROM collector.rollup_daily d
+                            WHERE d.day = n.day AND d.dimension = n.dimension
+                              AND d.value = substr(n.dim, strpos(n.dim, ':') + 1))) r
+ WHERE held + rank > %(max_values)s
+"""
+_FOLD = """
+UPDATE rollup_batch b
+   SET dims = ARRAY(SELECT DISTINCT coalesce(o.bucket, u.dim)
+                      FROM unnest(b.dims) u(dim)
+                      LEFT JOIN rollup_overflow o ON o.day = b.day AND o.dim = u.dim)
+ WHERE EXISTS (SELECT 1 FROM rollup_overflow o WHERE o.day = b.day AND o.dim = ANY(b.dims))
+"""
 
 _DAILY = f"""
 INSERT INTO collector.rollup_daily AS t (day, dimension, value, databases)
@@ -216,6 +275,7 @@ _TEMP_TABLES = """
 CREATE TEMP TABLE rollup_batch (
     db_uuid uuid, exported_db_uuid uuid, day date, dims text[]
 ) ON COMMIT DROP;
+CREATE TEMP TABLE rollup_overflow (day date, dim text, bucket text) ON COMMIT DROP;
 CREATE TEMP TABLE rollup_steps (
     db_uuid uuid, exported_db_uuid uuid, day date, dims text[], prev_day date, known boolean,
     known_first date, known_last date, known_dims text[], same_day boolean, final boolean
@@ -258,6 +318,7 @@ async def run(
     settle_seconds: float = SETTLE_SECONDS,
     rebuild: bool = False,
     until: dt.datetime | None = None,
+    max_values_per_day: int = MAX_VALUES_PER_DAY,
 ) -> RollupResult:
     """One roll-up run on an autocommit connection (it opens its own transaction).
 
@@ -296,6 +357,7 @@ async def run(
         await conn.execute(_SUMMARIZE)
         await conn.execute(_TEMP_TABLES)
         await conn.execute(_BATCH, params)
+        await _bound_values(conn, max_values_per_day)
         await conn.execute("ANALYZE rollup_batch")
         await conn.execute(_STEPS)
         await conn.execute("ANALYZE rollup_steps")
@@ -306,3 +368,24 @@ async def run(
         assert counts is not None
         await conn.execute("UPDATE collector.rollup_state SET watermark = %s, updated_at = now()", (high,))
     return RollupResult(False, low, high, counts[0], counts[1], time.perf_counter() - started)
+
+
+def normal_version(text: str) -> str:
+    """PEP 440's normal form of `text` (packaging), or UNPARSABLE for text that is no public version."""
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return UNPARSABLE
+    return UNPARSABLE if version.local is not None else str(version)
+
+
+async def _bound_values(conn: psycopg.AsyncConnection[Any], max_values_per_day: int) -> None:
+    """The batch's dimension values, normalized and capped per day (see the module's text)."""
+    cur = await conn.execute(_ODD_VERSIONS, {"normal": _NORMAL_VERSION})
+    odd = [row[0] for row in await cur.fetchall()]
+    if odd:
+        prefix = "extension_version:"
+        new = [prefix + normal_version(dim[len(prefix) :]) for dim in odd]
+        await conn.execute(_REPLACE, {"old": odd, "new": new})
+    await conn.execute(_OVERFLOW, {"other": OTHER, "max_values": max_values_per_day})
+    await conn.execute(_FOLD)
