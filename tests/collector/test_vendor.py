@@ -146,8 +146,8 @@ def test_vendor_sessions_are_read_only_and_named(collector_db: psycopg.Connectio
     assert vendor.get("/healthz").status_code == 200
 
     async def write_in_a_fleet_session() -> str:
-        assert vendor._runner is not None
-        async with vendor._runner.app[POOL].connection() as conn:
+        assert vendor._site is not None
+        async with vendor._site.runner.app[POOL].connection() as conn:
             try:
                 await conn.execute("INSERT INTO collector.releases (version, added_at) VALUES ('9.9.9', now())")
             except psycopg.errors.ReadOnlySqlTransaction as exc:
