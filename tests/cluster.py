@@ -159,10 +159,22 @@ class Cluster:
     def log_offset(self) -> int:
         return len(self.log())
 
-    def reload(self) -> None:
+    def reload(self, seconds: float = 60.0) -> None:
+        """pg_reload_conf(), then until a new session has the reloaded settings.
+
+        The reload is asynchronous: the postmaster re-reads the files when it gets the
+        signal, and sessions started after that inherit its new pg_conf_load_time().
+        """
         with self.connect() as conn:
+            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
             conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.3)  # reload is asynchronous: give the postmaster a moment
+        deadline = time.monotonic() + seconds
+        while True:
+            with self.connect() as conn:
+                if conn.execute("SELECT pg_conf_load_time() > %s", [before]).fetchone()[0]:
+                    return
+            assert time.monotonic() < deadline, "the configuration was not reloaded"
+            time.sleep(0.05)
 
     @contextmanager
     def database(self, name: str, extension: bool = True) -> Iterator[psycopg.Connection[Any]]:

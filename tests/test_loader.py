@@ -4,43 +4,48 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
+from tests.helpers import report
+from tests.job.helpers import answer, configure, tick
+from tests.upgrade.released import install_release
 
 
-def test_sys_path_is_left_as_it_was(cluster: Cluster, db) -> None:
+def test_sys_path_is_left_as_it_was(cluster: Cluster, db, httpserver: HTTPServer) -> None:
+    """Also around `import requests` and the pinned packages: the tick is due, so it sends."""
+    httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
+    configure(db, httpserver.url_for("/v1/report"))  # grace 0: due now
     with cluster.connect(db.info.dbname) as conn:
         conn.execute("DO LANGUAGE plpython3u $$ import sys; GD['path_before'] = list(sys.path) $$")
         conn.execute("SELECT get_report()")
-        conn.execute("SELECT telemetry_tick()")
+        assert tick(conn)["outcome"] == "sent"
         conn.execute(
             """DO LANGUAGE plpython3u $$
 import sys
 if sys.path != GD['path_before']:
     plpy.error('sys.path changed: %r' % [p for p in sys.path if p not in GD['path_before']])
-if 'telemetry_extension.entry' not in sys.modules:
-    plpy.error('the package was not loaded')
+for name in ('telemetry_extension.entry', 'telemetry_extension.job.sender', 'requests'):
+    if name not in sys.modules:
+        plpy.error('not loaded: ' + name)
 $$"""
         )
+    assert len(httpserver.log) == 1
 
 
-def test_a_session_running_the_0_1_0_package_is_told_to_reconnect(cluster: Cluster, db) -> None:
-    with cluster.connect(db.info.dbname) as conn:
-        # What 0.1.0's loader leaves: its entry module, a top-level `telemetry`, in GD["telemetry"].
-        conn.execute(
-            """DO LANGUAGE plpython3u $$
-import types
-entry_0_1_0 = types.ModuleType('telemetry.entry')
-entry_0_1_0.VERSION = '0.1.0'
-entry_0_1_0.checked = lambda version: entry_0_1_0
-GD['telemetry'] = entry_0_1_0
-$$"""
-        )
+def test_a_session_running_the_0_1_0_package_is_told_to_reconnect(pg_tree, cluster: Cluster) -> None:
+    """0.1.0 as it shipped, loaded in a session; the extension updated from another one."""
+    install_release(pg_tree, "0.1.0")
+    with cluster.database("loader_0_1_0", extension=False) as session:
+        session.execute("CREATE EXTENSION telemetry VERSION '0.1.0' CASCADE")
+        assert report(session)["extension_version"] == "0.1.0"  # 0.1.0's loader ran in this session
+        with cluster.connect("loader_0_1_0") as other:
+            other.execute("ALTER EXTENSION telemetry UPDATE")
         with pytest.raises(psycopg.errors.InternalError_) as raised:
-            conn.execute("SELECT get_report()")
+            session.execute("SELECT get_report()")
         assert "another version of the extension's Python package" in str(raised.value)
         assert "Reconnect" in (raised.value.diag.message_hint or "")
-        conn.execute(
+        session.execute(
             """DO LANGUAGE plpython3u $$
 import sys
 if 'telemetry_extension' in sys.modules:

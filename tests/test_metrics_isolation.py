@@ -13,7 +13,10 @@ from telemetry_extension.metrics import METRICS
 from tests.cluster import Cluster
 from tests.helpers import report
 
-SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(3)"
+SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(60)"
+# Tells "a deadline ended the metric" from "the 60 s sleep ran out" on a loaded machine; how long a
+# report takes is measured in bench/, not asserted here.
+CUT_SHORT = 30
 
 
 def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
@@ -68,7 +71,7 @@ def test_a_metric_over_its_deadline_is_a_timeout_marker(db) -> None:
     r = report(db)
     elapsed = time.monotonic() - started
     assert r["vendor_metrics"] == {"slow": {"error": "timeout"}, "fast": 2}
-    assert elapsed < 2.5
+    assert elapsed < CUT_SHORT
     assert isinstance(r["relations"], dict) and "error" not in r["relations"]
 
 
@@ -85,7 +88,7 @@ def test_the_callers_statement_timeout_is_kept(db) -> None:
     started = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled):
         report(db)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < CUT_SHORT
     db.execute("RESET statement_timeout")
 
 
@@ -104,7 +107,12 @@ def test_a_cancel_is_not_swallowed(db, cluster: Cluster) -> None:
 
         thread = threading.Thread(target=build)
         thread.start()
-        time.sleep(1.0)
+        until = time.monotonic() + 60
+        while time.monotonic() < until:  # until the metric's query sleeps: the cancel must land in it
+            waiting = db.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+            if waiting == ("PgSleep",):
+                break
+            time.sleep(0.05)
         db.execute("SELECT pg_cancel_backend(%s)", [pid])
         thread.join(10)
         assert len(failure) == 1 and isinstance(failure[0], psycopg.errors.QueryCanceled)

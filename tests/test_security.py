@@ -105,6 +105,10 @@ def test_a_look_alike_cron_schema_is_never_read_written_or_called(cluster: Clust
             conn.execute("CREATE TABLE cron.calls (who text)")
             conn.execute("GRANT INSERT ON cron.calls TO PUBLIC")
             conn.execute("CREATE TABLE cron.job (jobname text, database text, command text, active boolean)")
+            # A row that, were it read, would claim pg_cron calls the tick here.
+            conn.execute(
+                "INSERT INTO cron.job VALUES ('telemetry', current_database(), 'SELECT _telemetry.tick()', true)"
+            )
             conn.execute(
                 "CREATE FUNCTION cron.schedule(text, text, text) RETURNS bigint LANGUAGE sql"
                 " AS $$ INSERT INTO cron.calls VALUES (current_user) RETURNING 1::bigint $$"
@@ -118,10 +122,12 @@ def test_a_look_alike_cron_schema_is_never_read_written_or_called(cluster: Clust
             conn.execute("RESET ROLE")
 
             conn.execute("CREATE EXTENSION telemetry CASCADE")
-            status = conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()
+            status = conn.execute("SELECT tick_caller, tick_command FROM telemetry_status").fetchone()
             conn.execute("DROP EXTENSION telemetry")
 
-            assert status is not None and status[0] != "pg_cron"
+            # pg_cron lives in database postgres: the look-alike's row was not taken for an entry.
+            assert status is not None and status[0] is None, status
+            assert status[1].startswith("in database postgres: SELECT cron.schedule_in_database("), status
             assert conn.execute("SELECT who FROM cron.calls").fetchall() == []
     finally:
         with cluster.connect() as admin:

@@ -29,8 +29,10 @@ def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     assert [(row[0], row[1]) for row in stored] == [(shown["db_uuid"], shown)]
     status = db.execute("SELECT newest_version, up_to_date, last_outcome FROM telemetry_status").fetchone()
     assert status == (NEWER, False, "sent")
-    time.sleep(0.2)
-    warnings = [line for line in cluster.log_since(offset).splitlines() if "WARNING" in line]
+    deadline = time.monotonic() + 60
+    while not (warnings := [line for line in cluster.log_since(offset).splitlines() if "WARNING" in line]):
+        assert time.monotonic() < deadline, "no WARNING in the server log"
+        time.sleep(0.05)
     assert len(warnings) == 1 and f"the newest release is {NEWER}" in warnings[0]
     # The edge serves ingestion and health only: the fleet is the vendor side's.
     assert collector.get("/v1/fleet").status_code == 404

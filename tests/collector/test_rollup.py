@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -183,6 +184,7 @@ def test_a_second_report_the_same_day_replaces_that_days_values(
 
 
 def test_concurrent_runs_do_the_work_once(collector_dsn: str, collector_db: psycopg.Connection[Any]) -> None:
+    """Runs that overlap for sure: the first is held mid-way (waiting for a table lock) while the others start."""
     first = today(collector_db) - dt.timedelta(days=20)
     times = random_fleet(collector_db, first, 15, random.Random(3))
     results: list[rollup.RollupResult] = []
@@ -190,11 +192,25 @@ def test_concurrent_runs_do_the_work_once(collector_dsn: str, collector_db: psyc
     def run() -> None:
         results.append(roll_up(collector_dsn, until=times[-1]))
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    with psycopg.connect(collector_dsn) as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE collector.rollup_counters IN ACCESS EXCLUSIVE MODE")
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        threads[0].start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 60
+        while collector_db.execute(waiting).fetchone() != (1,):  # the first run, mid-way, holding its lock
+            assert time.monotonic() < deadline, "the first run never got mid-way"
+            time.sleep(0.05)
+        for t in threads[1:]:
+            t.start()
+        for t in threads[1:]:
+            t.join(120)
+        assert len(results) == 3 and all(r.skipped and r.database_days == 0 for r in results), results
+        blocker.execute("COMMIT")
+    threads[0].join(120)
 
     worked = [r for r in results if not r.skipped and r.database_days]
     assert len(results) == 4 and len(worked) == 1

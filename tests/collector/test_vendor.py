@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -21,6 +22,7 @@ import requests
 from port_for import get_port
 
 from telemetry_collector import cli
+from telemetry_collector.vendor.app import POOL
 from tests.collector.helpers import cli_env, run_cli
 from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
@@ -106,6 +108,8 @@ def test_a_token_guards_every_route_but_health(collector_dsn: str, collector_db:
         assert data["active"] == {"last_7_days": 1, "last_30_days": 1}
     finally:
         log = stop(proc)
+    # A token on a public address without TLS: the operator is told, once.
+    assert log.count("the token travels in clear text") == 1, log
     assert "127.0.0.1" not in log.replace(f"http://0.0.0.0:{url.rsplit(':', 1)[1]}", "")  # no client address
 
 
@@ -140,6 +144,19 @@ def test_a_slow_read_is_cut_by_the_statement_timeout(collector_db: psycopg.Conne
 def test_vendor_sessions_are_read_only_and_named(collector_db: psycopg.Connection[Any], start_vendor: Any) -> None:
     vendor = start_vendor()
     assert vendor.get("/healthz").status_code == 200
+
+    async def write_in_a_fleet_session() -> str:
+        assert vendor._site is not None
+        async with vendor._site.runner.app[POOL].connection() as conn:
+            try:
+                await conn.execute("INSERT INTO collector.releases (version, added_at) VALUES ('9.9.9', now())")
+            except psycopg.errors.ReadOnlySqlTransaction as exc:
+                return str(exc)
+            return "written"
+
+    refused = asyncio.run_coroutine_threadsafe(write_in_a_fleet_session(), vendor._loop_thread.loop).result(30)
+    assert "read-only transaction" in refused
+    assert collector_db.execute("SELECT count(*) FROM collector.releases WHERE version = '9.9.9'").fetchone() == (0,)
     names = {
         row[0]
         for row in collector_db.execute(

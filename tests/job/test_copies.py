@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from tests import peers
 from tests.cluster import Cluster
 from tests.helpers import report
-from tests.job.helpers import answer, attempts, configure, in_thread, tick
+from tests.job.helpers import answer, attempts, configure, in_thread, telemetry_log_lines, tick
 
 
 def _create_copy(cluster: Cluster, name: str, template: str) -> None:
@@ -67,6 +67,7 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
         assert "relations" not in shown
         with cluster.connect("copy_a") as copy_a:
             assert len(attempts(copy_a)) == 1  # the template's audit row, until the copy's first tick
+            offset = cluster.log_offset()
             outcome = tick(copy_a)
             assert outcome["outcome"] == "not_due", outcome
             db_uuid, fraction = _instance(copy_a)
@@ -81,6 +82,9 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
             assert tick(copy_a)["outcome"] == "sent"
             [row] = attempts(copy_a)
             assert json.loads(row["body"])["db_uuid"] == shown["db_uuid"]
+            # One LOG line says so, at the first tick only (the second, which sent, logged nothing of it).
+            told = [line for line in telemetry_log_lines(cluster, offset) if "is a copy of another" in line]
+            assert len(told) == 1 and " LOG: " in told[0] and " copy_a " in told[0], told
         sent = [json.loads(request.get_data()) for request, _ in httpserver.log]
         assert [body["db_uuid"] for body in sent] == [orig_uuid, shown["db_uuid"]]
         # The original is untouched.

@@ -19,6 +19,7 @@ from tests.job.helpers import (
     answer,
     attempts,
     configure,
+    in_thread,
     seconds_until,
     telemetry_log_lines,
     tick,
@@ -76,6 +77,8 @@ RAW_FAULTS = {
 }
 
 
+HANG = 30  # seconds past the deadline that only a hung tick takes
+
 HTTP_FAULTS = [
     "500",
     "invalid json",
@@ -92,14 +95,14 @@ def _assert_failure_handled(
     elapsed = time.monotonic() - started
     assert outcome["outcome"] == "failed"
     assert outcome["error"].startswith(error)
-    assert elapsed < DEADLINE + 1, f"tick took {elapsed:.1f}s"  # bounded: the deadline plus one second
+    # Catches a hang only (a loaded machine may be slow); how long a send takes is measured in bench/.
+    assert elapsed < DEADLINE + HANG, f"tick took {elapsed:.1f}s"
     [audit] = attempts(db)
     assert audit["outcome"] == "failed" and audit["error"].startswith(error)
     assert db.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
     lines = telemetry_log_lines(cluster, offset)
     assert len(lines) == 1 and "report not sent" in lines[0], lines
     assert "Traceback" not in cluster.log_since(offset)
-    assert db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
     assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
     assert abs(seconds_until(db) - 3600) < 60  # back-off: retry_base, 1 hour
 
@@ -122,6 +125,33 @@ def test_raw_faults_are_recorded_and_contained(db, cluster: Cluster, kind: str) 
         _assert_failure_handled(db, cluster, offset, started, tick(db), error)
     finally:
         peer.close()
+
+
+@pytest.mark.parametrize("kind", ["no answer", "slow drip"])
+def test_no_lock_is_held_across_a_faulty_exchange(db, cluster: Cluster, kind: str) -> None:
+    """While the tick waits on the peer, another session takes every lock of the extension's tables and rows."""
+    behave, error = RAW_FAULTS[kind]
+    peer = peers.RawPeer(behave)
+    try:
+        configure(db, peer.url, deadline="10 s")
+        thread, result = in_thread(cluster, db.info.dbname, "SELECT telemetry_tick()")
+        until = time.monotonic() + 60
+        while peer.connections == 0 and time.monotonic() < until:
+            time.sleep(0.05)
+        assert peer.connections == 1 and thread.is_alive()
+        with db.transaction():
+            db.execute("SET LOCAL lock_timeout = '5s'")  # a held lock fails this, long before the deadline
+            db.execute(
+                "LOCK TABLE _telemetry.schedule, _telemetry.attempts, _telemetry.options, _telemetry.instance,"
+                " _telemetry.latest_version IN ACCESS EXCLUSIVE MODE"
+            )
+            db.execute("SELECT * FROM _telemetry.schedule FOR UPDATE")
+        still_sending = thread.is_alive()
+        thread.join(60)
+    finally:
+        peer.close()
+    assert still_sending, "the exchange ended before the locks were taken: nothing was tested"
+    assert result["value"]["outcome"] == "failed" and result["value"]["error"].startswith(error)
 
 
 def test_connection_refused(db, cluster: Cluster) -> None:
