@@ -76,6 +76,7 @@ def realistic_fleet(conn: psycopg.Connection[Any], days: int = 55) -> None:
 def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any) -> None:
     t, _ = known_fleet(collector_db)
     store(collector_db, at(t, 4), os_name=HOSTILE, extension_version="0.10.0")
+    collector_db.execute("UPDATE collector.reports SET country = 'JP' WHERE os_name = 'FreeBSD'")
     roll_up(collector_dsn, until=at(t, 23))
     vendor = start_vendor()
 
@@ -93,6 +94,7 @@ def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Conn
     assert bars(dom, "postgresql_major") == [("15", 4), ("16", 1), ("17", 1)]
     assert bars(dom, "os_name") == [("Linux", 4), (HOSTILE, 1), ("FreeBSD", 1)]
     assert bars(dom, "timescaledb") == [("not installed", 5), ("hypertables", 1)]
+    assert bars(dom, "country") == [("unknown", 5), ("JP", 1)]
     assert "4 (66.7%)" in dom
     # The time series are drawn (uPlot: one chart, with its legend, per series set).
     assert dom.count('class="uplot') == 4
@@ -143,7 +145,7 @@ def test_an_empty_fleet_is_drawn_as_empty(start_vendor: Any) -> None:
     dom = dump_dom(f"{vendor.url}/")
     assert '<body data-state="ready">' in dom
     assert text_of(dom, "active-30") == "0"
-    assert dom.count("none among the active databases") == 8
+    assert dom.count("none among the active databases") == 9
     assert dom.count("no reports rolled up yet") == 4
     assert "Nothing rolled up yet" in dom
 

@@ -22,3 +22,5 @@ class VendorSettings:
     # `rollup` command on a timer instead).
     rollup_every_seconds: float = 300.0
     settle_seconds: float = SETTLE_SECONDS
+    # Loopback port of the Prometheus listener (operator_metrics.py); None: none.
+    metrics_port: int | None = None

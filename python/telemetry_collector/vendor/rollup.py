@@ -40,6 +40,7 @@ DIMENSIONS = (
     "timescaledb",
     "timescaledb_version",
     "extension",
+    "country",
 )
 ALL = "all"  # the dimension every report has once: totals
 # The protocol's install_method vocabulary; anything else is counted as "other".
@@ -83,7 +84,8 @@ array_remove(ARRAY[
              OR r.report #> '{{related_extensions,timescaledb}}' = 'true'
             THEN 'installed'
         ELSE 'none' END,
-    'timescaledb_version:' || substring(r.report->>'timescaledb_version' from '^[0-9]{{1,4}}\\.[0-9]{{1,4}}')
+    'timescaledb_version:' || substring(r.report->>'timescaledb_version' from '^[0-9]{{1,4}}\\.[0-9]{{1,4}}'),
+    'country:' || coalesce(r.country, 'unknown')
 ], NULL)
 || ARRAY(
     SELECT 'extension:' || e.name
