@@ -25,6 +25,7 @@ from tests.cluster import Cluster
 from tests.helpers import Notices, report
 from tests.job.helpers import answer, attempts, configure, telemetry_log_lines, tick
 from tests.pgtree import REPO, PgTree, build_tree
+from tests.test_regress import regress_tests, run_installcheck
 
 PLACEHOLDER = "https://telemetry.invalid/v1/report"
 
@@ -132,3 +133,15 @@ def _no_endpoint(off_cluster: Cluster, httpserver: HTTPServer) -> None:
         conn.execute("SELECT telemetry_set_option('endpoint', %s)", [httpserver.url_for("/v1/report")])
         assert tick(conn)["outcome"] == "sent"
     assert len(httpserver.log) == 1
+
+
+def test_the_regression_suite_passes_on_a_build_without_an_endpoint(off_tree: PgTree) -> None:
+    """As on the Debian package built here (basic, no endpoint): pg_regress's outputs for its NOTICE."""
+    cluster = Cluster(off_tree, name="regress-no-endpoint", conf={"telemetry.metrics_level": "basic"}).start()
+    try:
+        outputdir = off_tree.tempdir("regress-")
+        code, output = run_installcheck(cluster.socketdir, cluster.port, cluster.user, outputdir)
+        assert code == 0, output
+        assert all(name in output for name in regress_tests())
+    finally:
+        cluster.destroy()

@@ -99,8 +99,9 @@ def render(settings: Settings, geo: CountryLookup) -> str:
 <h1>Telemetry collector of the PostgreSQL <code>telemetry</code> extension</h1>
 <p>This address receives anonymous usage reports from PostgreSQL databases where the <code>telemetry</code>
 extension is installed, and answers each with the newest release of the extension, so that a database
-running an older one can warn its administrator. Reports come in as <code>POST /v1/report</code>; this page is
-the only other thing it serves to the public. It shows no report and nothing derived from them.</p>
+running an older one can warn its administrator. Reports come in as <code>POST /v1/report</code>; besides a
+health check, this page is the only other thing it serves to the public. It shows no report and nothing
+derived from them.</p>
 
 <h2>Who runs it</h2>
 <p>Operator: <strong id=operator-name>{_e(name)}</strong><br>
