@@ -4,7 +4,7 @@ POST /v1/report  a report in, the version answer out (telemetry_protocol)
 GET  /healthz    200 when PostgreSQL answers
 GET  /           the landing page: what this is, who runs it, what a report holds (landing.py)
 
-Every answer is JSON, whatever the request.  The client's address is used for
+Every other answer is JSON, whatever the request.  The client's address is used for
 the per-address new-database budget (as a keyed hash, in memory) and for the
 optional country lookup, and goes nowhere else: not into a table, not into a
 log line (server.py keeps aiohttp's own logs free of it).
@@ -25,9 +25,10 @@ import psycopg_pool
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from telemetry_collector import country, landing, operator_metrics, releases, storage
+from telemetry_collector import landing, operator_metrics, releases, storage
 from telemetry_collector.allowlist import Allowlist
 from telemetry_collector.config import Settings
+from telemetry_collector.country import default_lookup
 from telemetry_collector.geo import CountryLookup, coarse_country
 from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
@@ -106,7 +107,7 @@ async def post_report(request: web.Request) -> web.Response:
             f"too many reports from this database; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
-    country_code = coarse_country(app[GEO], address)
+    country = coarse_country(app[GEO], address)
     del address
 
     await app[WRITER].store(
@@ -116,7 +117,7 @@ async def post_report(request: web.Request) -> web.Response:
             report.extension_version,
             report.postgresql_version,
             report.os_name,
-            country_code,
+            country,
             report.json_text,
         )
     )
@@ -162,7 +163,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer JSON but the landing page: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
+    """Every answer but the landing page JSON: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -271,7 +272,7 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     # client_max_size also caps what aiohttp itself would buffer for other routes.
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[GEO] = geo if geo is not None else country.default_lookup()
+    app[GEO] = geo if geo is not None else default_lookup()
     app[ALLOWLIST] = Allowlist.load()
     app[LIMITER] = RateLimiter(
         settings.rate_limit_burst, settings.rate_limit_per_hour, max_keys=settings.rate_limit_max_keys
