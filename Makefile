@@ -42,8 +42,15 @@ PG_CONFIG ?= pg_config
 INSTALL_METHOD     ?= source
 BUILD_OS_NAME      ?= $(shell uname -s)
 BUILD_OS_VERSION   ?= $(shell uname -r)
-# Where reports go unless a superuser changes it at run time.
+# Where reports go unless a superuser changes it at run time.  A host under
+# .invalid (the placeholder) is no endpoint: such a build sends nothing.
 TELEMETRY_ENDPOINT ?= https://telemetry.invalid/v1/report
+# telemetry.metrics_level when nothing sets it: basic, or off for a distributor
+# whose package must not send unless the DBA turns it on (README, "Packaging").
+TELEMETRY_DEFAULT_LEVEL ?= basic
+ifeq ($(filter basic off,$(TELEMETRY_DEFAULT_LEVEL)),)
+$(error TELEMETRY_DEFAULT_LEVEL must be basic or off, not '$(TELEMETRY_DEFAULT_LEVEL)')
+endif
 
 # The interpreter PL/Python embeds (Debian's), and a pip that installs for it.
 SERVER_PYTHON ?= /usr/bin/python3
@@ -83,7 +90,7 @@ PY_PACKAGES = telemetry_extension telemetry_protocol
 # The stamp's content is the installation; it is rewritten, and so newer, only when that changes.
 # (Through a variable, not $(MAKE) in the recipe: `make -n` must not run that line.)
 BUILT_FOR = extension/build/built-for
-PG_IDENTITY := $(BINDIR_) $(shell $(PG_CONFIG) --version 2>/dev/null)
+PG_IDENTITY := $(BINDIR_) $(shell $(PG_CONFIG) --version 2>/dev/null) default level $(TELEMETRY_DEFAULT_LEVEL)
 CLEAN_MODULE = $(MAKE) -s -C extension clean
 .PHONY: FORCE
 $(BUILT_FOR): FORCE
@@ -155,7 +162,8 @@ python/build/telemetry_extension/_build.py:
 	find $(addprefix python/build/,$(PY_PACKAGES)) -name __pycache__ -prune -exec rm -rf {} +
 	$(SERVER_PYTHON) extension/build.py build-info --out $@ --version '$(EXTVERSION)' \
 		--install-method '$(INSTALL_METHOD)' --build-os-name '$(BUILD_OS_NAME)' \
-		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)'
+		--build-os-version '$(BUILD_OS_VERSION)' --endpoint '$(TELEMETRY_ENDPOINT)' \
+		--default-level '$(TELEMETRY_DEFAULT_LEVEL)'
 
 all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py $(CARRIED_DEPS)
 
@@ -163,9 +171,9 @@ install: install-module install-python
 clean: clean-module
 .PHONY: module install-module clean-module install-python
 module: $(BUILT_FOR)
-	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)'
+	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)' TELEMETRY_DEFAULT_LEVEL='$(TELEMETRY_DEFAULT_LEVEL)'
 install-module: module
-	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)'
+	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)' TELEMETRY_DEFAULT_LEVEL='$(TELEMETRY_DEFAULT_LEVEL)'
 clean-module:
 	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
 

@@ -58,6 +58,7 @@ def build_info(args: argparse.Namespace) -> None:
         f"BUILD_OS_NAME = {py_literal(args.build_os_name)}",
         f"BUILD_OS_VERSION = {py_literal(args.build_os_version)}",
         f"DEFAULT_ENDPOINT = {py_literal(args.endpoint)}",
+        f"DEFAULT_LEVEL = {py_literal(args.default_level)}",
     ]
     with open(args.out, "w", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
@@ -83,6 +84,7 @@ def main(argv: list[str]) -> None:
     info.add_argument("--build-os-name", required=True)
     info.add_argument("--build-os-version", required=True)
     info.add_argument("--endpoint", required=True)
+    info.add_argument("--default-level", choices=("basic", "off"), default="basic")
     args = parser.parse_args(argv)
     try:
         if args.command == "sql":

@@ -101,7 +101,14 @@ def system_tree(root: Path) -> PgTree:
     return PgTree(root, pg_config("--bindir"), pg_config("--sharedir"), pg_config("--pkglibdir"))
 
 
-def build_tree(root: Path) -> PgTree:
+# The suite's build has an endpoint, as a vendor's release does: a reserved .example name that never
+# resolves (tests that send set a loopback endpoint).  A build left with the placeholder sends
+# nothing at all (tests/test_build_defaults.py builds one).
+TEST_BUILD = ("TELEMETRY_ENDPOINT=https://collector.example/v1/report",)
+
+
+def build_tree(root: Path, source: Path = REPO, make_vars: tuple[str, ...] = TEST_BUILD) -> PgTree:
+    """A private tree with the extension built from `source` with `make_vars` installed in it."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     sys_bindir, sys_sharedir, sys_pkglibdir = (pg_config(o) for o in ("--bindir", "--sharedir", "--pkglibdir"))
@@ -123,7 +130,7 @@ def build_tree(root: Path) -> PgTree:
         else:
             stale.unlink()
     subprocess.run(
-        ["make", "-s", "-C", str(REPO), "install", f"DESTDIR={root}", f"PG_CONFIG={PG_CONFIG}"],
+        ["make", "-s", "-C", str(source), "install", f"DESTDIR={root}", f"PG_CONFIG={PG_CONFIG}", *make_vars],
         check=True,
         stdout=subprocess.DEVNULL,
     )

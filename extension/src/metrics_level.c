@@ -20,6 +20,11 @@
 
 #include "metrics_level.h"
 
+/* A distributor's build may make it off (make TELEMETRY_DEFAULT_LEVEL=off). */
+#ifndef TELEMETRY_DEFAULT_LEVEL
+#define TELEMETRY_DEFAULT_LEVEL "basic"
+#endif
+
 static char *metrics_level = NULL;
 
 void
@@ -29,7 +34,7 @@ telemetry_define_metrics_level(void)
 							   "Anonymous usage telemetry: off or basic.",
 							   "off stops reports and version checks; any value other than basic counts as off.",
 							   &metrics_level,
-							   "basic",
+							   TELEMETRY_DEFAULT_LEVEL,
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);

@@ -2,8 +2,9 @@
 
 POST /v1/report  a report in, the version answer out (telemetry_protocol)
 GET  /healthz    200 when PostgreSQL answers
+GET  /           the landing page: what this is, who runs it, what a report holds (landing.py)
 
-Every answer is JSON, whatever the request.  The client's address is used for
+Every other answer is JSON, whatever the request.  The client's address is used for
 the per-address new-database budget (as a keyed hash, in memory) and for the
 optional country lookup, and goes nowhere else: not into a table, not into a
 log line (server.py keeps aiohttp's own logs free of it).
@@ -23,10 +24,11 @@ import psycopg_pool
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from telemetry_collector import advisories, storage
+from telemetry_collector import advisories, landing, operator_metrics, storage
 from telemetry_collector.allowlist import Allowlist
 from telemetry_collector.config import Settings
-from telemetry_collector.geo import CountryLookup, NoCountry, coarse_country
+from telemetry_collector.country import default_lookup
+from telemetry_collector.geo import CountryLookup, coarse_country
 from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
 from telemetry_collector.writer import BatchWriter
@@ -81,6 +83,7 @@ async def post_report(request: web.Request) -> web.Response:
             400, "incomplete_body", "the body ended before its declared length", headers={"Connection": "close"}
         )
     if report.dropped_keys:
+        app[operator_metrics.EDGE].dropped_keys.inc(report.dropped_keys)
         app[COUNTERS]["dropped_keys"] += report.dropped_keys
         app[COUNTERS]["reports_with_dropped_keys"] += 1
 
@@ -142,7 +145,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer JSON: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
+    """Every answer but the landing page JSON: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -224,7 +227,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await storage.check_schema(conn)
             await storage.ensure_partitions(conn, months_ahead=1)
         app[POOL] = pool
-        app[WRITER] = BatchWriter(pool, settings.pool_timeout, flushers=settings.writers)
+        app[WRITER] = BatchWriter(
+            pool, settings.pool_timeout, flushers=settings.writers, observe=app[operator_metrics.EDGE].observe_write
+        )
 
         async def load_book() -> advisories.Book:
             async with pool.connection(timeout=settings.pool_timeout) as conn:
@@ -249,7 +254,7 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     # client_max_size also caps what aiohttp itself would buffer for other routes.
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[GEO] = geo or NoCountry()
+    app[GEO] = geo if geo is not None else default_lookup()
     app[ALLOWLIST] = Allowlist.load()
     app[LIMITER] = RateLimiter(
         settings.rate_limit_burst, settings.rate_limit_per_hour, max_keys=settings.rate_limit_max_keys
@@ -257,6 +262,8 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app[BUDGET] = NewDatabaseBudget(settings.new_databases_per_address_per_day)
     app[COUNTERS] = {"dropped_keys": 0, "reports_with_dropped_keys": 0, "over_new_database_budget": 0}
     app.cleanup_ctx.append(_lifecycle)
+    operator_metrics.attach_edge(app, settings.metrics_port)
     app.router.add_post("/v1/report", post_report)
     app.router.add_get("/healthz", get_health)
+    landing.add_route(app, settings, app[GEO])
     return app

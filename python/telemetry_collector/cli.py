@@ -22,7 +22,7 @@ import psycopg
 import psycopg_pool
 
 import telemetry_protocol as protocol
-from telemetry_collector import releases, server, storage
+from telemetry_collector import country, operator_metrics, releases, server, storage
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
 from telemetry_collector.vendor import cli as vendor_cli
@@ -35,7 +35,7 @@ class UsageError(ValueError):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m telemetry_collector", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="telemetry-collector", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dsn", default=os.environ.get(DSN_ENV), help=f"PostgreSQL DSN (default: ${DSN_ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--db-uuid", required=True, type=_uuid, help="the database's db_uuid (SELECT get_report())")
 
     defaults = Settings(dsn="")
-    serve = sub.add_parser("serve", parents=[common], help="run the public edge: POST /v1/report and GET /healthz")
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the public edge: POST /v1/report, GET /healthz and the landing page GET /"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     serve.add_argument(
@@ -151,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--geo-lookup",
         metavar="MODULE:NAME",
-        help="country lookup: a CountryLookup object or factory (default: none, no country stored)",
+        help="country lookup: a CountryLookup object or factory; `none` for no country "
+        "(default: the Regional Internet Registries' allocations shipped in iptocc)",
     )
     serve.add_argument(
         "--trust-x-forwarded-for",
@@ -162,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    _add_public_face(serve, defaults)
     serve.add_argument(
         "--event-loop",
         choices=server.EVENT_LOOPS,
@@ -202,6 +206,27 @@ def _release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     eol.add_argument("--withdraw", action="store_true", help="the series is supported again")
     rsub.add_parser(
         "list", parents=[common], help="releases by product, newest first; * marks the newest one reports are told"
+    )
+
+
+def _add_public_face(serve: argparse.ArgumentParser, defaults: Settings) -> None:
+    """What the landing page states, and the operator's metrics listener."""
+    serve.add_argument("--operator-name", default="", help="who runs this collector, stated on the landing page")
+    serve.add_argument(
+        "--operator-contact", default="", help="where to ask about it or for erasure (an e-mail address or URL)"
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=int,
+        default=defaults.retention_days,
+        help=f"how long reports are kept, as the landing page states it ({defaults.retention_days}); "
+        "keep it equal to prune --older-than",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; default: none)",
     )
 
 
@@ -286,7 +311,8 @@ async def _erase(dsn: str, db_uuid: uuid.UUID) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    geo: CountryLookup | None = load_lookup(args.geo_lookup) if args.geo_lookup else None
+    # Built here, before `--workers` forks: the table is loaded once and shared.
+    geo: CountryLookup = load_lookup(args.geo_lookup) if args.geo_lookup else country.default_lookup()
     settings = Settings(
         dsn=args.dsn,
         max_body_bytes=args.max_body_bytes,
@@ -303,14 +329,31 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections_per_address=args.max_connections_per_address,
         tls_handshake_timeout=args.tls_handshake_timeout,
         trust_x_forwarded_for=args.trust_x_forwarded_for,
+        operator_name=args.operator_name,
+        operator_contact=args.operator_contact,
+        retention_days=args.retention_days,
+        metrics_port=args.metrics_port,
     )
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        raise UsageError("--metrics-port must differ from --port: metrics are never served on the public port")
+    if not (args.operator_name and args.operator_contact):
+        logging.getLogger(__name__).warning(
+            "the landing page names no operator: give --operator-name and --operator-contact"
+        )
     tls: ssl.SSLContext | None = None
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             raise UsageError("--tls-cert and --tls-key go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
-    return server.serve(settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log, args.event_loop)
+    multiprocess_dir = operator_metrics.use_multiprocess_dir() if args.metrics_port and args.workers > 1 else None
+    try:
+        return server.serve(
+            settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log, args.event_loop
+        )
+    finally:
+        if multiprocess_dir is not None:
+            operator_metrics.remove_multiprocess_dir(multiprocess_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,3 +44,10 @@ class Settings:
     partition_check_seconds: float = 3600.0
     # Seconds between log lines counting dropped keys and refused reports.
     counters_log_seconds: float = 60.0
+    # Who runs this collector and how to reach them, and how long reports are kept
+    # (the prune timer's --older-than): stated on the landing page, GET /.
+    operator_name: str = ""
+    operator_contact: str = ""
+    retention_days: int = 400
+    # Loopback port of the Prometheus listener (operator_metrics.py); None: none.
+    metrics_port: int | None = None

@@ -1,8 +1,9 @@
 """Coarse country from a client address; the address itself is never kept.
 
-A lookup is anything with `country(address) -> str | None`.  The default knows
-nothing and answers None; a vendor plugs in a real one (e.g. a GeoLite2
-reader) with `serve --geo-lookup module:factory`.  Whatever a lookup returns,
+A lookup is anything with `country(address) -> str | None`.  The default is
+country.RegistryCountry (the RIR allocations shipped in iptocc); a vendor plugs
+in another (e.g. a GeoLite2 reader) with `serve --geo-lookup module:factory`,
+or none with `--geo-lookup none`.  Whatever a lookup returns,
 only an ISO 3166-1 alpha-2 code (two ASCII letters) is kept.
 """
 
@@ -60,7 +61,9 @@ def coarse_country(lookup: CountryLookup, address: str | None) -> str | None:
 
 
 def load_lookup(spec: str) -> CountryLookup:
-    """`module:name`, where name is a CountryLookup or a no-argument factory of one."""
+    """`module:name`, where name is a CountryLookup or a no-argument factory of one; `none`: no country."""
+    if spec == "none":
+        return NoCountry()
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--geo-lookup must look like module:name, not {spec!r}")

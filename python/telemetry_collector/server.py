@@ -47,6 +47,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
+from telemetry_collector import operator_metrics
 from telemetry_collector.app import json_error, make_app, route_of
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
@@ -377,6 +378,7 @@ async def start_site(
     runner = web.AppRunner(app, handle_signals=False, **kwargs)
     await runner.setup()
     site = EdgeSite(runner, host, port, kwargs, limits, ssl_context=tls, reuse_port=reuse_port)
+    runner.app[operator_metrics.EDGE].connections = lambda: site.open_connections
     try:
         await site.start()
     except BaseException:
@@ -412,6 +414,8 @@ async def _serve_until_signalled(
         loop.add_signal_handler(signum, stop.set)
     edge = await start_edge(settings, geo, host, port, tls, reuse_port, with_access_log)
     print(f"serving on {edge.url} (process {os.getpid()})", flush=True)
+    for url in edge.runner.app.get(operator_metrics.LISTENER, []):
+        print(f"metrics on {url} (process {os.getpid()})", flush=True)
     try:
         await stop.wait()
     finally:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -32,7 +34,9 @@ class BatchWriter:
         pool_timeout: float,
         max_batch: int = 500,
         flushers: int = 2,
+        observe: Callable[[int, float], None] | None = None,
     ) -> None:
+        self._observe = observe  # (rows, seconds) of each write: the operator metrics
         self._pool = pool
         self._pool_timeout = pool_timeout
         self._max_batch = max_batch
@@ -93,8 +97,11 @@ class BatchWriter:
                 _settle(done, None)
 
     async def _write(self, rows: list[Row]) -> None:
+        started = time.perf_counter()
         async with self._pool.connection(timeout=self._pool_timeout) as conn:
             await storage.copy_reports(conn, rows)
+        if self._observe is not None:
+            self._observe(len(rows), time.perf_counter() - started)
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:

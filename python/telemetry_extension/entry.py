@@ -19,6 +19,11 @@ from telemetry_extension.level import SETTING, effective_level
 from telemetry_extension.report import build_report, to_json
 
 VERSION = build_info.VERSION
+# Said when the level is off because this package was built so (make TELEMETRY_DEFAULT_LEVEL=off).
+DISTRIBUTOR_OFF = (
+    " Off is this package's default: its distributor built it with TELEMETRY_DEFAULT_LEVEL=off, so nothing is sent "
+    f"unless a superuser turns it on (ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf();)."
+)
 
 
 def checked(sql_version: str) -> ModuleType:
@@ -50,10 +55,20 @@ def announce(plpy: Plpy) -> None:
         plpy.notice(
             f"telemetry: anonymous telemetry is OFF ({SETTING} = off, from {level.source}); nothing will be sent",
             detail="No report is sent and no version check is made while the level is off. "
-            "SELECT get_report() still shows what would be sent.",
+            "SELECT get_report() still shows what would be sent."
+            + (DISTRIBUTOR_OFF if level.source == "default" and build_info.DISTRIBUTOR_OFF else ""),
         )
         return
     options = read_options(db)
+    if build_info.is_no_endpoint(options.endpoint):
+        plpy.notice(
+            "telemetry: nothing will be sent: this build of the extension has no endpoint",
+            detail=f"It was built without a collector to send to (its placeholder is {options.endpoint}), so no "
+            "report is sent, no version check is made and nothing is logged about it. "
+            "SELECT get_report() still shows what a report would hold.",
+            hint="A superuser who wants to send sets an endpoint: SELECT telemetry_set_option('endpoint', 'https://...');",
+        )
+        return
     first = datetime.now(UTC) + options.grace
     hint = f"To turn it off: ALTER SYSTEM SET {SETTING} = off; SELECT pg_reload_conf();"
     preload = db.row(
@@ -109,6 +124,8 @@ def send_report(plpy: Plpy) -> str:
             f"telemetry: nothing sent: {SETTING} is off (from {outcome['metrics_level_source']})",
             hint=f"ALTER SYSTEM SET {SETTING} = basic; SELECT pg_reload_conf(); turns it on.",
         )
+    elif outcome["outcome"] == "no_endpoint":
+        plpy.notice(f"telemetry: {outcome['detail']}")
     elif outcome["outcome"] == "read_only":
         plpy.notice(f"telemetry: {outcome['detail']}", hint="Send from the primary, in a read-write transaction.")
     return json.dumps(outcome)

@@ -130,8 +130,12 @@ def render() -> str:
 def collector_allowlist() -> dict[str, Any]:
     """The dictionary as data for the collector: every path, its JSON type, what its strings and keys may be."""
     fields: dict[str, dict[str, Any]] = {}
+    # The meaning travels with the path: the collector's landing page lists every key with it.
+    meanings = {metric.key: metric.summary for metric in METRICS} | {
+        f"{metric.key}.{field.path}": field.summary for metric in METRICS for field in metric.fields
+    }
     for path, json_type in documented_paths():
-        spec: dict[str, Any] = {"type": json_type}
+        spec: dict[str, Any] = {"type": json_type, "meaning": meanings[path]}
         if json_type.startswith("string"):
             if path not in STRING_FORMATS:
                 raise KeyError(f"{path} is a string without an entry in STRING_FORMATS")

@@ -8,8 +8,9 @@ from telemetry_extension.db import Database
 
 SETTING = "telemetry.metrics_level"
 LEVELS = ("off", "basic")
-# Also the boot value of the C module's setting and the default level of
-# telemetry_register_metric(); tests/test_one_owner.py proves they agree.
+# Also the boot value of the C module's setting (unless a distributor built it
+# with TELEMETRY_DEFAULT_LEVEL=off: build_info.DEFAULT_LEVEL_BUILT) and the default
+# level of telemetry_register_metric(); tests/test_one_owner.py proves they agree.
 DEFAULT_LEVEL = "basic"
 # PMM's kill switch, DISABLE_TELEMETRY in the server's environment: its rule
 # (fail closed: anything but empty, 0, false, no or off disables) is the C

@@ -22,15 +22,19 @@ def status(db: Database) -> dict[str, Any]:
              FROM _telemetry.schedule s LEFT JOIN _telemetry.latest_version v ON true"""
     )
     assert row is not None
+    no_endpoint = build_info.is_no_endpoint(state.options.endpoint)
     return {
         "metrics_level": level.level,
         "metrics_level_source": level.source,
-        "endpoint": state.options.endpoint,
+        # A build without a collector says so where the endpoint would be; nothing is ever due.
+        "endpoint": f"none: this build has no endpoint ({state.options.endpoint})"
+        if no_endpoint
+        else state.options.endpoint,
         "last_attempt": row["last_attempt"],
         "last_outcome": row["last_outcome"],
         "last_success": row["last_success"],
         "last_error": row["last_error"],
-        "next_due": None if not level.enabled else iso(state.due),
+        "next_due": None if not level.enabled or no_endpoint else iso(state.due),
         "installed_version": build_info.VERSION,
         "newest_version": row["latest_version"],
         "up_to_date": row["up_to_date"],

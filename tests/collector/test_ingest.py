@@ -209,8 +209,8 @@ def test_uuids_are_stored_canonical(collector: Collector, collector_db: psycopg.
     assert stored(collector_db)[0][6]["db_uuid"] == str(db)
 
 
-@pytest.mark.parametrize("path", ["/v1/nothing", "/", "/v1/fleet", "/fleet.js", "/index.html"])
-def test_the_edge_serves_reports_and_health_only(collector: Collector, path: str) -> None:
+@pytest.mark.parametrize("path", ["/v1/nothing", "/v1/fleet", "/fleet.js", "/index.html", "/metrics"])
+def test_the_edge_serves_reports_health_and_its_landing_page_only(collector: Collector, path: str) -> None:
     response = collector.get(path)
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"

@@ -78,6 +78,7 @@ def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Conn
     store(collector_db, at(t, 4), os_name=HOSTILE, extension_version="0.10.0")
     # 0.10.0 fixes security issues: the two databases on older releases have a fix outstanding.
     collector_db.execute("UPDATE collector.releases SET security = true WHERE version = '0.10.0'")
+    collector_db.execute("UPDATE collector.reports SET country = 'JP' WHERE os_name = 'FreeBSD'")
     roll_up(collector_dsn, until=at(t, 23))
     vendor = start_vendor()
 
@@ -97,6 +98,7 @@ def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Conn
     assert bars(dom, "postgresql_major") == [("15", 4), ("16", 1), ("17", 1)]
     assert bars(dom, "os_name") == [("Linux", 4), (HOSTILE, 1), ("FreeBSD", 1)]
     assert bars(dom, "timescaledb") == [("not installed", 5), ("hypertables", 1)]
+    assert bars(dom, "country") == [("unknown", 5), ("JP", 1)]
     assert "4 (66.7%)" in dom
     # The time series are drawn (uPlot: one chart, with its legend, per series set).
     assert dom.count('class="uplot') == 5

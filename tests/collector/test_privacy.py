@@ -1,4 +1,4 @@
-"""The client's address is never stored: at most a coarse country from a pluggable lookup."""
+"""The client's address is never stored: at most a coarse country, from the default lookup or a plugged-in one."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_only_a_country_is_kept_and_never_the_address(
     assert not any(address in line for line in access for address in ADDRESSES)
 
 
-def test_without_a_lookup_no_country_is_stored(collector: Any, collector_db: psycopg.Connection[Any]) -> None:
+def test_loopback_has_no_country_and_its_address_is_not_stored(
+    collector: Any, collector_db: psycopg.Connection[Any]
+) -> None:
     assert collector.post(make_report()).status_code == 200
     assert collector_db.execute("SELECT country FROM collector.reports").fetchall() == [(None,)]
     assert not any("127.0.0.1" in row for row in everything_stored(collector_db))

@@ -36,6 +36,7 @@ import psycopg
 import psycopg_pool
 from aiohttp import web
 
+from telemetry_collector import operator_metrics
 from telemetry_collector.app import route_of
 from telemetry_collector.vendor import fleet, rollup
 from telemetry_collector.vendor.auth import REALM, TokenCheck
@@ -317,6 +318,7 @@ def make_app(settings: VendorSettings) -> web.Application:
     else:
         app[HOSTS] = loopback_names(settings.host)
     app.cleanup_ctx.append(_lifecycle)
+    operator_metrics.attach_vendor(app, settings.metrics_port)
     app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/v1/export/activity.csv", get_activity_csv)
     app.router.add_get("/v1/export/daily.csv", get_daily_csv)

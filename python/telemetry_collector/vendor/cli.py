@@ -101,6 +101,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
     serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; default: none)",
+    )
 
 
 async def _rollup(dsn: str, settle_seconds: float, rebuild: bool) -> None:
@@ -144,7 +150,10 @@ def _serve(args: argparse.Namespace) -> None:
         pool_timeout=args.pool_timeout,
         rollup_every_seconds=args.rollup_every_seconds,
         settle_seconds=args.settle_seconds,
+        metrics_port=args.metrics_port,
     )
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        raise AuthConfigError("--metrics-port must differ from --port")
     asyncio.run(_serve_until_signalled(settings, args.port, tls, not args.no_access_log))
 
 

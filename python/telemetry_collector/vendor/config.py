@@ -28,3 +28,5 @@ class VendorSettings:
     header_timeout: float = 10.0
     tls_handshake_timeout: float = 10.0
     max_connections: int = 256
+    # Loopback port of the Prometheus listener (operator_metrics.py); None: none.
+    metrics_port: int | None = None

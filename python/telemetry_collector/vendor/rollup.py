@@ -58,6 +58,7 @@ DIMENSIONS = (
     "timescaledb",
     "timescaledb_version",
     "extension",
+    "country",
     *ADVISORY_DIMENSIONS,
 )
 ALL = "all"  # the dimension every report has once: totals
@@ -112,7 +113,8 @@ array_remove(ARRAY[
              OR r.report #> '{{related_extensions,timescaledb}}' = 'true'
             THEN 'installed'
         ELSE 'none' END,
-    'timescaledb_version:' || substring(r.report->>'timescaledb_version' from '^[0-9]{{1,4}}\\.[0-9]{{1,4}}')
+    'timescaledb_version:' || substring(r.report->>'timescaledb_version' from '^[0-9]{{1,4}}\\.[0-9]{{1,4}}'),
+    'country:' || coalesce(r.country, 'unknown')
 ], NULL)
 || ARRAY(
     SELECT 'extension:' || e.name

@@ -26,6 +26,7 @@ from telemetry_extension.db import Database
 from telemetry_extension.job import advisories
 from telemetry_extension.job.audit import record
 from telemetry_extension.job.copies import adopt_own_identity, is_copy
+from telemetry_extension.job.options import read_options
 from telemetry_extension.job.schedule import iso, read_state
 from telemetry_extension.job.version_check import Verdict, judge, store
 from telemetry_extension.level import Level, effective_level
@@ -34,6 +35,10 @@ from telemetry_extension.report import build_report, to_json
 T = TypeVar("T")
 
 LOCK_NOT_AVAILABLE = "55P03"
+NO_ENDPOINT = (
+    "nothing sent: this build of the extension has no endpoint; "
+    "a superuser sets one with SELECT telemetry_set_option('endpoint', 'https://...')"
+)
 
 
 class _ReadDone(Exception):
@@ -166,6 +171,11 @@ def run(db: Database, trigger: str) -> dict[str, Any]:
     if not level.enabled:
         db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
         return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
+    endpoint = _without_keeping_locks(db, lambda: read_options(db).endpoint)
+    if build_info.is_no_endpoint(endpoint):
+        # A build without a real endpoint: nothing to send to, and nothing worth a log line.
+        db.plpy.debug(f"telemetry: this build has no endpoint ({endpoint}); nothing sent")
+        return {"outcome": "no_endpoint", "detail": NO_ENDPOINT}
     # Read without keeping its locks.  A send now (manual) in a copy takes the identity after the
     # network step (see _send): rows written before it would stay locked while sending.
     if trigger == "job" and _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db):

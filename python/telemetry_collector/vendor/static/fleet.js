@@ -6,7 +6,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const DIMENSIONS = [
   "extension_version", "postgresql_major", "os_name", "install_method",
-  "size", "timescaledb", "timescaledb_version", "extension", "postgresql_minor_lag",
+  "size", "timescaledb", "timescaledb_version", "extension", "country", "postgresql_minor_lag",
 ];
 const ROW = 24, LABEL_W = 165, COUNT_W = 100, WIDTH = 420, MAX_ROWS = 12, MAX_LABEL = 21;
 const COLORS = ["#2f6fb0", "#d9822b", "#3c9a5f", "#b8463e", "#7b5ea7", "#8c6d31", "#c2559b", "#5f7a8a"];
