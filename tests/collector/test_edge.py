@@ -443,3 +443,65 @@ def test_numbers_jsonb_cannot_store_are_refused_before_storage(
     ).fetchall()
     assert len(stored) == (2 if status == 200 else 1)
     assert " ERROR " not in output and "one by one" not in output and "storage refused" not in output, output
+
+
+def test_connections_refused_for_want_of_file_descriptors_free_their_slots(collector_dsn: str, tmp_path: Path) -> None:
+    """Out of descriptors while taking a TLS connection over, the connection is dropped uncounted:
+    once they are closed, every slot is free again, and no ERROR is written."""
+    ca = trustme.CA()
+    ca.issue_cert(SERVER).private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ["--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.pem")]
+    slots = 8
+    edge = start_edge(
+        collector_dsn,
+        tmp_path,
+        *tls,
+        "--max-connections",
+        str(slots),
+        "--tls-handshake-timeout",
+        "60",
+        ca=tmp_path / "ca.pem",
+    )
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    soft, hard = resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE)
+    try:
+        # Room for 4 more descriptors: past a few silent connections, each accepted one cannot be duplicated.
+        in_use = len(os.listdir(f"/proc/{edge.process.pid}/fd"))
+        resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE, (in_use + 4, hard))
+        flood = [edge.connect() for _ in range(4 * slots)]
+        _wait_until_closed(flood[-slots:])  # the last ones are refused whatever happens
+        for sock in flood:
+            sock.close()
+        resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Every slot is free: as many connections as there are slots are each answered, from the same address.
+        held = [_handshake_when_free(edge, client_tls) for _ in range(slots)]
+        for sock in held:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
+        for sock in held:
+            assert parse(read_all(sock)) == (200, {"status": "ok"})
+            sock.close()
+    finally:
+        output = edge.stop()
+    assert CLIENT not in output
+    assert "Traceback" not in output and " ERROR " not in output, output
+
+
+def _handshake_when_free(edge: Edge, client_tls: ssl.SSLContext) -> ssl.SSLSocket:
+    """A TLS connection from CLIENT, retried while the edge is still closing the flood's (their slots
+    are freed as it sees them closed); a slot that is never freed fails it after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return client_tls.wrap_socket(edge.connect(), server_hostname=SERVER)
+        except (ssl.SSLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _wait_until_closed(socks: list[socket.socket]) -> None:
+    deadline = time.monotonic() + 30
+    for sock in socks:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        assert read_all(sock) == b""
