@@ -183,17 +183,7 @@ class _Gate(asyncio.Protocol):
         # A socket transport (uvloop's does not subclass asyncio.Transport, so no isinstance check).
         stream = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        caps: list[tuple[str, int]] = []
-        if site.max_per_address > 0 and peer:
-            caps.append((client_key(str(peer[0])), site.max_per_address))
-            network = network_key(str(peer[0]))
-            if network is not None and site.max_per_network > 0:
-                caps.append((network, site.max_per_network))
-        refusal = None
-        if site.open_connections >= site.max_connections:
-            refusal = _OVERLOADED
-        elif any(site.per_address.get(key, 0) >= cap for key, cap in caps):
-            refusal = _TOO_MANY_FROM_ADDRESS
+        keys, refusal = site.admission(str(peer[0]) if peer else None)
         if refusal is not None:
             if site.tls is None:
                 stream.write(refusal)
@@ -202,7 +192,7 @@ class _Gate(asyncio.Protocol):
                 stream.abort()
             return
         if site.tls is None:
-            self._hand_over(stream, _Slot(site, tuple(key for key, _ in caps)))
+            self._hand_over(stream, _Slot(site, keys))
             return
         # The handshake runs on the same socket, taken over before a byte is read (uvloop starts
         # reading once this returns, whatever pause_reading says): a duplicate of its descriptor
@@ -214,7 +204,7 @@ class _Gate(asyncio.Protocol):
             stream.abort()
             return
         stream.abort()
-        slot = _Slot(site, tuple(key for key, _ in caps))
+        slot = _Slot(site, keys)
         try:
             task = asyncio.get_running_loop().create_task(self._handshake(sock, slot, site.tls))
         except BaseException:
@@ -301,6 +291,21 @@ class EdgeSite(web.BaseSite):
     def name(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self._host}:{self._port}"
+
+    def admission(self, host: str | None) -> tuple[tuple[str, ...], bytes | None]:
+        """The keys a connection from `host` is counted under, and the refusal to send if a cap is reached."""
+        caps: list[tuple[str, int]] = []
+        if self.max_per_address > 0 and host is not None:
+            caps.append((client_key(host), self.max_per_address))
+            network = network_key(host)
+            if network is not None and self.max_per_network > 0:
+                caps.append((network, self.max_per_network))
+        keys = tuple(key for key, _ in caps)
+        if self.open_connections >= self.max_connections:
+            return keys, _OVERLOADED
+        if any(self.per_address.get(key, 0) >= cap for key, cap in caps):
+            return keys, _TOO_MANY_FROM_ADDRESS
+        return keys, None
 
     def handler(self, slot: _Slot) -> EdgeRequestHandler:
         server = self._runner.server

@@ -307,12 +307,25 @@ def test_the_new_database_budget_is_per_ipv4_address_whatever_its_notation(
             assert new_database_from(other) == 200, other
         assert new_database_from("198.51.100.2") == 200  # its second
         assert new_database_from("::ffff:198.51.100.2") == 429  # its third
-        # IPv6 is still budgeted by its /64.
-        assert [new_database_from(f"2001:db8::{n}") for n in (1, 2, 3)] == [200, 200, 429]
+        # With a port a proxy appended, and in SIIT's and local-use NAT64's notations (RFC 7915, 8215).
+        for same in ("192.0.2.1:5678", "[::ffff:192.0.2.1]:443", "::ffff:0:192.0.2.1", "64:ff9b:1::c000:201"):
+            assert new_database_from(same) == 429, same
+        assert [new_database_from("203.0.113.9:1000"), new_database_from("203.0.113.9:1001")] == [200, 200]
+        assert new_database_from("[::ffff:0:203.0.113.9]:1002") == 429
+        assert [new_database_from(f"64:ff9b:1::{n}.{n}.{n}.{n}") for n in (5, 6, 7)] == [200, 200, 200]
+        # IPv6 is still budgeted by its /64, with or without a port.
+        assert [new_database_from(f"2001:db8::{n}") for n in (1, 2)] == [200, 200]
+        assert new_database_from("[2001:db8::3]:443") == 429
+        # An empty last entry names no client: refused, not waved past the budget.
+        url = f"http://{SERVER}:{edge.port}/v1/report"
+        for empty in ("192.0.2.1, ", ","):
+            answer = requests.post(url, json=make_report(), headers={"X-Forwarded-For": empty}, timeout=10)
+            assert (answer.status_code, answer.json()["error"]) == (400, "bad_forwarded_for"), empty
     finally:
         output = edge.stop()
-    assert collector_db.execute("SELECT count(*) FROM collector.reports").fetchone() == (8,)
-    assert "192.0.2.1" not in output and "198.51.100" not in output and "2001:db8" not in output
+    assert collector_db.execute("SELECT count(*) FROM collector.reports").fetchone() == (13,)
+    for address in ("192.0.2.1", "198.51.100", "203.0.113", "2001:db8", "64:ff9b"):
+        assert address not in output, address
 
 
 def test_one_address_holding_idle_connections_does_not_starve_others(collector_dsn: str, tmp_path: Path) -> None:
