@@ -16,20 +16,22 @@ EARLIER_RELEASES := $(filter-out $(EXTVERSION),$(RELEASES))
 UPDATE_SCRIPTS    = $(foreach release,$(EARLIER_RELEASES),extension/build/telemetry--$(release)--$(EXTVERSION).sql)
 
 # Earlier releases a database may still be on are installed beside this one, as
-# they shipped: each one's install script and Python package, built by its own
-# Makefile in the tree of its release commit (sql/releases/commits), exported
-# with git archive into python/build/releases/<version>/.  A database not yet
-# updated keeps running its own version (README, "Upgrading").  Not 0.1.0: it was
-# never packaged, so no package upgrade removes its files, and `make install`
-# never removes an earlier one's.
+# they shipped: each one's Python package, built by its own Makefile in the tree
+# of its release commit (sql/releases/commits), exported with git archive into
+# python/build/releases/<version>/.  A database not yet updated keeps running its
+# own version (README, "Upgrading").  Not their install scripts: no database needs
+# one to keep running or to update, and theirs ran the migrations without the
+# pinned search_path (CHANGELOG 0.3.0, the security fix), so `CREATE EXTENSION
+# telemetry VERSION '0.2.0'` is not offered.  Not 0.1.0: it was never packaged,
+# so no package upgrade removes its files, and `make install` never removes an
+# earlier one's.
 RELEASE_COMMITS  = sql/releases/commits
 NOT_CARRIED      = 0.1.0
 CARRIED_RELEASES = $(filter-out $(NOT_CARRIED),$(EARLIER_RELEASES))
 RELEASE_TREES    = python/build/releases
-CARRIED_SQL      = $(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/extension/build/telemetry--$(release).sql)
 
 SQL_SCRIPTS = extension/build/telemetry--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
-DATA_built  = $(SQL_SCRIPTS) $(CARRIED_SQL)
+DATA_built  = $(SQL_SCRIPTS)
 # The release trees are sources, kept by `make clean`: a build outside a git
 # checkout (the Debian package's) cannot export them again.
 EXTRA_CLEAN = extension/build $(filter-out $(RELEASE_TREES),$(wildcard python/build/*))
@@ -123,17 +125,12 @@ $(RELEASE_TREES)/%/telemetry.control:
 .PHONY: release-trees
 release-trees: $(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/telemetry.control)
 
-# Built by the release's own Makefile, for this PG_CONFIG (it decides what is stale).
-define carried_release
-$(RELEASE_TREES)/$(1)/extension/build/telemetry--$(1).sql: $(RELEASE_TREES)/$(1)/telemetry.control FORCE
-	+@$$(MAKE) --no-print-directory -C $(RELEASE_TREES)/$(1) extension/build/telemetry--$(1).sql PG_CONFIG='$$(PG_CONFIG)'
-endef
-$(foreach release,$(CARRIED_RELEASES),$(eval $(call carried_release,$(release))))
-
-# A release's pinned packages: a copy of ours when its pins are the same (else its
-# own Makefile fetches them).
+# A release's pinned packages: a copy of ours (installed from hashes) when it pinned the
+# same versions (else its own Makefile fetches them).
+PINS = grep -oE '^[A-Za-z0-9._-]+==[^ \\]+' $(1) | tr A-Z a-z | sort
 $(RELEASE_TREES)/%/python/build/deps/.stamp: $(SERVER_DEPS_STAMP) | $(RELEASE_TREES)/%/telemetry.control
-	if cmp -s python/requirements-server.txt $(RELEASE_TREES)/$*/python/requirements-server.txt; then \
+	if [ "$$($(call PINS,python/requirements-server.txt))" = \
+		"$$($(call PINS,$(RELEASE_TREES)/$*/python/requirements-server.txt))" ]; then \
 		rm -rf $(@D) && mkdir -p $(dir $(@D)) && cp -r python/build/deps $(@D) && touch $@; fi
 CARRIED_DEPS = $(if $(SERVER_DEPS_STAMP),$(foreach release,$(CARRIED_RELEASES),$(RELEASE_TREES)/$(release)/python/build/deps/.stamp))
 

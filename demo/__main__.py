@@ -1,9 +1,10 @@
 """`make demo`: the whole loop on a throwaway cluster, shown step by step.
 
 Run after `make install`: it uses the system's PostgreSQL 15 with the extension
-installed there, starts a cluster with pg_cron in a temporary directory (as
-`postgres` when run as root), starts the collector on 127.0.0.1, lets pg_cron
-send the report, and removes everything at the end.
+installed there, starts a cluster in a temporary directory (as `postgres` when
+run as root) whose only setting is shared_preload_libraries = 'telemetry', starts
+the collector on 127.0.0.1, lets telemetry's background worker send the report
+(no pg_cron), and removes everything at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from port_for import get_port
@@ -26,10 +28,11 @@ from tests.pgtree import REPO, system_tree
 
 NEWER_RELEASE = release_after()
 
+# The README's install: telemetry preloaded, nothing else.  The worker's rounds
+# every 2 seconds instead of 15 minutes, so that the demo does not wait.
 CONF = {
-    "cron.database_name": "'demo'",
-    "cron.use_background_workers": "on",
-    "max_worker_processes": "16",
+    "shared_preload_libraries": "'telemetry'",
+    "telemetry.tick_interval": "'2s'",
 }
 
 
@@ -41,13 +44,30 @@ def collector_cli(*args: str, dsn: str) -> list[str]:
     return [sys.executable, "-m", "telemetry_collector", *args, "--dsn", dsn]
 
 
+def postgresql_patch(cluster: Cluster) -> str:
+    """The minor release after the demo server's own (it is newer, and the demo says it fixes security issues)."""
+    with cluster.connect() as conn:
+        num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+    return f"{num // 10000}.{num % 10000 + 1}"
+
+
+def release_list(patch: str) -> list[tuple[str, ...]]:
+    notes = "https://www.postgresql.org/docs/release/"
+    return [
+        ("migrate",),
+        ("release", "add", EXTENSION_VERSION),
+        ("release", "add", NEWER_RELEASE),
+        ("release", "add", patch, "--product", "postgresql", "--security", "--notes-url", f"{notes}{patch}/"),
+    ]
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="telemetry-demo-"))
     cluster = Cluster(system_tree(root), name="demo", conf=CONF)
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
     collector: subprocess.Popen[bytes] | None = None
     try:
-        step(f"a throwaway cluster on port {cluster.port}: shared_preload_libraries = 'telemetry,pg_cron'")
+        step(f"a throwaway cluster on port {cluster.port}: shared_preload_libraries = 'telemetry', no pg_cron")
         cluster.start()
         dsn = f"host={cluster.socketdir} port={cluster.port} user={cluster.user} dbname=collector"
         with cluster.connect() as admin:
@@ -55,8 +75,9 @@ def main() -> None:
             admin.execute("CREATE DATABASE demo")
         port = get_port(None)
         url = f"http://127.0.0.1:{port}"
-        step(f"the collector on {url}, whose release list says {NEWER_RELEASE} is out")
-        for args in (("migrate",), ("release", "add", EXTENSION_VERSION), ("release", "add", NEWER_RELEASE)):
+        patch = postgresql_patch(cluster)
+        step(f"the collector on {url}: {NEWER_RELEASE} is out, and PostgreSQL {patch} fixes security issues")
+        for args in release_list(patch):
             subprocess.run(collector_cli(*args, dsn=dsn), env=env, check=True, stdout=subprocess.DEVNULL)
         collector = subprocess.Popen(
             collector_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", dsn=dsn),
@@ -73,21 +94,22 @@ def main() -> None:
 
         with cluster.connect("demo") as conn:
             notices = Notices(conn)
-            step("CREATE EXTENSION pg_cron; CREATE EXTENSION telemetry CASCADE;")
-            conn.execute("CREATE EXTENSION pg_cron")
+            step("CREATE EXTENSION telemetry CASCADE;")
             conn.execute("CREATE EXTENSION telemetry CASCADE")
             for text in notices.of("NOTICE"):
                 print("NOTICE: " + text.replace("\n", "\n        "))
-            print("pg_cron entry:", conn.execute("SELECT jobname, schedule, command FROM cron.job").fetchone())
+            workers = conn.execute(
+                "SELECT backend_type FROM pg_stat_activity WHERE backend_type LIKE 'telemetry %'"
+            ).fetchall()
+            print("telemetry's processes:", [kind for (kind,) in workers])
             step("SELECT get_report();  -- exactly what will be sent")
             print(json.dumps(report(conn), indent=2, sort_keys=True))
 
-            step("for the demo: endpoint = the collector, no grace period, pg_cron ticking every minute")
+            step("for the demo: endpoint = the collector, no grace period")
             for name, value in (("endpoint", f"{url}/v1/report"), ("grace", "0"), ("jitter", "0")):
                 conn.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
-            conn.execute("SELECT cron.schedule('telemetry', '* * * * *', 'SELECT _telemetry.tick()')")
             offset = cluster.log_offset()
-            print("waiting for pg_cron's next tick (at most a minute) ...", flush=True)
+            print("waiting for the background worker's next visit (telemetry.tick_interval = 2s) ...", flush=True)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0]:
@@ -103,6 +125,11 @@ def main() -> None:
             for line in cluster.log_since(offset).splitlines():
                 if "telemetry" in line and ("WARNING" in line or "HINT" in line):
                     print(line)
+            step("SELECT product, installed, newest, newest_in_series, security, end_of_life FROM telemetry_versions;")
+            for row in conn.execute(
+                "SELECT product, installed, newest, newest_in_series, security, end_of_life FROM telemetry_versions"
+            ).fetchall():
+                print(row)
             step("SELECT * FROM telemetry_status;")
             cur = conn.execute("SELECT * FROM telemetry_status")
             for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
@@ -126,6 +153,8 @@ def main() -> None:
                 except requests.ConnectionError:
                     time.sleep(0.1)
             print(json.dumps({key: fleet[key] for key in ("active", "now") if key in fleet}, indent=2)[:1500])
+            advisories: Any = fleet.get("advisories", {})
+            print("the fleet page's security share:", advisories.get("now"))
         finally:
             vendor.terminate()
             vendor.wait(10)

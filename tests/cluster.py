@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,10 @@ from tests.pgtree import PgTree, as_server_user, server_os_user
 
 DEFAULT_CONF = {
     "shared_preload_libraries": "'telemetry,pg_cron'",
+    # The background worker runs, but its rounds (one at the start, when no database
+    # has the extension yet) never tick in the middle of a test that is not about it;
+    # tests/worker/ sets a short interval.
+    "telemetry.tick_interval": "'2000000s'",
     "cron.database_name": "'postgres'",
     "log_line_prefix": "'%m [%p] %d '",
 }
@@ -30,7 +34,7 @@ class Cluster:
         self,
         tree: PgTree,
         name: str = "main",
-        conf: dict[str, str] | None = None,
+        conf: Mapping[str, str | None] | None = None,
         env: dict[str, str] | None = None,
         dir_name: str | None = None,
         data_checksums: bool = False,
@@ -47,7 +51,8 @@ class Cluster:
         self.user = server_os_user()
         self.env = env or {}
         settings = {**DEFAULT_CONF, **(conf or {})}
-        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+        # None leaves a default setting out (to be set with ALTER SYSTEM, which -c would override).
+        options = " ".join(f"-c {key}={value}" for key, value in settings.items() if value is not None)
         self.executor = PostgreSQLExecutor(
             executable=str(tree.pg_ctl),
             host="127.0.0.1",

@@ -178,10 +178,13 @@ def on_the_earlier_package(cluster: Cluster, peer: Peer) -> dict[str, Any]:
 
 
 def carries_the_earlier_release_as_it_shipped(packages: Packages) -> None:
-    """FROM's install script and Python package, byte for byte what FROM's own package installed."""
+    """FROM's Python package, byte for byte what FROM's own package installed; not its install
+    script, which ran the migrations without the pinned search_path."""
     shipped = packages.earlier.parent / "unpacked"
     subprocess.run(["dpkg-deb", "-x", str(packages.earlier), str(shipped)], check=True)
-    carried = [EXTENSION_DIR / f"telemetry--{FROM}.sql", *sorted((PYTHON_DIR / FROM).rglob("*"))]
+    assert not (EXTENSION_DIR / f"telemetry--{FROM}.sql").exists()
+    assert (EXTENSION_DIR / f"telemetry--{FROM}--{current_version()}.sql").exists()
+    carried = sorted((PYTHON_DIR / FROM).rglob("*"))
     for path in carried:
         assert path.is_dir() or path.read_bytes() == (shipped / path.relative_to("/")).read_bytes(), path
     assert {p.relative_to(PYTHON_DIR / FROM) for p in (PYTHON_DIR / FROM).rglob("*")} == {

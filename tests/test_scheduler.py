@@ -13,7 +13,10 @@ from tests.job.helpers import answer, configure
 
 NEWER = release_after()
 
+# The pg_cron path: telemetry not in shared_preload_libraries (so no background worker).
 CRON_CONF = {
+    "shared_preload_libraries": "'pg_cron'",
+    "session_preload_libraries": "'telemetry'",
     "cron.database_name": "'crondb'",
     "cron.use_background_workers": "on",
     "max_worker_processes": "16",
@@ -99,5 +102,36 @@ def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTT
             assert outcome["outcome"] == "sent", outcome
         [(request, _)] = httpserver.log
         assert request.headers["Host"] == "telemetry.invalid"
+    finally:
+        c.destroy()
+
+
+def test_a_plain_roles_drop_schema_and_drop_owned_log_nothing(pg_tree) -> None:
+    """The event triggers behind the pg_cron entry fire for every role's DROP; a plain role's is none of ours."""
+    c = Cluster(pg_tree, name="cron-plain", conf=CRON_CONF).start()
+    try:
+        with c.database("crondb", extension=False) as conn:
+            conn.execute("CREATE EXTENSION pg_cron")
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+            conn.execute("CREATE ROLE ddl_plain LOGIN")
+            conn.execute("GRANT CREATE ON DATABASE crondb TO ddl_plain")
+            # The database's owner, not a superuser: through pg_database_owner it owns public, our schema.
+            conn.execute("CREATE ROLE ddl_owner LOGIN")
+            conn.execute("ALTER DATABASE crondb OWNER TO ddl_owner")
+            offset = c.log_offset()
+            with c.connect("crondb", user="ddl_plain") as plain:
+                plain.execute("CREATE SCHEMA mine")
+                plain.execute("CREATE TABLE mine.t (i int)")
+                plain.execute("DROP SCHEMA mine CASCADE")
+                plain.execute("CREATE SCHEMA again")
+                plain.execute("DROP OWNED BY ddl_plain")
+            with c.connect("crondb", user="ddl_owner") as owner:
+                owner.execute("CREATE SCHEMA theirs")
+                owner.execute("DROP SCHEMA theirs")
+            assert [line for line in c.log_since(offset).splitlines() if "telemetry" in line] == []
+            assert [job[0] for job in cron_jobs(conn)] == ["telemetry"]
+            # The superuser's DROP of our extension still takes the entry with it.
+            conn.execute("DROP EXTENSION telemetry")
+            assert cron_jobs(conn) == []
     finally:
         c.destroy()

@@ -16,6 +16,8 @@
 
 #include "fmgr.h"
 
+#include "kill_switch.h"
+
 #define KILL_SWITCH_VARIABLE "DISABLE_TELEMETRY"
 
 static const char *const explicit_false[] = {"", "0", "false", "no", "off"};
@@ -41,6 +43,13 @@ kill_switch_disables(const char *value)
 	return true;
 }
 
+/* The background worker's question: does the server's environment turn telemetry off? */
+bool
+telemetry_kill_switch_on(void)
+{
+	return kill_switch_disables(getenv(KILL_SWITCH_VARIABLE));
+}
+
 PG_FUNCTION_INFO_V1(telemetry_disabled_by_environment);
 
 /*
@@ -52,5 +61,5 @@ PG_FUNCTION_INFO_V1(telemetry_disabled_by_environment);
 Datum
 telemetry_disabled_by_environment(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(kill_switch_disables(getenv(KILL_SWITCH_VARIABLE)));
+	PG_RETURN_BOOL(telemetry_kill_switch_on());
 }

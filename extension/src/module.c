@@ -7,6 +7,10 @@
  *   metric_deadline.c a statement timer armed for one metric
  *   relation_stats.c  relation statistics in one pass over the catalog
  *   kill_switch.c     DISABLE_TELEMETRY, read with the fail-closed rule
+ *   worker_launcher.c the background worker: telemetry.tick_interval, the launcher
+ *   worker_visit.c    one visit: the tick in one database
+ *   worker_state.c    what the launcher, its visitor and the utility hook share
+ *   utility_hook.c    ends a visit that would make a DBA's database command fail
  * See docs/metrics.md for how the report uses the last two.
  */
 #include "postgres.h"
@@ -14,6 +18,8 @@
 #include "fmgr.h"
 
 #include "metrics_level.h"
+#include "miscadmin.h"
+#include "worker.h"
 
 /*
  * PostgreSQL 18 can record the module's name and version, shown by
@@ -35,4 +41,12 @@ void
 _PG_init(void)
 {
 	telemetry_define_metrics_level();
+	telemetry_define_tick_interval();
+	telemetry_install_utility_hook();
+	/* The worker only where the library is preloaded: a later load cannot register one. */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		telemetry_request_worker_state();
+		telemetry_register_launcher();
+	}
 }

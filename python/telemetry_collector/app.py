@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,7 @@ import psycopg_pool
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from telemetry_collector import releases, storage
+from telemetry_collector import advisories, storage
 from telemetry_collector.allowlist import Allowlist
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, NoCountry, coarse_country
@@ -44,8 +43,7 @@ BUDGET = web.AppKey("budget", NewDatabaseBudget)
 COUNTERS = web.AppKey("counters", dict[str, int])
 POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 WRITER = web.AppKey("writer", BatchWriter)
-NEWEST = web.AppKey("newest", releases.NewestCache)
-ANSWERS = web.AppKey("answers", dict[tuple[str | None, str], bytes | None])
+ANSWERS = web.AppKey("answers", advisories.AnswerCache)
 
 
 def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -129,7 +127,7 @@ async def post_report(request: web.Request) -> web.Response:
             report.json_text,
         )
     )
-    answer = _answer(app, await app[NEWEST].get(), report.extension_version)
+    answer = await app[ANSWERS].answer(report.extension_version, report.postgresql_version, report.extension_versions)
     if answer is None:
         return json_error(
             503,
@@ -138,22 +136,6 @@ async def post_report(request: web.Request) -> web.Response:
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
     return web.Response(body=answer, content_type="application/json", charset="utf-8")
-
-
-def _answer(app: web.Application, newest: str | None, sender_version: str) -> bytes | None:
-    """releases.answer() as JSON, remembered: a fleet runs a handful of versions, and parsing
-    and serializing them for every report is not free."""
-    answers = app[ANSWERS]
-    key = (newest, sender_version)
-    try:
-        return answers[key]
-    except KeyError:
-        pass
-    if len(answers) >= 1024:
-        answers.clear()
-    answer = releases.answer(newest, sender_version)
-    answers[key] = None if answer is None else json.dumps(answer).encode()
-    return answers[key]
 
 
 def _seconds_to_utc_midnight() -> int:
@@ -255,11 +237,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = pool
         app[WRITER] = BatchWriter(pool, settings.pool_timeout, flushers=settings.writers)
 
-        async def load_versions() -> list[str]:
+        async def load_book() -> advisories.Book:
             async with pool.connection(timeout=settings.pool_timeout) as conn:
-                return [r.version for r in await releases.list_releases(conn)]
+                return await advisories.load_book(conn)
 
-        app[NEWEST] = releases.NewestCache(load_versions, settings.release_cache_seconds)
+        app[ANSWERS] = advisories.AnswerCache(load_book, settings.release_cache_seconds)
         tasks = [asyncio.create_task(_keep_partitions(app)), asyncio.create_task(_log_counters(app))]
         try:
             yield
@@ -287,7 +269,6 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
         settings.new_databases_per_address_per_day,
         per_network_per_day=settings.new_databases_per_network_per_day,
     )
-    app[ANSWERS] = {}
     app[COUNTERS] = {"dropped_keys": 0, "reports_with_dropped_keys": 0, "over_new_database_budget": 0}
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/v1/report", post_report)

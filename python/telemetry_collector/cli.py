@@ -1,4 +1,4 @@
-"""Command line: migrate, release add|remove|list, serve, prune, erase; rollup and serve-vendor (the vendor side).
+"""Command line: migrate, release add|remove|eol|list, serve, prune, erase; rollup and serve-vendor (the vendor side).
 
 The DSN comes from --dsn or the TELEMETRY_COLLECTOR_DSN environment variable
 (libpq syntax, e.g. "host=/var/run/postgresql dbname=telemetry").
@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+import telemetry_protocol as protocol
 from telemetry_collector import releases, server, storage
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup, load_lookup
@@ -43,13 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--months-ahead", type=int, default=1, help="partitions after the current month (1)")
     migrate.add_argument("--months-back", type=int, default=0, help="partitions before it, to import old reports (0)")
 
-    release = sub.add_parser("release", help="manage the release list")
-    rsub = release.add_subparsers(dest="release_command", required=True)
-    add = rsub.add_parser("add", parents=[common], help="list a new release")
-    add.add_argument("version")
-    remove = rsub.add_parser("remove", parents=[common], help="withdraw a release")
-    remove.add_argument("version")
-    rsub.add_parser("list", parents=[common], help="releases, newest first; * marks the one reports are told")
+    _release_commands(sub, common)
 
     prune = sub.add_parser("prune", parents=[common], help="drop the monthly partitions older than an age")
     prune.add_argument(
@@ -197,6 +192,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """release add|remove|eol|list."""
+    release = sub.add_parser("release", help="manage the release list")
+    rsub = release.add_subparsers(dest="release_command", required=True)
+    product = argparse.ArgumentParser(add_help=False)
+    product.add_argument(
+        "--product",
+        default=protocol.PRODUCT_SELF,
+        help=f"whose release: {protocol.PRODUCT_SELF} (the default), {protocol.PRODUCT_POSTGRESQL}, "
+        "or an extension's name as reports carry it in extensions.versions",
+    )
+    add = rsub.add_parser("add", parents=[common, product], help="list a new release")
+    add.add_argument("version")
+    add.add_argument("--security", action="store_true", help="the release fixes security issues")
+    add.add_argument("--notes-url", metavar="URL", help="its release notes (https)")
+    remove = rsub.add_parser("remove", parents=[common, product], help="withdraw a release")
+    remove.add_argument("version")
+    eol = rsub.add_parser(
+        "eol", parents=[common, product], help="declare a release series end of life (0.1: every 0.1.x; 13: 13.x)"
+    )
+    eol.add_argument("series")
+    eol.add_argument("--withdraw", action="store_true", help="the series is supported again")
+    rsub.add_parser(
+        "list", parents=[common], help="releases by product, newest first; * marks the newest one reports are told"
+    )
+
+
 _AGE = re.compile(r"([0-9]+)\s*(d|w|m|y)")
 _AGE_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
@@ -227,22 +249,41 @@ async def _migrate(dsn: str, months_ahead: int, months_back: int) -> None:
     print(f"partitions: {', '.join(partitions)}")
 
 
-async def _release(dsn: str, command: str, version: str | None) -> None:
+async def _release(dsn: str, args: argparse.Namespace) -> None:
+    command = args.release_command
     async with await _connect(dsn) as conn:
         if command == "add":
-            assert version is not None
-            print(f"added {await releases.add_release(conn, version)}")
+            added = await releases.add_release(conn, args.version, args.product, args.security, args.notes_url)
+            print(f"added {_product_prefix(args.product)}{added}{' (security)' if args.security else ''}")
         elif command == "remove":
-            assert version is not None
-            print(f"removed {await releases.remove_release(conn, version)}")
+            removed = await releases.remove_release(conn, args.version, args.product)
+            print(f"removed {_product_prefix(args.product)}{removed}")
+        elif command == "eol":
+            series = await releases.declare_end_of_life(conn, args.series, args.product, args.withdraw)
+            verb = "supported again" if args.withdraw else "end of life"
+            print(f"{args.product} {series}.x: {verb}")
         else:
-            listed = await releases.list_releases(conn)
-            newest = releases.newest(r.version for r in listed)
-            for release in listed:
-                mark = "*" if release.version == newest else " "
-                print(f"{mark} {release.version:<20} added {release.added_at:%Y-%m-%d %H:%M %Z}")
-            if not listed:
-                print("no releases listed")
+            await _list_releases(conn)
+
+
+def _product_prefix(product: str) -> str:
+    return "" if product == protocol.PRODUCT_SELF else f"{product} "
+
+
+async def _list_releases(conn: psycopg.AsyncConnection[Any]) -> None:
+    listed = await releases.list_releases(conn, product=None)
+    ended = await releases.list_end_of_life(conn)
+    for product in dict.fromkeys([r.product for r in listed] + [e.product for e in ended]):
+        of_product = [r for r in listed if r.product == product]
+        newest = releases.newest(r.version for r in of_product)
+        eol = ", ".join(f"{e.series}.x" for e in ended if e.product == product)
+        print(f"{product}{f' (end of life: {eol})' if eol else ''}")
+        for release in of_product:
+            mark = "*" if release.version == newest else " "
+            flags = f"{'security' if release.security else '':<8}  {release.notes_url or '-'}"
+            print(f"{mark} {release.version:<20} {flags}  added {release.added_at:%Y-%m-%d %H:%M %Z}")
+    if not listed and not ended:
+        print("no releases listed")
 
 
 async def _prune(dsn: str, older_than: dt.timedelta, dry_run: bool) -> None:
@@ -302,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             asyncio.run(_migrate(args.dsn, args.months_ahead, args.months_back))
         elif args.command == "release":
-            asyncio.run(_release(args.dsn, args.release_command, getattr(args, "version", None)))
+            asyncio.run(_release(args.dsn, args))
         elif args.command == "prune":
             asyncio.run(_prune(args.dsn, args.older_than, args.dry_run))
         elif args.command == "erase":

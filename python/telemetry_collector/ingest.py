@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import telemetry_protocol as protocol
+from telemetry_collector import advisories
 from telemetry_collector.allowlist import Allowlist, InvalidValue, parse_float
 
 DEFAULT_MAX_BODY_BYTES = protocol.MAX_REPORT_BYTES
@@ -45,6 +46,8 @@ class Report:
     os_name: str
     # Keys dropped because the dictionary does not name them (counted, never kept).
     dropped_keys: int = 0
+    # extensions.versions as (name, version) pairs: the answer tells of listed ones.
+    extension_versions: tuple[tuple[str, str | None], ...] = ()
 
 
 class ByteStream(Protocol):
@@ -102,4 +105,5 @@ def parse_report(body: bytes, allowlist: Allowlist) -> Report:
         postgresql_version=report["postgresql_version"],
         os_name=report["os_name"],
         dropped_keys=cleaned.dropped_keys,
+        extension_versions=advisories.extension_versions(report),
     )

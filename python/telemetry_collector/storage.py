@@ -118,6 +118,29 @@ MIGRATIONS: list[tuple[int, str]] = [
             'Daily roll-up of collector.reports, maintained by: python -m telemetry_collector rollup';
         """,
     ),
+    # Releases with meaning: per product, security fixes, release notes; series
+    # declared end of life (telemetry_collector.advisories answers from them).
+    (
+        4,
+        """
+        ALTER TABLE collector.releases
+            ADD COLUMN product text NOT NULL DEFAULT 'telemetry' CHECK (product ~ '^[a-z][a-z0-9_-]{0,62}$'),
+            ADD COLUMN security boolean NOT NULL DEFAULT false,
+            ADD COLUMN notes_url text CHECK (notes_url ~ '^https://' AND length(notes_url) <= 512),
+            DROP CONSTRAINT releases_pkey,
+            ADD PRIMARY KEY (product, version);
+        COMMENT ON TABLE collector.releases IS
+            'Releases per product, managed by: python -m telemetry_collector release add|remove|eol';
+        CREATE TABLE collector.end_of_life (
+            product     text        NOT NULL CHECK (product ~ '^[a-z][a-z0-9_-]{0,62}$'),
+            series      text        NOT NULL CHECK (series ~ '^[0-9]{1,6}(\\.[0-9]{1,6}){0,2}$'),
+            declared_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (product, series)
+        );
+        COMMENT ON TABLE collector.end_of_life IS
+            'Release series no longer supported (0.1: every 0.1.x), managed by: release eol';
+        """,
+    ),
 ]
 
 

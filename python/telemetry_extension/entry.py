@@ -78,6 +78,11 @@ def announce(plpy: Plpy) -> None:
             f"{sends}The first report goes out no earlier than {first.strftime('%Y-%m-%d %H:%M')} UTC "
             f"({spoken(options.grace)} from now), {wait}. The tick is called by: {called.tick_caller}."
         )
+    elif called.failing is not None:
+        detail = (
+            f"{sends}But nothing that works calls the tick in this database: {called.failing}, so nothing is "
+            f"sent until that is fixed. To fix it: {callers.CRON_FIX}."
+        )
     else:
         detail = (
             f"{sends}But nothing calls the tick in this database yet (no pg_cron job here, no tick seen), so "
@@ -117,7 +122,7 @@ def set_option(plpy: Plpy, name: str, value: str | None) -> str:
         options.set_option(db, name, value)
     except options.InvalidOption as exc:
         plpy.error(f"telemetry: invalid option: {exc}", hint=f"Options: {', '.join(options.SPECS)}.")
-    plan_first_report(plpy)
+    # (The first report's due time follows: a trigger on _telemetry.options plans it again.)
     return json.dumps(options.read_options(db).__dict__, default=str)
 
 
@@ -130,7 +135,7 @@ def plan_first_report(plpy: Plpy) -> None:
 def tick_callers(plpy: Plpy) -> dict[str, Any]:
     from telemetry_extension.job import callers
 
-    return callers.find(Database(plpy)).__dict__
+    return callers.find(Database(plpy)).columns()
 
 
 def status(plpy: Plpy) -> dict[str, Any]:

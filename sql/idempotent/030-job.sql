@@ -88,7 +88,8 @@ $$;
 
 -- Writes the first due time (grace and jitter from CREATE EXTENSION, options
 -- in force) while no report has been attempted, so that tick_check() can read
--- it.  Run on every install and update, and by telemetry_set_option().
+-- it.  Run on every install and update, and whenever the options change (a
+-- trigger on _telemetry.options: telemetry_set_option, a restore's rows).
 CREATE OR REPLACE FUNCTION _telemetry.plan_first_report()
 RETURNS void
 LANGUAGE plpython3u
@@ -182,19 +183,42 @@ SELECT a.default_version
             ELSE a.default_version <> a.installed_version END
 $$;
 
+-- The message of pg_cron's latest run of the tick's entry in this database
+-- when that run failed (NULL when it succeeded or none is recorded): a caller
+-- that fails is no caller.  SECURITY DEFINER for the same reasons as above.
+CREATE OR REPLACE FUNCTION _telemetry.cron_last_failure()
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT _telemetry.pg_cron_here() OR pg_catalog.to_regclass('cron.job_run_details') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT CASE WHEN r.status = 'failed' THEN COALESCE(r.return_message, 'failed') END
+              FROM cron.job_run_details AS r JOIN cron.job AS j ON j.jobid = r.jobid
+             WHERE j.database = pg_catalog.current_database() AND j.active
+               AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()')
+               AND r.status IN ('succeeded', 'failed')
+             ORDER BY r.runid DESC LIMIT 1);
+END
+$$;
+
 -- Appended columns only: an update keeps the earlier ones (see 012-define-view.sql).
 SELECT _telemetry.define_view('@extschema@.telemetry_status',
-    'SELECT s.*, c.*, u.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, '
-    '_telemetry.update_available() AS u');
+    'SELECT s.*, c.*, u.*, v.* FROM _telemetry.status() AS s, _telemetry.tick_callers() AS c, '
+    '_telemetry.update_available() AS u, _telemetry.versions_summary() AS v');
 COMMENT ON VIEW @extschema@.telemetry_status IS
-'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed';
+'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed, products behind (telemetry_versions)';
 
 REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
     _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
     @extschema@.telemetry_set_option(text, text), _telemetry.status(), _telemetry.tick_callers(),
-    _telemetry.cron_entry_exists(), _telemetry.update_available() FROM PUBLIC;
+    _telemetry.cron_entry_exists(), _telemetry.cron_last_failure(), _telemetry.update_available() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists(),
-    _telemetry.update_available() TO pg_monitor;
+    _telemetry.cron_last_failure(), _telemetry.update_available() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_status FROM PUBLIC;
 GRANT SELECT ON @extschema@.telemetry_status TO pg_monitor;
 

@@ -1,4 +1,6 @@
 -- Runs on every install and update: keeping the pg_cron entry in step with the extension.
+-- Where telemetry's background worker runs (telemetry in shared_preload_libraries),
+-- it calls the tick: no entry is made, and the one an earlier release made is removed.
 
 -- The job's command is a constant: no SQL is built from names.  The tick
 -- runs every 15 minutes, but not every database on the same minute: this
@@ -36,6 +38,9 @@ BEGIN
     IF NOT _telemetry.pg_cron_here() THEN
         RETURN;  -- (a separate test: cron.job must not even be planned without pg_cron)
     END IF;
+    IF _telemetry.worker_registered() THEN
+        RETURN;  -- the background worker calls the tick
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM cron.job
                     WHERE jobname = 'telemetry' AND database = pg_catalog.current_database()) THEN
         PERFORM cron.schedule('telemetry',
@@ -52,6 +57,10 @@ $$;
 -- is dropped with it does not fire.  So: before any DROP that might take the
 -- extension with it, take the entry out; after it, if the extension is still
 -- here (this trigger only fires then), put it back.  Both never fail the DDL.
+-- Only a role that could drop the extension (it owns the extension or its
+-- schema) and may use _telemetry acts: any other role's DROP SCHEMA or DROP
+-- OWNED (a database owner's, whose pg_database_owner owns public, included)
+-- is left alone and logs nothing.  Only pg_catalog is read before that is known.
 CREATE OR REPLACE FUNCTION _telemetry.cron_before_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -60,6 +69,14 @@ AS $$
 DECLARE
     removed int;
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e
+                     JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+                    WHERE e.extname = 'telemetry'
+                      AND (pg_catalog.pg_has_role(e.extowner, 'USAGE')
+                           OR pg_catalog.pg_has_role(n.nspowner, 'USAGE')))
+       OR NOT pg_catalog.has_schema_privilege('_telemetry', 'USAGE') THEN
+        RETURN;
+    END IF;
     IF NOT _telemetry.pg_cron_here() THEN
         RETURN;
     END IF;
@@ -89,6 +106,29 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- Where the background worker calls the tick, the extension's own pg_cron
+-- entry (an earlier release made it) would tick twice and log pg_cron's lines:
+-- it goes.  Entries a DBA made under other names stay.
+CREATE OR REPLACE FUNCTION _telemetry.cron_retire()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry bigint;
+BEGIN
+    IF NOT _telemetry.worker_registered() OR NOT _telemetry.pg_cron_here() THEN
+        RETURN;
+    END IF;
+    FOR entry IN SELECT j.jobid FROM cron.job AS j
+                  WHERE j.jobname = 'telemetry' AND j.database = pg_catalog.current_database()
+                    AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()') LOOP
+        PERFORM cron.unschedule(entry);
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION _telemetry.cron_retire() FROM PUBLIC;
 REVOKE ALL ON FUNCTION _telemetry.pg_cron_here(), _telemetry.cron_register(), _telemetry.cron_before_drop(),
     _telemetry.cron_after_drop() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.pg_cron_here() TO pg_monitor;
@@ -108,3 +148,5 @@ BEGIN
     END IF;
 END
 $$;
+
+SELECT _telemetry.cron_retire();

@@ -85,7 +85,9 @@ def test_serve_runs_the_service(collector_dsn: str, scheme: str, tmp_path: Path)
         response = requests.post(
             f"{url}/v1/report", json=make_report(extension_version="0.1.0"), timeout=10, verify=verify
         )
-        assert response.json() == {"latest_version": "0.2.0", "up_to_date": False}
+        answer = response.json()
+        assert (answer["latest_version"], answer["up_to_date"]) == ("0.2.0", False)
+        assert [p["product"] for p in answer["products"]] == ["telemetry"]
     finally:
         server.send_signal(signal.SIGINT)
         output = server.communicate(timeout=30)[0]

@@ -76,6 +76,8 @@ def realistic_fleet(conn: psycopg.Connection[Any], days: int = 55) -> None:
 def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Connection[Any], start_vendor: Any) -> None:
     t, _ = known_fleet(collector_db)
     store(collector_db, at(t, 4), os_name=HOSTILE, extension_version="0.10.0")
+    # 0.10.0 fixes security issues: the two databases on older releases have a fix outstanding.
+    collector_db.execute("UPDATE collector.releases SET security = true WHERE version = '0.10.0'")
     roll_up(collector_dsn, until=at(t, 23))
     vendor = start_vendor()
 
@@ -89,14 +91,24 @@ def test_the_page_draws_the_fleet(collector_dsn: str, collector_db: psycopg.Conn
     assert text_of(dom, "new-30") == "6"
     assert text_of(dom, "quiet-30") == "1"
     assert text_of(dom, "restored-databases") == "1"
+    assert text_of(dom, "security-share") == "33.3%"
+    assert text_of(dom, "end-of-life-share") == "0.0%"
     assert bars(dom, "extension_version") == [("0.2.0", 1), ("0.9.0", 1), ("0.10.0", 4)]  # release order
     assert bars(dom, "postgresql_major") == [("15", 4), ("16", 1), ("17", 1)]
     assert bars(dom, "os_name") == [("Linux", 4), (HOSTILE, 1), ("FreeBSD", 1)]
     assert bars(dom, "timescaledb") == [("not installed", 5), ("hypertables", 1)]
     assert "4 (66.7%)" in dom
     # The time series are drawn (uPlot: one chart, with its legend, per series set).
-    assert dom.count('class="uplot') == 4
-    for label in ("last 7 days", "last 30 days", "gone quiet", "0.10.0 or newer", "up to date"):
+    assert dom.count('class="uplot') == 5
+    for label in (
+        "last 7 days",
+        "last 30 days",
+        "gone quiet",
+        "0.10.0 or newer",
+        "up to date",
+        "security fix outstanding",
+        "end-of-life series",
+    ):
         assert f">{label}<" in dom, label
     rows = re.findall(r'<tr data-release="([^"]+)"><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>', dom)
     assert rows == [("0.10.0", "7 days"), ("0.9.0", "0 days")]
@@ -143,8 +155,8 @@ def test_an_empty_fleet_is_drawn_as_empty(start_vendor: Any) -> None:
     dom = dump_dom(f"{vendor.url}/")
     assert '<body data-state="ready">' in dom
     assert text_of(dom, "active-30") == "0"
-    assert dom.count("none among the active databases") == 8
-    assert dom.count("no reports rolled up yet") == 4
+    assert dom.count("none among the active databases") == 9
+    assert dom.count("no reports rolled up yet") == 5
     assert "Nothing rolled up yet" in dom
 
 

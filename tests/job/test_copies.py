@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import psycopg
 from pytest_httpserver import HTTPServer
 
+from tests import peers
 from tests.cluster import Cluster
 from tests.helpers import report
-from tests.job.helpers import answer, attempts, configure, tick
+from tests.job.helpers import answer, attempts, configure, in_thread, tick
 
 
 def _create_copy(cluster: Cluster, name: str, template: str) -> None:
@@ -90,3 +92,41 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
         _drop(cluster, *names)
         with cluster.connect() as admin:
             admin.execute("DROP ROLE IF EXISTS copy_monitor")
+
+
+def test_a_copys_first_send_now_locks_no_row_while_sending(cluster: Cluster, httpserver: HTTPServer) -> None:
+    """telemetry_send_report() in a copy: the copy's identity is written after the network step, not before."""
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    peer = peers.RawPeer(peers.hang)
+    try:
+        with cluster.connect() as admin:
+            admin.execute("CREATE DATABASE lock_orig")
+        with cluster.connect("lock_orig") as orig:
+            orig.execute("CREATE EXTENSION telemetry CASCADE")
+            configure(orig, httpserver.url_for("/v1/report"))
+            assert tick(orig)["outcome"] == "sent"  # an audit row and a newest version, for the copy to forget
+            configure(orig, peer.url, deadline="5 s")
+        _create_copy(cluster, "lock_copy", "lock_orig")
+        with cluster.connect("lock_copy") as other:
+            shown = report(other)
+            thread, result = in_thread(cluster, "lock_copy", "SELECT telemetry_send_report()")
+            while peer.connections == 0:
+                time.sleep(0.05)
+            # The send is in its network step: every row it will write can be locked and written now.
+            other.execute("SET lock_timeout = '2s'")
+            with other.transaction():
+                for table in ("instance", "schedule", "attempts", "latest_version"):
+                    other.execute(f"SELECT * FROM _telemetry.{table} FOR UPDATE")
+                other.execute("UPDATE _telemetry.schedule SET failures = failures")
+                other.execute("UPDATE _telemetry.instance SET created_at = created_at")
+                raise psycopg.Rollback
+            thread.join(30)
+            assert result["value"]["outcome"] == "failed", result
+            # Then the copy took its identity, the one the report carried, and recorded its one attempt.
+            [row] = attempts(other)
+            assert json.loads(row["body"])["db_uuid"] == shown["db_uuid"] == _instance(other)[0]
+            assert other.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
+            assert other.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+    finally:
+        peer.close()
+        _drop(cluster, "lock_orig", "lock_copy")

@@ -51,6 +51,10 @@ def _http_fault(httpserver: HTTPServer, kind: str) -> tuple[str, str]:
     if kind == "invalid json":
         httpserver.expect_request("/v1/report").respond_with_data("{not json", content_type="application/json")
         return url, "invalid answer: answer is not valid JSON"
+    if kind == "nested 60,000 deep":
+        # Under the size cap; json.loads would recurse once per level (RecursionError).
+        httpserver.expect_request("/v1/report").respond_with_data(b"[" * 60000, content_type="application/json")
+        return url, "invalid answer: answer nests arrays or objects deeper than 16 levels"
     if kind == "invalid version":
         httpserver.expect_request("/v1/report").respond_with_json({"latest_version": "banana'; DROP TABLE x"})
         return url, "invalid answer: invalid version string"
@@ -72,7 +76,14 @@ RAW_FAULTS = {
 }
 
 
-HTTP_FAULTS = ["500", "invalid json", "invalid version", "100 MB with length", "redirect to another host"]
+HTTP_FAULTS = [
+    "500",
+    "invalid json",
+    "nested 60,000 deep",
+    "invalid version",
+    "100 MB with length",
+    "redirect to another host",
+]
 
 
 def _assert_failure_handled(
@@ -87,6 +98,7 @@ def _assert_failure_handled(
     assert db.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
     lines = telemetry_log_lines(cluster, offset)
     assert len(lines) == 1 and "report not sent" in lines[0], lines
+    assert "Traceback" not in cluster.log_since(offset)
     assert db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
     assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
     assert abs(seconds_until(db) - 3600) < 60  # back-off: retry_base, 1 hour

@@ -6,6 +6,9 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Iterator
+
+import pytest
 
 from tests.cluster import Cluster
 from tests.helpers import Notices
@@ -15,8 +18,19 @@ def _status(conn, *columns: str) -> tuple:
     return conn.execute(f"SELECT {', '.join(columns)} FROM telemetry_status").fetchone()
 
 
-def test_without_a_caller_the_notice_and_status_give_the_pg_cron_command(cluster: Cluster) -> None:
-    # The shared cluster loads pg_cron, which lives in database postgres.
+@pytest.fixture(scope="module")
+def cron_only(pg_tree) -> Iterator[Cluster]:
+    """pg_cron preloaded (living in database postgres), telemetry not: no background worker."""
+    conf = {"shared_preload_libraries": "'pg_cron'", "session_preload_libraries": "'telemetry'"}
+    c = Cluster(pg_tree, name="cronly", conf=conf).start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_without_a_caller_the_notice_and_status_give_the_pg_cron_command(cron_only: Cluster) -> None:
+    cluster = cron_only
     with cluster.database("truth_cron", extension=False) as conn:
         notices = Notices(conn)
         conn.execute("CREATE EXTENSION telemetry CASCADE")
@@ -60,7 +74,8 @@ def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) ->
 
 
 def test_without_pg_cron_the_crontab_line_given_works(pg_tree) -> None:
-    c = Cluster(pg_tree, name="nocron", conf={"shared_preload_libraries": "'telemetry'"}).start()
+    conf = {"shared_preload_libraries": "''", "session_preload_libraries": "'telemetry'"}
+    c = Cluster(pg_tree, name="nocron", conf=conf).start()
     try:
         with c.database("nocron", extension=False) as conn:
             notices = Notices(conn)

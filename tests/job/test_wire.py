@@ -1,26 +1,41 @@
 """What goes on the wire, and what is left when a send returns.
 
 Retry-After followed up to the protocol's cap with no retry by the HTTP library;
-only the documented environment shapes the request; no thread or socket survives a
-send; no unprivileged role blocks or triggers one.
+only the documented environment shapes the request, no redirect adds credentials;
+no thread, socket or process survives a send, even when DNS hangs; no unprivileged
+role blocks or triggers one.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
 import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 import telemetry_protocol as protocol
 from tests import peers
 from tests.cluster import Cluster
-from tests.job.helpers import answer, attempts, configure, in_thread, seconds_until, telemetry_log_lines, tick
+from tests.job.helpers import (
+    DEADLINE,
+    answer,
+    attempts,
+    configure,
+    in_thread,
+    seconds_until,
+    telemetry_log_lines,
+    tick,
+)
+from tests.pgtree import PgTree
 
 HOUR = 3600.0
 
@@ -207,3 +222,124 @@ def test_a_send_skipped_because_another_is_sending_is_logged(db, cluster: Cluste
         assert len(lines) == 1 and " LOG: " in lines[0], lines
     finally:
         peer.close()
+
+
+def test_a_redirect_carrying_credentials_is_not_followed(db, httpserver: HTTPServer) -> None:
+    """requests would turn the Location's user:password into an Authorization header."""
+    location = httpserver.url_for("/v1/elsewhere").replace("://", "://user:secret@", 1)
+    httpserver.expect_request("/v1/report").respond_with_response(Response(status=307, headers={"Location": location}))
+    httpserver.expect_request("/v1/elsewhere").respond_with_json(answer())
+    configure(db, httpserver.url_for("/v1/report"))
+    outcome = tick(db, "telemetry_send_report")
+    assert [request.headers.get("Authorization") for request, _ in httpserver.log] == [None]
+    assert (outcome["outcome"], outcome.get("error")) == ("failed", "redirect to another location not followed")
+
+
+class HungDns:
+    """A DNS server on 127.0.0.x:53 (UDP) that reads every query and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for last in range(53, 253):  # another test run may hold one: take the next
+            try:
+                self.sock.bind((f"127.0.53.{last}", 53))
+                break
+            except OSError:
+                continue
+        self.address = self.sock.getsockname()[0]
+        self.sock.settimeout(0.2)
+        self.queries = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.queries += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _private_mounts_possible() -> bool:
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", "--mount", "--", "true"], check=False, capture_output=True).returncode == 0
+
+
+@dataclass(frozen=True)
+class _TreeWithResolver(PgTree):
+    """The test tree, its server started in a mount namespace of its own whose /etc/resolv.conf is `resolv_conf`."""
+
+    resolv_conf: Path = Path("/nonexistent")
+
+    @property
+    def pg_ctl(self) -> Path:
+        wrapper = self.resolv_conf.parent / "pg_ctl-with-test-resolver"
+        if not wrapper.exists():
+            inner = f'mount --bind "{self.resolv_conf}" /etc/resolv.conf && exec "{super().pg_ctl}" "$@"'
+            wrapper.write_text(f"#!/bin/sh\nexec unshare --mount --propagation private -- sh -c '{inner}' sh \"$@\"\n")
+            wrapper.chmod(0o755)
+        return wrapper
+
+
+def _children(pid: int) -> str:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().strip()
+
+
+@pytest.mark.skipif(
+    not _private_mounts_possible(), reason="needs root: a mount namespace for the server's own resolv.conf, port 53"
+)
+def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind(pg_tree) -> None:
+    """The system's resolver, pointed (for this server only) at a DNS server that never answers."""
+    dns = HungDns()
+    resolv_conf = pg_tree.tempdir("resolver-") / "resolv.conf"
+    resolv_conf.write_text(f"nameserver {dns.address}\noptions timeout:30 attempts:1\n")
+    resolv_conf.chmod(0o644)
+    tree = _TreeWithResolver(**vars(pg_tree), resolv_conf=resolv_conf)
+    c = Cluster(tree, name="hung-dns").start()
+    try:
+        with c.database("hungdns") as conn:
+            configure(conn, "http://telemetry-report.test/v1/report", deadline=f"{DEADLINE} s")
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            for _ in range(2):
+                started = time.monotonic()
+                outcome = tick(conn, "telemetry_send_report")
+                elapsed = time.monotonic() - started
+                assert outcome["outcome"] == "failed", outcome
+                assert elapsed < DEADLINE + 1, f"the send took {elapsed:.1f} s"  # the deadline, DNS included
+                assert _settled(pid) == (1, 1)  # no thread, no socket left
+                assert _children(pid) == ""  # and no lookup still running
+            assert dns.queries > 0  # the lookups did reach the DNS server that never answers
+            # A cancel during the lookup ends it at once, and leaves nothing either.
+            configure(conn, "http://telemetry-report.test/v1/report", deadline="30 s")
+            with c.connect("hungdns") as sender:
+                pid = sender.info.backend_pid
+                failed: list[BaseException] = []
+                queries = dns.queries
+
+                def send() -> None:
+                    try:
+                        sender.execute("SELECT telemetry_send_report()")
+                    except psycopg.Error as exc:
+                        failed.append(exc)
+
+                thread = threading.Thread(target=send)
+                thread.start()
+                waited = time.monotonic()
+                while dns.queries == queries and time.monotonic() - waited < 20:
+                    time.sleep(0.05)
+                conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+                thread.join(30)
+                assert [type(exc) for exc in failed] == [psycopg.errors.QueryCanceled]
+                assert _settled(pid) == (1, 1)
+                assert _children(pid) == ""
+    finally:
+        c.destroy()
+        dns.close()

@@ -1,7 +1,7 @@
 """The extension's objects as rows of text, to compare an updated database with a fresh one.
 
 What counts: every member (pg_depend), each function's definition and settings,
-tables with their columns, constraints and indexes, sequences, views, grants,
+tables with their columns, constraints, indexes and triggers, sequences, views, grants,
 comments, event triggers, the tables registered for pg_dump, the schema's grants,
 and which migrations the ledger records (name and checksum).  What does not:
 object ids, the ledger's applied_at and applied_by_version (an updated database
@@ -70,6 +70,10 @@ QUERIES: dict[str, str] = {
         SELECT pg_catalog.pg_get_indexdef(i.indexrelid)
           FROM telemetry_members AS m JOIN pg_catalog.pg_index AS i ON i.indrelid = m.objid
          WHERE m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass ORDER BY 1""",
+    "triggers": """
+        SELECT pg_catalog.pg_get_triggerdef(t.oid)
+          FROM telemetry_members AS m JOIN pg_catalog.pg_trigger AS t ON t.tgrelid = m.objid
+         WHERE m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND NOT t.tgisinternal ORDER BY 1""",
     "sequences": """
         SELECT s.seqrelid::pg_catalog.regclass::text, pg_catalog.format_type(s.seqtypid, NULL),
                s.seqstart::text, s.seqincrement::text, s.seqmax::text, s.seqmin::text, s.seqcycle::text
@@ -120,7 +124,8 @@ def summary(catalog: Catalog) -> str:
     return (
         f"{len(catalog['members'])} members: {len(catalog['functions'])} functions, "
         f"{kinds.get('r', 0)} tables ({len(catalog['columns'])} columns, {len(catalog['constraints'])} constraints, "
-        f"{len(catalog['indexes'])} indexes), {len(catalog['sequences'])} sequences, {kinds.get('v', 0)} views, "
+        f"{len(catalog['indexes'])} indexes, {len(catalog['triggers'])} triggers), "
+        f"{len(catalog['sequences'])} sequences, {kinds.get('v', 0)} views, "
         f"{len(catalog['event_triggers'])} event triggers, {len(catalog['schemas'])} schema; "
         f"dumped tables: {catalog['extension'][0][4]}; ledger: {len(catalog['migrations'])} migrations"
     )

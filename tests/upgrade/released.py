@@ -107,6 +107,11 @@ def _built(release: str, pg_config_path: str) -> Path:
     return src
 
 
+def built_release(release: str) -> Path:
+    """The release's source tree, built for the PostgreSQL under test."""
+    return _built(release, PG_CONFIG)
+
+
 def install_release(tree: PgTree, release: str) -> None:
     """The release's install script and Python package, as its `make install` puts them."""
     src = _built(release, PG_CONFIG)

@@ -26,6 +26,12 @@ def collector(upgrade_cluster: Cluster) -> Iterator[tuple[Collector, str]]:
         run_cli("migrate", "--dsn", dsn, "--months-back", "2")
         for release in [*earlier_releases(), current_version()]:
             run_cli("release", "add", release, "--dsn", dsn)
+        # Products in every answer: earlier releases must read past them (this server's PostgreSQL is current).
+        with upgrade_cluster.connect() as conn:
+            num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+        notes = "https://example.org/notes"
+        run_cli("release", "add", f"{num // 10000}.{num % 10000}", "--product", "postgresql", "--dsn", dsn)
+        run_cli("release", "add", "1.0", "--product", "plpgsql", "--notes-url", notes, "--dsn", dsn)
         started = Collector(Settings(dsn=dsn, release_cache_seconds=0.0, pool_min_size=1, pool_max_size=2)).start()
         try:
             yield started, dsn
@@ -79,6 +85,8 @@ def test_told_of_the_newer_release_then_updated_then_up_to_date(
                 "SELECT installed_version, latest_version, up_to_date FROM _telemetry.latest_version"
             ).fetchall()
             assert stored == [(current_version(), current_version(), True)]
+            told = conn.execute("SELECT product, up_to_date FROM telemetry_versions").fetchall()
+            assert told == [("telemetry", True), ("plpgsql", True), ("postgresql", True)]
     # The collector saw the same database report both versions.
     with psycopg.connect(dsn) as collector_db:
         seen = collector_db.execute(

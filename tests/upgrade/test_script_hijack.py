@@ -233,3 +233,24 @@ def test_unqualified_call_is_what_the_readme_warns_about(upgrade_cluster: Cluste
         with c.connect(CRON_DATABASE) as caller, hits(c, caller) as seen:
             caller.execute("SELECT public.get_report()")
         assert ran(seen) == []
+
+
+def test_a_schema_another_role_owns_is_refused(upgrade_cluster: Cluster) -> None:
+    """Without SCHEMA, the extension would land in the planter's "$user" schema, whose owner could
+    drop it and put look-alikes in its place: CREATE EXTENSION refuses, and says what to do."""
+    c = upgrade_cluster
+    with database(c) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(PLANTER)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(c.user), sql.Identifier(PLANTER))
+        )
+        with pytest.raises(psycopg.errors.RaiseException) as refused:
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert f'schema "{c.user}" is owned by role "{PLANTER}", which is not a superuser' in str(refused.value)
+        assert refused.value.diag.message_hint is not None
+        assert "CREATE EXTENSION telemetry SCHEMA public" in refused.value.diag.message_hint
+        conn.execute("CREATE EXTENSION telemetry SCHEMA public CASCADE")
+        assert extension_version(conn) == current_version()
+        assert conn.execute(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'telemetry'"
+        ).fetchone() == ("public",)

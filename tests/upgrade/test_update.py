@@ -97,8 +97,11 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
             assert "upgrade_probe" in shown["vendor_metrics"]
             enabled = after.execute(f"SELECT enabled FROM {CURRENT.metrics_view} WHERE key = %s", [switched]).fetchone()
             assert enabled == (False,)
-            # Exactly one pg_cron entry, unchanged, and its command still runs.
-            assert cron_jobs(after) == jobs_before and len(jobs_before) == 1
+            # The release's own pg_cron entry is gone: telemetry is preloaded, its background
+            # worker calls the tick now (nothing ticks twice), and the tick still runs.
+            assert len(jobs_before) == 1 and cron_jobs(after) == []
+            tick_caller = after.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0]
+            assert tick_caller is not None and tick_caller.startswith("the background worker"), tick_caller
             outcome = after.execute(jobs_before[0][2]).fetchone()[0]
             assert outcome["outcome"] == "not_due", outcome  # the failure's back-off is still running
             ledger = after.execute(

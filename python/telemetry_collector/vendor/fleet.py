@@ -10,6 +10,10 @@ fleet size.  Days are UTC days; "as of" is the roll-up's watermark.
 - adoption: per release, the share of the day's reporting databases on that
   release or a newer one, and the days from its listing to 50% and 90%;
 - up_to_date: per day, the share on the newest release listed by that day;
+- advisories: per day and now, the share running a version with a security fix
+  outstanding (of any listed product: the extension, PostgreSQL, extensions),
+  the share on an end-of-life series; now, databases by PostgreSQL minor
+  releases behind (the roll-up's advisory dimensions);
 - now: databases active in the last 30 days by their latest report, per
   dimension: extension version (release order), PostgreSQL major, OS, install
   method, size bucket, TimescaleDB usage and version, extensions;
@@ -64,6 +68,8 @@ TIMESCALEDB_LABELS = {
     "compression": "compressed hypertables",
 }
 
+MINOR_LAG_LABELS = {"0": "on the newest minor", "1": "1 minor release behind", "unknown": "major not listed"}
+
 
 def parse_version(text: str) -> Version | None:
     try:
@@ -96,6 +102,8 @@ def _order(dimension: str, counts: dict[str, int]) -> list[str]:
         return [key for key in SIZE_LABELS if key in counts]
     if dimension == "timescaledb":
         return [key for key in rollup.TIMESCALEDB_LEVELS if key in counts]
+    if dimension == "postgresql_minor_lag":
+        return sorted(counts, key=_major_key)
     return sorted(counts, key=lambda v: (-counts[v], v))
 
 
@@ -106,6 +114,8 @@ def value_label(dimension: str, value: str) -> str:
         return SIZE_LABELS.get(value, value)
     if dimension == "timescaledb":
         return TIMESCALEDB_LABELS.get(value, value)
+    if dimension == "postgresql_minor_lag":
+        return MINOR_LAG_LABELS.get(value, f"{value} minor releases behind")
     return value
 
 
@@ -256,6 +266,7 @@ async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) ->
             "newest_release": newest_now,
             "now": _share(_at_or_above(newest_now, now_counts["extension_version"]), total) if newest_now else None,
         },
+        "advisories": await _advisories(conn, series_days, now_counts),
         "now": {
             "databases": total,
             "new_last_30_days": new_recent,
@@ -283,6 +294,12 @@ def _empty(generated_at: dt.datetime, days: int, listed: list[releases.Release])
             "share": [],
             "newest_release": releases.newest(r.version for r in listed),
             "now": None,
+        },
+        "advisories": {
+            "days": [],
+            "security_share": [],
+            "end_of_life_share": [],
+            "now": {"security_share": None, "end_of_life_share": None},
         },
         "now": {
             "databases": 0,
@@ -346,3 +363,41 @@ def _adoption(
             }
         )
     return {"days": [d.isoformat() for d in series_days], "releases": out}
+
+
+# The advisory dimensions' values that count against the fleet.
+_ADVISORY_FLAGS = {"security": "outstanding", "end_of_life": "yes"}
+
+
+async def _advisories(
+    conn: psycopg.AsyncConnection[Any],
+    series_days: list[dt.date],
+    now_counts: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """Shares with a security fix outstanding and on an end-of-life series, per day and now, of the
+    databases judged (a report rolled up before the advisory dimensions existed has none: null, not 0)."""
+    flagged: dict[str, dict[dt.date, int]] = defaultdict(dict)
+    judged: dict[str, dict[dt.date, int]] = defaultdict(dict)
+    for day, dimension, value, n in await _fetch(
+        conn,
+        """SELECT day, dimension, value, databases FROM collector.rollup_daily
+            WHERE dimension = ANY(%s) AND day BETWEEN %s AND %s""",
+        (list(_ADVISORY_FLAGS), series_days[0], series_days[-1]),
+    ):
+        judged[dimension][day] = judged[dimension].get(day, 0) + n
+        if value == _ADVISORY_FLAGS[dimension]:
+            flagged[dimension][day] = n
+
+    def share(dimension: str, day: dt.date) -> float | None:
+        return _share(flagged[dimension].get(day, 0), judged[dimension].get(day, 0))
+
+    def now(dimension: str) -> float | None:
+        counts = now_counts[dimension]
+        return _share(counts.get(_ADVISORY_FLAGS[dimension], 0), sum(counts.values()))
+
+    return {
+        "days": [d.isoformat() for d in series_days],
+        "security_share": [share("security", d) for d in series_days],
+        "end_of_life_share": [share("end_of_life", d) for d in series_days],
+        "now": {"security_share": now("security"), "end_of_life_share": now("end_of_life")},
+    }

@@ -21,10 +21,14 @@ normalized here, and text that is no version is one value, UNPARSABLE), and a
 dimension keeps at most MAX_VALUES_PER_DAY distinct values per day: values new
 to a day past that are counted as OTHER (the most widespread of a run go first;
 a value a day holds keeps its row).  Versions the vendor has released
-(collector.releases) always keep their own row and take no room under the cap,
+(collector.releases, the extension's own) always keep their own row and take no room under the cap,
 so versions invented early in a day cannot push a real release into OTHER.  The
 values a database's report was counted under are what rollup_databases keeps,
 so a same-day report takes its counts back from the same rows.
+
+The advisory dimensions (a security fix outstanding, an end-of-life series,
+PostgreSQL minor releases behind) come from the release list as it stands when
+the day is rolled up (telemetry_collector.advisories, the answer's rules).
 
 One run is one transaction under an advisory lock: a concurrent run skips, an
 interrupted run leaves nothing half done, and a repeated run finds nothing new.
@@ -41,7 +45,12 @@ from typing import Any
 
 import psycopg
 from packaging.version import InvalidVersion, Version
+from psycopg.types.json import Jsonb
 
+import telemetry_protocol as protocol
+from telemetry_collector import advisories
+
+ADVISORY_DIMENSIONS = ("security", "end_of_life", "postgresql_minor_lag")
 # Dimensions a vendor filters on; each report contributes "dimension:value" strings.
 DIMENSIONS = (
     "extension_version",
@@ -52,6 +61,7 @@ DIMENSIONS = (
     "timescaledb",
     "timescaledb_version",
     "extension",
+    *ADVISORY_DIMENSIONS,
 )
 ALL = "all"  # the dimension every report has once: totals
 # The protocol's install_method vocabulary; anything else is counted as "other".
@@ -122,12 +132,23 @@ array_remove(ARRAY[
      LIMIT {MAX_EXTENSIONS_PER_REPORT})
 """
 
+# A report's versions of the products the vendor lists releases of.
+_VERSIONS = f"""
+jsonb_build_object('{protocol.PRODUCT_SELF}', left(r.extension_version, 64),
+                   '{protocol.PRODUCT_POSTGRESQL}', left(r.postgresql_version, 64))
+|| coalesce((SELECT jsonb_object_agg(e.key, left(e.value #>> '{{}}', 64))
+               FROM jsonb_each(CASE WHEN jsonb_typeof(r.report #> '{{extensions,versions}}') = 'object'
+                                    THEN r.report #> '{{extensions,versions}}' END) e
+              WHERE e.key = ANY(%(products)s::text[]) AND jsonb_typeof(e.value) = 'string'
+                AND e.key NOT IN ('{protocol.PRODUCT_SELF}', '{protocol.PRODUCT_POSTGRESQL}')), '{{}}')
+"""
+
 _BATCH = f"""
-INSERT INTO rollup_batch (db_uuid, exported_db_uuid, day, dims)
-SELECT DISTINCT ON (db_uuid, day) db_uuid, exported_db_uuid, day, dims
+INSERT INTO rollup_batch (db_uuid, exported_db_uuid, day, dims, versions)
+SELECT DISTINCT ON (db_uuid, day) db_uuid, exported_db_uuid, day, dims, versions
   FROM (SELECT r.db_uuid, r.exported_db_uuid, r.received_at,
                (r.received_at AT TIME ZONE 'UTC')::date AS day,
-               {_DIMS} AS dims
+               {_DIMS} AS dims, {_VERSIONS} AS versions
           FROM collector.reports r
          WHERE r.received_at > %(low)s AND r.received_at <= %(high)s) s
  ORDER BY db_uuid, day, received_at DESC
@@ -279,9 +300,10 @@ DELETE FROM collector.rollup_latest WHERE databases = 0
 
 _TEMP_TABLES = """
 CREATE TEMP TABLE rollup_batch (
-    db_uuid uuid, exported_db_uuid uuid, day date, dims text[]
+    db_uuid uuid, exported_db_uuid uuid, day date, dims text[], versions jsonb
 ) ON COMMIT DROP;
 CREATE TEMP TABLE rollup_overflow (day date, dim text, bucket text) ON COMMIT DROP;
+CREATE TEMP TABLE rollup_advice (versions jsonb, dims text[]) ON COMMIT DROP;
 CREATE TEMP TABLE rollup_steps (
     db_uuid uuid, exported_db_uuid uuid, day date, dims text[], prev_day date, known boolean,
     known_first date, known_last date, known_dims text[], same_day boolean, final boolean
@@ -303,6 +325,19 @@ _ROLLUP_TABLES = (
     "collector.rollup_databases",
     "collector.rollup_exports",
 )
+
+
+async def _add_advice(conn: psycopg.AsyncConnection[Any], book: advisories.Book) -> None:
+    """The advisory dimensions, once per distinct combination of versions (a fleet runs a handful)."""
+    cur = await conn.execute("SELECT DISTINCT versions FROM rollup_batch")
+    combinations = [row[0] for row in await cur.fetchall()]
+    async with conn.cursor() as copy_cur, copy_cur.copy("COPY rollup_advice (versions, dims) FROM STDIN") as copy:
+        for versions in combinations:
+            await copy.write_row((Jsonb(versions), advisories.rollup_dimensions(book, versions)))
+    await conn.execute(
+        """UPDATE rollup_batch b SET dims = b.dims || a.dims
+             FROM rollup_advice a WHERE a.versions = b.versions"""
+    )
 
 
 class RollupMissing(RuntimeError):
@@ -362,7 +397,9 @@ async def run(
         }
         await conn.execute(_SUMMARIZE)
         await conn.execute(_TEMP_TABLES)
-        await conn.execute(_BATCH, params)
+        book = await advisories.load_book(conn)
+        await conn.execute(_BATCH, {**params, "products": sorted(book.listed_products())})
+        await _add_advice(conn, book)
         await _bound_values(conn, max_values_per_day)
         await conn.execute("ANALYZE rollup_batch")
         await conn.execute(_STEPS)
@@ -393,7 +430,7 @@ async def _bound_values(conn: psycopg.AsyncConnection[Any], max_values_per_day: 
         prefix = "extension_version:"
         new = [prefix + normal_version(dim[len(prefix) :]) for dim in odd]
         await conn.execute(_REPLACE, {"old": odd, "new": new})
-    cur = await conn.execute("SELECT version FROM collector.releases")
+    cur = await conn.execute("SELECT version FROM collector.releases WHERE product = %s", (protocol.PRODUCT_SELF,))
     versions = {normal_version(row[0]) for row in await cur.fetchall()} - {UNPARSABLE}
     released = sorted("extension_version:" + version for version in versions)
     await conn.execute(_OVERFLOW, {"other": OTHER, "max_values": max_values_per_day, "released": released})

@@ -2,8 +2,9 @@
 
 The identity row records the oid of its database (pg_database); a copy
 carries the row into a database with another oid.  At the first write
-opportunity, a tick or a send, the copy takes the identity get_report()
-already shows for it (metrics/identity.py derives it), a schedule of its own
+opportunity, a tick or a send (after its network step, so that no row is
+locked while sending), the copy takes the identity get_report() already
+shows for it (metrics/identity.py derives it), a schedule of its own
 (grace from now, a fresh share of the jitter) and an empty audit trail, as a
 restored database would.  It keeps what a restore keeps: the lineage
 (exported_db_uuid, installed_time), the options, the metrics switched off and

@@ -4,8 +4,13 @@ The exchange runs in a helper thread that touches nothing of PostgreSQL; the
 calling (backend) thread waits in short slices and, between them, lets the
 server act on a cancel or a shutdown (`check_interrupts`), so neither ever
 waits on the network.  At the deadline (or a cancel) the caller shuts down the
-exchange's sockets, which wakes the helper wherever it blocks, and joins it:
-a send leaves no thread and no socket behind, whatever the peer does.
+exchange's sockets and kills its name lookups, which wakes the helper wherever
+it blocks, and joins it: a send leaves no thread, no socket and no process
+behind, whatever the peer or the DNS does.  A name is looked up by the
+system's resolver (/etc/hosts, DNS, as nsswitch.conf says) through `getent
+ahosts` in a child process, because a lookup inside the backend cannot be
+interrupted; the connection then goes to the addresses it printed, the name
+still in the Host header and the TLS check.
 
 Only documented inputs shape the request: the endpoint, the CA file option
 and the proxy variables (`https_proxy`/`HTTPS_PROXY` for an https endpoint,
@@ -22,9 +27,11 @@ when a report is due, so a tick with nothing due never loads it.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -43,12 +50,15 @@ with pinned.on_sys_path():
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ConnectTimeoutError
     from urllib3.util.retry import Retry
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 MAX_REDIRECTS = 3
 WAIT_SLICE = 0.05  # seconds between two interrupt checks
 JOIN_BOUND = 2.0  # seconds the caller waits for the helper once its sockets are shut
+# The system's resolver as a program (libc-bin, on every glibc system).
+GETENT = "/usr/bin/getent"
 # No retry of any kind by the library: one POST per hop, Retry-After read by us.
 NO_RETRY = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, respect_retry_after_header=False)
 
@@ -71,8 +81,11 @@ class _Failure(Exception):
         self.retry_after = retry_after
 
 
-def _same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
+def _may_follow(target: str, location: str) -> bool:
+    """A redirect to the same origin, carrying no credentials (requests would send them as Basic auth)."""
+    pa, pb = urlsplit(target), urlsplit(location)
+    if "@" in pb.netloc:
+        return False
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
@@ -120,28 +133,38 @@ def proxies_for(url: str, environ: dict[str, str] | os._Environ[str] = os.enviro
     return {scheme: proxy}
 
 
-class _Sockets:
-    """Every socket an exchange opened, so that the caller can shut them from its own thread."""
+class _Handles:
+    """Every socket and name lookup an exchange opened, so that the caller can end them from its own thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: list[socket.socket] = []
+        self._sockets: list[socket.socket] = []
+        self._lookups: list[subprocess.Popen[bytes]] = []
         self._shut = False
 
-    def add(self, sock: socket.socket) -> None:
+    def add_socket(self, sock: socket.socket) -> None:
         with self._lock:
-            self._open.append(sock)
+            self._sockets.append(sock)
             shut = self._shut
         if shut:
             self._shutdown(sock)
 
+    def add_lookup(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._lookups.append(process)
+            shut = self._shut
+        if shut:
+            process.kill()
+
     def shut_all(self) -> None:
-        """Wakes the helper from any blocking read or write: its socket reads EOF or fails."""
+        """Wakes the helper from any blocking read or write (its socket reads EOF or fails) or lookup (killed)."""
         with self._lock:
             self._shut = True
-            found = list(self._open)
-        for sock in found:
+            sockets, lookups = list(self._sockets), list(self._lookups)
+        for sock in sockets:
             self._shutdown(sock)
+        for process in lookups:
+            process.kill()  # nothing when it has ended already
 
     @staticmethod
     def _shutdown(sock: socket.socket) -> None:
@@ -149,19 +172,81 @@ class _Sockets:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Adapter(HTTPAdapter):
-    """requests' adapter whose connections report their sockets, and which never retries."""
+def _literal_address(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
-    def __init__(self, sockets: _Sockets) -> None:
+
+def lookup(name: str, deadline: float, handles: _Handles) -> list[str]:
+    """The addresses of `name` (TCP), looked up in a child process that the deadline or the caller ends."""
+    literal = _literal_address(name)
+    if literal is not None:
+        return [literal]
+    if not os.path.isfile(GETENT):
+        return [name]  # no resolver program: the HTTP library looks the name up itself
+    process = subprocess.Popen(
+        [GETENT, "ahosts", "--", name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    handles.add_lookup(process)
+    try:
+        printed, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.001))
+    except subprocess.TimeoutExpired:
+        raise _Failure("name lookup not finished within the deadline") from None
+    finally:
+        process.kill()  # nothing when it has ended already
+        process.wait()
+    if process.returncode < 0:
+        raise _Failure("name lookup not finished within the deadline")
+    addresses: list[str] = []
+    for line in printed.decode(errors="replace").splitlines():
+        fields = line.split()
+        address = _literal_address(fields[0]) if len(fields) >= 2 and fields[1] == "STREAM" else None
+        if address is not None and address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise _Failure("name lookup failed")
+    return addresses
+
+
+def _connect_to_looked_up(
+    conn: HTTPConnection, connect: Callable[[], socket.socket], deadline: float, handles: _Handles
+) -> socket.socket:
+    """urllib3's own connect, to each address of the connection's host in turn; Host and TLS keep the name."""
+    name = conn._dns_host
+    failure: ConnectTimeoutError | None = None
+    for address in lookup(name, deadline, handles):
+        conn._dns_host = address
+        try:
+            return connect()
+        except ConnectTimeoutError as exc:  # and NewConnectionError, its subclass: the next address
+            failure = exc
+        finally:
+            conn._dns_host = name
+    assert failure is not None
+    raise failure
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter whose connections look names up as above, report their sockets and never retry."""
+
+    def __init__(self, handles: _Handles, deadline: float) -> None:
         class Connection(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                return _connect_to_looked_up(self, super()._new_conn, deadline, handles)
+
             def connect(self) -> None:
                 super().connect()
-                sockets.add(self.sock)
+                handles.add_socket(self.sock)
 
         class TLSConnection(HTTPSConnection):
+            def _new_conn(self) -> socket.socket:
+                return _connect_to_looked_up(self, super()._new_conn, deadline, handles)
+
             def connect(self) -> None:
                 super().connect()
-                sockets.add(self.sock)
+                handles.add_socket(self.sock)
 
         class Pool(HTTPConnectionPool):
             ConnectionCls = Connection
@@ -198,17 +283,17 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _session(sockets: _Sockets) -> requests.Session:
+def _session(handles: _Handles, deadline: float) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no .netrc, no *_CA_BUNDLE, no proxies but the ones passed per request
-    adapter = _Adapter(sockets)
+    adapter = _Adapter(handles, deadline)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
 def _exchange(
-    url: str, body: bytes, user_agent: str, verify: str | bool, deadline: float, sockets: _Sockets
+    url: str, body: bytes, user_agent: str, verify: str | bool, deadline: float, handles: _Handles
 ) -> Exchange:
     started = time.monotonic()
     headers = {
@@ -217,7 +302,7 @@ def _exchange(
         "Accept": protocol.CONTENT_TYPE,
         "Accept-Encoding": "identity",  # no decompression: the size cap holds for what we parse
     }
-    with _session(sockets) as session:
+    with _session(handles, deadline) as session:
         target = url
         for _ in range(MAX_REDIRECTS + 1):
             remaining = max(deadline - time.monotonic(), 0.001)
@@ -233,7 +318,7 @@ def _exchange(
             ) as response:
                 if response.is_redirect:
                     location = urljoin(target, response.headers.get("Location", ""))
-                    if not _same_origin(target, location) or response.status_code not in (307, 308):
+                    if not _may_follow(target, location) or response.status_code not in (307, 308):
                         raise _Failure("redirect to another location not followed", response.status_code)
                     target = location
                     continue
@@ -274,13 +359,13 @@ def post_report(
     deadline = started + deadline_seconds
     verify: str | bool = ca_file or (SYSTEM_CA_BUNDLE if os.path.isfile(SYSTEM_CA_BUNDLE) else True)
     outcome: list[Exchange] = []
-    sockets = _Sockets()
+    handles = _Handles()
 
     def work() -> None:
         # Signals belong to the backend's own thread, which handles cancel and shutdown.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
-            outcome.append(_exchange(url, body, user_agent, verify, deadline, sockets))
+            outcome.append(_exchange(url, body, user_agent, verify, deadline, handles))
         except BaseException as exc:
             failure = exc if isinstance(exc, _Failure) else None
             outcome.append(
@@ -302,10 +387,9 @@ def post_report(
             check_interrupts()  # raises when the server wants this backend to stop
         cut = worker.is_alive()
     finally:
-        # Whatever the peer does (never answers, drips, half-closes), its sockets
-        # are shut now, so the helper returns and closes them.  Only a name
-        # lookup that hangs can outlast JOIN_BOUND: it holds no socket to shut.
-        sockets.shut_all()
+        # Whatever the peer or the DNS does (never answers, drips, half-closes),
+        # its sockets are shut and its lookups killed now, so the helper returns.
+        handles.shut_all()
         worker.join(JOIN_BOUND)
     if outcome and not cut:
         return outcome[0]

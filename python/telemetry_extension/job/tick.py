@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 import telemetry_protocol as protocol
 from telemetry_extension import build_info
 from telemetry_extension.db import Database
+from telemetry_extension.job import advisories
 from telemetry_extension.job.audit import record
 from telemetry_extension.job.copies import adopt_own_identity, is_copy
 from telemetry_extension.job.schedule import iso, read_state
-from telemetry_extension.job.version_check import Verdict, judge, store, tell
+from telemetry_extension.job.version_check import Verdict, judge, store
 from telemetry_extension.level import Level, effective_level
 from telemetry_extension.report import build_report, to_json
 
@@ -77,6 +78,18 @@ def _take_send_lock(db: Database) -> bool:
     return True
 
 
+def _read_answer(answer: bytes, report: bytes) -> tuple[Verdict | None, list[advisories.Product], str | None]:
+    """The verdict and the products' advisories, or why the answer cannot be read: whatever the
+    parser raises is the peer's fault, recorded, and nothing of the answer is kept."""
+    try:
+        verdict = judge(answer)
+        return verdict, advisories.judge(verdict, report), None
+    except protocol.ProtocolError as exc:
+        return None, [], f"invalid answer: {exc}"
+    except Exception as exc:  # e.g. RecursionError: a failure like any other, never an ERROR
+        return None, [], f"invalid answer: it could not be read ({type(exc).__name__})"
+
+
 def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(db, build_report(db, level)).encode()))
     if trigger == "job" and state.due > state.now:
@@ -86,6 +99,7 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
     retry_after: float | None = None
     seconds = 0.0
     verdict: Verdict | None = None
+    products: list[advisories.Product] = []
     try:
         protocol.check_report_size(body)
     except protocol.ProtocolError as exc:
@@ -104,10 +118,11 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         error, http_status, seconds = exchange.error, exchange.status, exchange.seconds
         retry_after = exchange.retry_after
         if error is None:
-            try:
-                verdict = judge(exchange.body)
-            except protocol.ProtocolError as exc:
-                error = f"invalid answer: {exc}"
+            verdict, products, error = _read_answer(exchange.body, body)
+    # A copy's first send went out under the identity get_report() shows (derived, not yet
+    # written); now that no network step remains, the copy writes it, then records the attempt.
+    if adopt_own_identity(db):
+        state = read_state(db)
     due = record(
         db,
         trigger,
@@ -133,7 +148,8 @@ def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
         }
     assert verdict is not None
     store(db, verdict)
-    tell(db, verdict)
+    advisories.store(db, products)
+    advisories.tell(db, verdict, products)
     return {
         "outcome": "sent",
         "http_status": http_status,
@@ -150,10 +166,10 @@ def run(db: Database, trigger: str) -> dict[str, Any]:
     if not level.enabled:
         db.plpy.debug(f"telemetry: metrics level is off (from {level.source}); nothing sent")
         return {"outcome": "disabled", "metrics_level": level.level, "metrics_level_source": level.source}
-    # Read without keeping its locks: in the usual case, not a copy, nothing is held while sending.
-    if _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db) and trigger == "job":
-        # A template copy just took its own identity: its first report waits its own grace period
-        # (written rows stay locked until commit, so this tick does not send).
+    # Read without keeping its locks.  A send now (manual) in a copy takes the identity after the
+    # network step (see _send): rows written before it would stay locked while sending.
+    if trigger == "job" and _without_keeping_locks(db, lambda: is_copy(db)) and adopt_own_identity(db):
+        # A template copy just took its own identity: its first report waits its own grace period.
         return {
             "outcome": "not_due",
             "next_due": iso(read_state(db).due),

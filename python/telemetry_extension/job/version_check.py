@@ -17,6 +17,8 @@ class Verdict:
     latest: str
     up_to_date: bool
     collector_up_to_date: bool | None
+    # The answer's `products` (job/advisories.py); None from a collector before 0.3.0.
+    products: tuple[protocol.ProductAdvice, ...] | None = None
 
 
 def judge(answer_body: bytes) -> Verdict:
@@ -27,7 +29,7 @@ def judge(answer_body: bytes) -> Verdict:
     # pre-release never makes a final release out of date); the collector's
     # verdict is kept beside it.
     up_to_date = protocol.is_up_to_date(installed, Version(answer.latest_version))
-    return Verdict(str(installed), answer.latest_version, up_to_date, answer.up_to_date)
+    return Verdict(str(installed), answer.latest_version, up_to_date, answer.up_to_date, answer.products)
 
 
 def store(db: Database, verdict: Verdict) -> None:

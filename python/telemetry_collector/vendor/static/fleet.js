@@ -6,7 +6,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const DIMENSIONS = [
   "extension_version", "postgresql_major", "os_name", "install_method",
-  "size", "timescaledb", "timescaledb_version", "extension",
+  "size", "timescaledb", "timescaledb_version", "extension", "postgresql_minor_lag",
 ];
 const ROW = 24, LABEL_W = 165, COUNT_W = 100, WIDTH = 420, MAX_ROWS = 12, MAX_LABEL = 21;
 const COLORS = ["#2f6fb0", "#d9822b", "#3c9a5f", "#b8463e", "#7b5ea7", "#8c6d31", "#c2559b", "#5f7a8a"];
@@ -159,6 +159,13 @@ function render(data) {
     adoption.releases.map((r) => ({ label: `${r.release} or newer`, values: r.share })), { share: true });
   drawSeries(document.getElementById("chart-up-to-date"), utd.days,
     [{ label: "up to date", values: utd.share }], { share: true });
+  const adv = data.advisories;
+  setText("security-share", percent(adv.now.security_share));
+  setText("end-of-life-share", percent(adv.now.end_of_life_share));
+  drawSeries(document.getElementById("chart-advisories"), adv.days, [
+    { label: "security fix outstanding", values: adv.security_share },
+    { label: "end-of-life series", values: adv.end_of_life_share },
+  ], { share: true });
   drawAdoptionTable(adoption.releases, adoption.days.length - 1);
   for (const dim of DIMENSIONS) drawBars(document.getElementById(`chart-${dim}`), data.now[dim]);
 }

@@ -1,0 +1,81 @@
+/*
+ * utility_hook.c -- a visit never makes a DBA's command fail.
+ *
+ * DROP DATABASE, ALTER DATABASE ... RENAME, ALTER DATABASE ... SET TABLESPACE
+ * and CREATE DATABASE ... TEMPLATE refuse to run while another session is
+ * connected to the database they change (PostgreSQL ends only autovacuum
+ * workers by itself).  Before such a command, this hook ends our visitor of
+ * that database, if any, and waits until it is gone; the launcher starts no
+ * new visit there for a while (worker_state.c).  Everything else passes
+ * through untouched.
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+
+#include "worker.h"
+
+static ProcessUtility_hook_type previous_hook = NULL;
+
+static const char *
+option_value(List *options, const char *name)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *option = lfirst_node(DefElem, cell);
+
+		if (strcmp(option->defname, name) == 0 && option->arg != NULL)
+			return defGetString(option);
+	}
+	return NULL;
+}
+
+/* The database a command needs to itself, or NULL. */
+static const char *
+database_needed_alone(Node *statement)
+{
+	switch (nodeTag(statement))
+	{
+		case T_DropdbStmt:
+			return ((DropdbStmt *) statement)->dbname;
+		case T_CreatedbStmt:
+			return option_value(((CreatedbStmt *) statement)->options, "template");
+		case T_AlterDatabaseStmt:
+			if (option_value(((AlterDatabaseStmt *) statement)->options, "tablespace") != NULL)
+				return ((AlterDatabaseStmt *) statement)->dbname;
+			return NULL;
+		case T_RenameStmt:
+			if (((RenameStmt *) statement)->renameType == OBJECT_DATABASE)
+				return ((RenameStmt *) statement)->subname;
+			return NULL;
+		default:
+			return NULL;
+	}
+}
+
+static void
+telemetry_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						  ProcessUtilityContext context, ParamListInfo params,
+						  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	const char *database = database_needed_alone(pstmt->utilityStmt);
+
+	if (database != NULL)
+		telemetry_stop_visit_of(get_database_oid(database, true));
+	if (previous_hook)
+		previous_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+telemetry_install_utility_hook(void)
+{
+	previous_hook = ProcessUtility_hook;
+	ProcessUtility_hook = telemetry_process_utility;
+}
