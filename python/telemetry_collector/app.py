@@ -30,7 +30,7 @@ from telemetry_collector.config import Settings
 from telemetry_collector.country import default_lookup
 from telemetry_collector.geo import CountryLookup, coarse_country
 from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
-from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
+from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, without_port
 from telemetry_collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,19 @@ def json_error(status: int, code: str, message: str, headers: dict[str, str] | N
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
+class MalformedForwardedFor(ValueError):
+    """The trusted proxy's X-Forwarded-For ends with an empty entry: no client to key on."""
+
+
 def client_address(request: web.Request, trust_x_forwarded_for: bool) -> str | None:
+    """The client's address, without a port a proxy may have appended (ratelimit.without_port)."""
     if trust_x_forwarded_for:
         forwarded = request.headers.getall("X-Forwarded-For", [])
         if forwarded:
-            return forwarded[-1].split(",")[-1].strip() or None
+            last = without_port(forwarded[-1].split(",")[-1])
+            if not last:
+                raise MalformedForwardedFor("the last X-Forwarded-For entry is empty")
+            return last
     return request.remote
 
 
@@ -88,7 +96,10 @@ async def post_report(request: web.Request) -> web.Response:
         app[COUNTERS]["reports_with_dropped_keys"] += 1
 
     # The address is used here and for the country, and goes no further.
-    address = client_address(request, settings.trust_x_forwarded_for)
+    try:
+        address = client_address(request, settings.trust_x_forwarded_for)
+    except MalformedForwardedFor as exc:
+        return json_error(400, "bad_forwarded_for", str(exc))
     if not app[BUDGET].allow(address, report.db_uuid.int):
         app[COUNTERS]["over_new_database_budget"] += 1
         return json_error(
@@ -259,7 +270,10 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app[LIMITER] = RateLimiter(
         settings.rate_limit_burst, settings.rate_limit_per_hour, max_keys=settings.rate_limit_max_keys
     )
-    app[BUDGET] = NewDatabaseBudget(settings.new_databases_per_address_per_day)
+    app[BUDGET] = NewDatabaseBudget(
+        settings.new_databases_per_address_per_day,
+        per_network_per_day=settings.new_databases_per_network_per_day,
+    )
     app[COUNTERS] = {"dropped_keys": 0, "reports_with_dropped_keys": 0, "over_new_database_budget": 0}
     app.cleanup_ctx.append(_lifecycle)
     operator_metrics.attach_edge(app, settings.metrics_port)

@@ -102,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         f"({defaults.max_connections_per_address}); past it a 429 and close; off with --trust-x-forwarded-for",
     )
     serve.add_argument(
+        "--max-connections-per-network",
+        type=int,
+        default=defaults.max_connections_per_network,
+        help=f"open connections per IPv6 /48 and process ({defaults.max_connections_per_network}); "
+        "past it a 429 and close; off with --trust-x-forwarded-for",
+    )
+    serve.add_argument(
         "--tls-handshake-timeout",
         type=float,
         default=defaults.tls_handshake_timeout,
@@ -125,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.new_databases_per_address_per_day,
         help=f"distinct db_uuids one source address may report per UTC day "
         f"({defaults.new_databases_per_address_per_day}); then 429",
+    )
+    serve.add_argument(
+        "--new-databases-per-network",
+        type=int,
+        default=defaults.new_databases_per_network_per_day,
+        help=f"distinct db_uuids one IPv6 /48 may report per UTC day "
+        f"({defaults.new_databases_per_network_per_day}); then 429",
     )
     serve.add_argument(
         "--release-cache-seconds",
@@ -319,6 +333,7 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit_burst=args.rate_limit_burst,
         rate_limit_per_hour=args.rate_limit_per_hour,
         new_databases_per_address_per_day=args.new_databases_per_address,
+        new_databases_per_network_per_day=args.new_databases_per_network,
         release_cache_seconds=args.release_cache_seconds,
         pool_min_size=args.pool_min_size,
         pool_max_size=args.pool_max_size,
@@ -327,6 +342,7 @@ def _serve(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
+        max_connections_per_network=args.max_connections_per_network,
         tls_handshake_timeout=args.tls_handshake_timeout,
         trust_x_forwarded_for=args.trust_x_forwarded_for,
         operator_name=args.operator_name,

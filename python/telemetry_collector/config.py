@@ -17,6 +17,8 @@ class Settings:
     rate_limit_max_keys: int = 100_000
     # Distinct db_uuids one source address may report per UTC day (per worker process).
     new_databases_per_address_per_day: int = 1000
+    # The same per IPv6 /48 (a home or site is often given a /56 or /48, many /64s).
+    new_databases_per_network_per_day: int = 4000
     # How long the newest release is cached; `release add` shows within this.
     release_cache_seconds: float = 5.0
     pool_min_size: int = 2
@@ -32,8 +34,10 @@ class Settings:
     # Open connections per worker process; past it a new connection gets a 503 and is closed.
     max_connections: int = 4096
     # Open connections per client address (an IPv4 address, an IPv6 /64) and worker process;
-    # past it a 429 and close.  Not applied with trust_x_forwarded_for (the proxy's connections).
+    # past it a 429 and close.  Neither cap applies with trust_x_forwarded_for (the proxy's connections).
     max_connections_per_address: int = 64
+    # Open connections per IPv6 /48 and worker process (a home or site holds many /64s); past it a 429.
+    max_connections_per_network: int = 256
     # Seconds for a TLS client to complete its handshake (the header timeout starts after it).
     tls_handshake_timeout: float = 10.0
     # Behind a reverse proxy (TLS termination), the client's address is the

@@ -14,8 +14,9 @@ What aiohttp does by default and what this changes:
 - Every connection is counted as it is accepted, before anything is read (a
   TLS connection before its handshake): at most `max_connections` per process
   and `max_connections_per_address` per client address (ratelimit.client_key:
-  an IPv4 address in any notation, an IPv6 /64), so one address holding idle
-  connections cannot take every slot.  Past either cap a connection is closed
+  an IPv4 address in any notation, an IPv6 /64) and `max_connections_per_network`
+  per IPv6 /48 (network_key), so one address holding idle connections cannot
+  take every slot.  Past either cap a connection is closed
   at once, with a JSON 503 (process) or 429 (address) on plain HTTP.  The TLS
   handshake must end within `tls_handshake_timeout`.  The open-file soft limit
   is raised to the hard limit at start-up.
@@ -51,7 +52,7 @@ from telemetry_collector import operator_metrics
 from telemetry_collector.app import json_error, make_app, route_of
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
-from telemetry_collector.ratelimit import client_key
+from telemetry_collector.ratelimit import client_key, network_key
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("telemetry_collector.access")
@@ -151,13 +152,13 @@ _TOO_MANY_FROM_ADDRESS = _refusal(
 class _Slot:
     """One accepted connection's place in the counts; released once, whatever ends it."""
 
-    __slots__ = ("_key", "_site")
+    __slots__ = ("_keys", "_site")
 
-    def __init__(self, site: EdgeSite, key: str | None) -> None:
+    def __init__(self, site: EdgeSite, keys: tuple[str, ...]) -> None:
         self._site: EdgeSite | None = site
-        self._key = key
+        self._keys = keys
         site.open_connections += 1
-        if key is not None:
+        for key in keys:
             site.per_address[key] = site.per_address.get(key, 0) + 1
 
     def release(self) -> None:
@@ -165,10 +166,10 @@ class _Slot:
         if site is None:
             return
         site.open_connections -= 1
-        if self._key is not None:
-            left = site.per_address.pop(self._key) - 1
+        for key in self._keys:
+            left = site.per_address.pop(key) - 1
             if left:
-                site.per_address[self._key] = left
+                site.per_address[key] = left
 
 
 class _Gate(asyncio.Protocol):
@@ -183,12 +184,7 @@ class _Gate(asyncio.Protocol):
         # A socket transport (uvloop's does not subclass asyncio.Transport, so no isinstance check).
         stream = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        key = client_key(str(peer[0])) if site.max_per_address > 0 and peer else None
-        refusal = None
-        if site.open_connections >= site.max_connections:
-            refusal = _OVERLOADED
-        elif key is not None and site.per_address.get(key, 0) >= site.max_per_address:
-            refusal = _TOO_MANY_FROM_ADDRESS
+        keys, refusal = site.admission(str(peer[0]) if peer else None)
         if refusal is not None:
             if site.tls is None:
                 stream.write(refusal)
@@ -196,24 +192,43 @@ class _Gate(asyncio.Protocol):
             else:
                 stream.abort()
             return
-        slot = _Slot(site, key)
         if site.tls is None:
-            handler = site.handler(slot)
-            stream.set_protocol(handler)
-            handler.connection_made(stream)
+            self._hand_over(stream, _Slot(site, keys))
             return
         # The handshake runs on the same socket, taken over before a byte is read (uvloop starts
         # reading once this returns, whatever pause_reading says): a duplicate of its descriptor
-        # outlives this transport, which is dropped without a shutdown.
-        sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        # outlives this transport, which is dropped without a shutdown.  Duplicated before the
+        # connection is counted: out of descriptors (EMFILE), it is dropped uncounted, unlogged.
+        try:
+            sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        except OSError:
+            stream.abort()
+            return
         stream.abort()
-        task = asyncio.get_running_loop().create_task(self._handshake(sock, slot, site.tls))
+        slot = _Slot(site, keys)
+        try:
+            task = asyncio.get_running_loop().create_task(self._handshake(sock, slot, site.tls))
+        except BaseException:
+            slot.release()
+            sock.close()
+            raise
         site.handshakes.add(task)
         task.add_done_callback(site.handshakes.discard)
 
-    async def _handshake(self, sock: socket.socket, slot: _Slot, tls: ssl.SSLContext) -> None:
-        handler = self._site.handler(slot)
+    def _hand_over(self, stream: asyncio.Transport, slot: _Slot) -> None:
+        """The plain connection to aiohttp's handler; whatever fails on the way frees its slot."""
         try:
+            handler = self._site.handler(slot)
+            stream.set_protocol(handler)
+            handler.connection_made(stream)
+        except BaseException:
+            slot.release()
+            stream.abort()
+            raise
+
+    async def _handshake(self, sock: socket.socket, slot: _Slot, tls: ssl.SSLContext) -> None:
+        try:
+            handler = self._site.handler(slot)
             await asyncio.get_running_loop().connect_accepted_socket(
                 lambda: handler, sock, ssl=tls, ssl_handshake_timeout=self._site.tls_handshake_timeout
             )
@@ -239,6 +254,7 @@ class EdgeSite(web.BaseSite):
         "handshakes",
         "max_connections",
         "max_per_address",
+        "max_per_network",
         "open_connections",
         "per_address",
         "tls",
@@ -265,15 +281,32 @@ class EdgeSite(web.BaseSite):
         self.tls = ssl_context
         self.max_connections = limits.max_connections
         self.max_per_address = limits.max_per_address
+        self.max_per_network = limits.max_per_network
         self.tls_handshake_timeout = limits.tls_handshake_timeout
         self.open_connections = 0
-        self.per_address: dict[str, int] = {}  # in memory only, while the connections are open
+        # Per client_key and network_key, in memory only, while the connections are open.
+        self.per_address: dict[str, int] = {}
         self.handshakes: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self._host}:{self._port}"
+
+    def admission(self, host: str | None) -> tuple[tuple[str, ...], bytes | None]:
+        """The keys a connection from `host` is counted under, and the refusal to send if a cap is reached."""
+        caps: list[tuple[str, int]] = []
+        if self.max_per_address > 0 and host is not None:
+            caps.append((client_key(host), self.max_per_address))
+            network = network_key(host)
+            if network is not None and self.max_per_network > 0:
+                caps.append((network, self.max_per_network))
+        keys = tuple(key for key, _ in caps)
+        if self.open_connections >= self.max_connections:
+            return keys, _OVERLOADED
+        if any(self.per_address.get(key, 0) >= cap for key, cap in caps):
+            return keys, _TOO_MANY_FROM_ADDRESS
+        return keys, None
 
     def handler(self, slot: _Slot) -> EdgeRequestHandler:
         server = self._runner.server
@@ -302,14 +335,21 @@ class EdgeSite(web.BaseSite):
 @dataclass(frozen=True)
 class ConnectionLimits:
     max_connections: int
-    # 0: no cap per address (behind a trusted proxy every connection comes from the proxy).
+    # 0: no cap per address or network (behind a trusted proxy every connection comes from the proxy).
     max_per_address: int
     tls_handshake_timeout: float
+    max_per_network: int = 0
 
     @classmethod
     def of(cls, settings: Settings) -> ConnectionLimits:
-        per_address = 0 if settings.trust_x_forwarded_for else settings.max_connections_per_address
-        return cls(settings.max_connections, per_address, settings.tls_handshake_timeout)
+        if settings.trust_x_forwarded_for:
+            return cls(settings.max_connections, 0, settings.tls_handshake_timeout)
+        return cls(
+            settings.max_connections,
+            settings.max_connections_per_address,
+            settings.tls_handshake_timeout,
+            settings.max_connections_per_network,
+        )
 
 
 def handler_kwargs(header_timeout: float, with_access_log: bool) -> dict[str, Any]:

@@ -334,19 +334,31 @@ def test_the_new_database_budget_is_per_ipv4_address_whatever_its_notation(
             assert new_database_from(other) == 200, other
         assert new_database_from("198.51.100.2") == 200  # its second
         assert new_database_from("::ffff:198.51.100.2") == 429  # its third
-        # IPv6 is still budgeted by its /64.
-        assert [new_database_from(f"2001:db8::{n}") for n in (1, 2, 3)] == [200, 200, 429]
+        # With a port a proxy appended, and in SIIT's and local-use NAT64's notations (RFC 7915, 8215).
+        for same in ("192.0.2.1:5678", "[::ffff:192.0.2.1]:443", "::ffff:0:192.0.2.1", "64:ff9b:1::c000:201"):
+            assert new_database_from(same) == 429, same
+        assert [new_database_from("203.0.113.9:1000"), new_database_from("203.0.113.9:1001")] == [200, 200]
+        assert new_database_from("[::ffff:0:203.0.113.9]:1002") == 429
+        assert [new_database_from(f"64:ff9b:1::{n}.{n}.{n}.{n}") for n in (5, 6, 7)] == [200, 200, 200]
+        # IPv6 is still budgeted by its /64, with or without a port.
+        assert [new_database_from(f"2001:db8::{n}") for n in (1, 2)] == [200, 200]
+        assert new_database_from("[2001:db8::3]:443") == 429
+        # An empty last entry names no client: refused, not waved past the budget.
+        url = f"http://{SERVER}:{edge.port}/v1/report"
+        for empty in ("192.0.2.1, ", ","):
+            answer = requests.post(url, json=make_report(), headers={"X-Forwarded-For": empty}, timeout=10)
+            assert (answer.status_code, answer.json()["error"]) == (400, "bad_forwarded_for"), empty
     finally:
         output = edge.stop()
-    assert collector_db.execute("SELECT count(*) FROM collector.reports").fetchone() == (8,)
-    assert "192.0.2.1" not in output and "198.51.100" not in output and "2001:db8" not in output
+    assert collector_db.execute("SELECT count(*) FROM collector.reports").fetchone() == (13,)
+    for address in ("192.0.2.1", "198.51.100", "203.0.113", "2001:db8", "64:ff9b"):
+        assert address not in output, address
 
 
 def test_one_address_holding_idle_connections_does_not_starve_others(collector_dsn: str, tmp_path: Path) -> None:
     edge = start_edge(
         collector_dsn, tmp_path, "--max-connections", "8", "--max-connections-per-address", "3", "--header-timeout", "1"
     )
-    valid = request(json.dumps(make_report()).encode())
     health = b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n"
 
     def other_address_is_served() -> None:
@@ -354,7 +366,7 @@ def test_one_address_holding_idle_connections_does_not_starve_others(collector_d
             sock.sendall(health)
             assert parse(read_all(sock)) == (200, {"status": "ok"})
         with edge.connect(source=OTHER) as sock:
-            sock.sendall(valid)
+            sock.sendall(request(json.dumps(make_report()).encode()))  # a database of its own: no rate limit
             assert parse(read_all(sock))[0] == 200
 
     try:
@@ -381,10 +393,13 @@ def test_one_address_holding_idle_connections_does_not_starve_others(collector_d
 
 
 def _closed(sock: socket.socket) -> bool:
-    """Whether the server closed `sock` (which is then closed here too)."""
+    """Whether the server closed `sock` (which is then closed here too), without waiting."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # with a timeout, recv would wait for data up to it, MSG_DONTWAIT or not
     try:
-        closed = sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+        closed = sock.recv(1, socket.MSG_PEEK) == b""
     except BlockingIOError:
+        sock.settimeout(timeout)
         return False
     except OSError:
         closed = True
@@ -393,47 +408,76 @@ def _closed(sock: socket.socket) -> bool:
     return closed
 
 
-def test_tls_connections_that_never_say_hello_are_counted_and_closed(collector_dsn: str, tmp_path: Path) -> None:
+def _tls_edge(collector_dsn: str, tmp_path: Path, *args: str) -> tuple[Edge, ssl.SSLContext]:
+    """`serve` with TLS (a certificate from a fresh CA), and a client context trusting that CA."""
     ca = trustme.CA()
     ca.issue_cert(SERVER).private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     tls = ["--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.pem")]
-    edge = start_edge(
-        collector_dsn,
-        tmp_path,
-        *tls,
-        "--max-connections-per-address",
-        "3",
-        "--tls-handshake-timeout",
-        "3",
-        "--header-timeout",
-        "30",
-        ca=tmp_path / "ca.pem",
-    )
-    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    edge = start_edge(collector_dsn, tmp_path, *tls, *args, ca=tmp_path / "ca.pem")
+    return edge, ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Waits (up to the socket's timeout) for the server to close `sock`; False if it did not."""
     try:
-        started = time.monotonic()
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_tls_connections_that_never_say_hello_are_counted(collector_dsn: str, tmp_path: Path) -> None:
+    edge, client_tls = _tls_edge(
+        collector_dsn, tmp_path, "--max-connections-per-address", "3", "--tls-handshake-timeout", "600"
+    )
+    try:
         silent = [edge.connect() for _ in range(3)]  # TCP, then not a byte: no ClientHello
-        time.sleep(0.2)
-        with edge.connect() as fourth:  # counted before any handshake: past its 3, closed at once
-            assert read_all(fourth) == b""
-        assert time.monotonic() - started < 2.5  # before the handshake timeout
+        with edge.connect(timeout=30) as fourth:  # counted before any handshake: past its 3, closed at once
+            assert _closed_by_server(fourth)
         # Another address completes its handshake and is answered meanwhile.
         with client_tls.wrap_socket(edge.connect(source=OTHER), server_hostname=SERVER) as other_sock:
             other_sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
             assert parse(read_all(other_sock)) == (200, {"status": "ok"})
-        # The silent ones are closed at the handshake timeout (3 s), well before the header timeout (30 s).
+        # The silent ones are still open (the handshake timeout is 10 minutes): the 4th was refused by the cap.
+        assert not [sock for sock in silent if _closed(sock)]
         for sock in silent:
-            assert read_all(sock) == b""
             sock.close()
-        assert time.monotonic() - started < 20
-        # Their slots are free again.
-        with client_tls.wrap_socket(edge.connect(), server_hostname=SERVER) as sock:
+        # Their slots are freed as the edge sees them closed.
+        with _handshake_when_free(edge, client_tls) as sock:
             sock.sendall(request(json.dumps(make_report()).encode()))
             assert parse(read_all(sock))[0] == 200
     finally:
         output = edge.stop()
     assert CLIENT not in output and OTHER not in output
+    assert "Traceback" not in output and " ERROR " not in output, output
+
+
+def test_tls_connections_that_never_say_hello_are_closed_at_the_handshake_timeout(
+    collector_dsn: str, tmp_path: Path
+) -> None:
+    edge, client_tls = _tls_edge(
+        collector_dsn,
+        tmp_path,
+        "--max-connections-per-address",
+        "1",
+        "--tls-handshake-timeout",
+        "1",
+        "--header-timeout",
+        "600",
+    )
+    try:
+        # Closed well within a generous bound, and long before the header timeout (10 minutes).
+        with edge.connect(timeout=60) as silent:
+            assert _closed_by_server(silent)
+        # Its slot is free again (the cap is 1).
+        with _handshake_when_free(edge, client_tls) as sock:
+            sock.sendall(request(json.dumps(make_report()).encode()))
+            assert parse(read_all(sock))[0] == 200
+    finally:
+        output = edge.stop()
+    assert CLIENT not in output
     assert "Traceback" not in output and " ERROR " not in output, output
 
 
@@ -470,3 +514,53 @@ def test_numbers_jsonb_cannot_store_are_refused_before_storage(
     ).fetchall()
     assert len(stored) == (2 if status == 200 else 1)
     assert " ERROR " not in output and "one by one" not in output and "storage refused" not in output, output
+
+
+def test_connections_refused_for_want_of_file_descriptors_free_their_slots(collector_dsn: str, tmp_path: Path) -> None:
+    """Out of descriptors while taking a TLS connection over, the connection is dropped uncounted:
+    once they are closed, every slot is free again, and no ERROR is written."""
+    slots = 8
+    edge, client_tls = _tls_edge(
+        collector_dsn, tmp_path, "--max-connections", str(slots), "--tls-handshake-timeout", "600"
+    )
+    soft, hard = resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE)
+    try:
+        # Room for 4 more descriptors: past a few silent connections, each accepted one cannot be duplicated.
+        in_use = len(os.listdir(f"/proc/{edge.process.pid}/fd"))
+        resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE, (in_use + 4, hard))
+        flood = [edge.connect() for _ in range(4 * slots)]
+        _wait_until_closed(flood[-slots:])  # the last ones are refused whatever happens
+        for sock in flood:
+            sock.close()
+        resource.prlimit(edge.process.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Every slot is free: as many connections as there are slots are each answered, from the same address.
+        held = [_handshake_when_free(edge, client_tls) for _ in range(slots)]
+        for sock in held:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n")
+        for sock in held:
+            assert parse(read_all(sock)) == (200, {"status": "ok"})
+            sock.close()
+    finally:
+        output = edge.stop()
+    assert CLIENT not in output
+    assert "Traceback" not in output and " ERROR " not in output, output
+
+
+def _handshake_when_free(edge: Edge, client_tls: ssl.SSLContext) -> ssl.SSLSocket:
+    """A TLS connection from CLIENT, retried while the edge is still closing the flood's (their slots
+    are freed as it sees them closed); a slot that is never freed fails it after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return client_tls.wrap_socket(edge.connect(), server_hostname=SERVER)
+        except (ssl.SSLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _wait_until_closed(socks: list[socket.socket]) -> None:
+    deadline = time.monotonic() + 30
+    for sock in socks:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        assert read_all(sock) == b""

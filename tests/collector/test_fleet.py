@@ -11,7 +11,7 @@ import psycopg
 from telemetry_collector.vendor import rollup
 from telemetry_collector.vendor.fleet import MAX_VALUES
 from tests.collector.helpers import make_report
-from tests.collector.vendor_helpers import at, known_fleet, roll_up, store
+from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
@@ -124,15 +124,17 @@ def test_versions_are_grouped_by_their_normal_form_and_invented_values_are_cappe
         " FROM collector.reports"
     ).fetchall()
     assert stored == [("0.2.0", "0.2.0", "2.17.2")]
+    # All of it on one day, whenever the test runs (near midnight, "a minute ago" is another day).
+    noon = at(today(collector_db) - dt.timedelta(days=1))
+    collector_db.execute("UPDATE collector.reports SET received_at = %s", (noon,))
     # Stored before the edge normalized versions: normalized by the roll-up; text that is no version, one value.
-    a_minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     for spelling in (" 0.2.0", "v0.2.0", "0.2.0-RC1", "0.2.0rc1", "banana", "\x01banana"):
-        store(collector_db, a_minute_ago, extension_version=spelling)
+        store(collector_db, noon, extension_version=spelling)
     # A flood of invented versions, one database each, and one invented version shared by three.
     for n in range(rollup.MAX_VALUES_PER_DAY + 40):
-        store(collector_db, a_minute_ago, extension_version=f"9.{n}")
+        store(collector_db, noon, extension_version=f"9.{n}")
     for _ in range(3):
-        store(collector_db, a_minute_ago, extension_version="8.0")
+        store(collector_db, noon, extension_version="8.0")
     roll_up(collector_dsn)
 
     daily = dict(

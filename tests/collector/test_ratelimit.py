@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import psycopg
+import pytest
+from aiohttp import web
 
-from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter
+from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, client_key
+from telemetry_collector.server import ConnectionLimits, EdgeSite, _Slot
 from tests.collector.helpers import make_report
 
 
@@ -94,3 +98,63 @@ def test_the_new_database_budget_is_per_address_per_day_and_bounded_in_memory() 
     assert budget.entries <= 10 and len(budget) <= 10
     # Only keyed hashes are held, never an address.
     assert not any(isinstance(key, str) for key in budget._addresses)
+
+
+def test_an_ipv6_48_has_a_wider_budget_of_its_own() -> None:
+    budget = NewDatabaseBudget(per_day=2, per_network_per_day=3)
+    # One home's /48 (a /56 or /48 from its provider): each /64 has its 2, the /48 its 3 in all.
+    assert [budget.allow("2001:db8:1:1::1", n) for n in (1, 2, 3)] == [True, True, False]
+    assert budget.allow("2001:db8:1:2::1", 3)
+    assert not budget.allow("2001:db8:1:3::1", 4)
+    assert budget.allow("2001:db8:1:3::1", 1)  # a database counted already costs nothing
+    assert budget.allow("[2001:db8:2::1]:443", 4)  # another /48
+    assert [budget.allow(f"192.0.2.{n}", n) for n in range(1, 10)] == [True] * 9  # IPv4: no wider budget
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.1:5678", "192.0.2.1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("[2001:db8::1]:443", "2001:db8::/64"),
+        ("[2001:db8::1]", "2001:db8::/64"),
+        ("[::ffff:192.0.2.1]:443", "192.0.2.1"),
+        ("::ffff:0:192.0.2.1", "192.0.2.1"),  # SIIT (RFC 7915)
+        ("::ffff:0:c000:201", "192.0.2.1"),
+        ("64:ff9b:1::192.0.2.1", "192.0.2.1"),  # local-use NAT64 (RFC 8215)
+        ("64:ff9b:1:ab:cd::c000:201", "192.0.2.1"),
+        ("64:ff9b::192.0.2.1", "192.0.2.1"),
+        ("2001:db8::1:5678", "2001:db8::/64"),  # no brackets: all of it is the address
+        ("unknown", "unknown"),
+    ],
+)
+def test_client_key_names_the_client_whatever_the_notation(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_connections_are_capped_per_address_and_per_ipv6_48() -> None:
+    async def admit() -> None:
+        runner = web.AppRunner(web.Application())
+        await runner.setup()
+        try:
+            site = EdgeSite(runner, "127.0.0.1", 0, {}, ConnectionLimits(100, 2, 10.0, max_per_network=3))
+            held = [_Slot(site, admitted(site, f"2001:db8:1:{n}::7")) for n in (1, 1, 2)]
+            assert site.admission("2001:db8:1:1::8")[1] is not None  # that /64 has its 2
+            assert site.admission("2001:db8:1:3::7")[1] is not None  # another /64, but the /48 has its 3
+            assert site.admission("2001:db8:2::7")[1] is None  # another /48
+            assert site.admission("192.0.2.1")[1] is None
+            held[0].release()
+            assert site.admission("2001:db8:1:3::7")[1] is None
+            for slot in held:
+                slot.release()
+            assert (site.open_connections, site.per_address) == (0, {})
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(admit())
+
+
+def admitted(site: EdgeSite, host: str) -> tuple[str, ...]:
+    keys, refusal = site.admission(host)
+    assert refusal is None, host
+    return keys

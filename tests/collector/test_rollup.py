@@ -243,3 +243,31 @@ def test_rollup_needs_the_schema(cluster: Any) -> None:
         result = run_cli("rollup", "--dsn", dsn_for(cluster, "collector_unmigrated"), check=False)
     assert result.returncode == 1
     assert "run `python -m telemetry_collector migrate`" in result.stderr
+
+
+def test_versions_invented_early_in_a_day_do_not_push_a_release_reported_later_into_other(
+    collector_dsn: str, collector_db: psycopg.Connection[Any]
+) -> None:
+    day = today(collector_db) - dt.timedelta(days=3)
+    collector_db.execute("INSERT INTO collector.releases (version) VALUES ('0.2.0'), ('0.3.0')")
+    # At 00:01, three databases on 0.2.0 and a hundred invented versions, two databases each.
+    for _ in range(3):
+        store(collector_db, at(day, 0.02), extension_version="0.2.0")
+    for n in range(rollup.MAX_VALUES_PER_DAY):
+        for _ in range(2):
+            store(collector_db, at(day, 0.02), extension_version=f"9.{n}")
+    roll_up(collector_dsn, until=at(day, 0.1))
+    # Later that day, fifty databases on the new release; and one more invented version.
+    for _ in range(50):
+        store(collector_db, at(day, 15), extension_version="0.3.0")
+    store(collector_db, at(day, 15), extension_version="9.999")
+    roll_up(collector_dsn, until=at(day, 16))
+
+    daily = dict(
+        collector_db.execute(
+            "SELECT value, databases FROM collector.rollup_daily WHERE day = %s AND dimension = 'extension_version'",
+            (day,),
+        ).fetchall()
+    )
+    assert (daily["0.3.0"], daily["0.2.0"], daily[rollup.OTHER]) == (50, 3, 1)
+    assert len(daily) == rollup.MAX_VALUES_PER_DAY + 3  # the cap holds for the invented ones

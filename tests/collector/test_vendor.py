@@ -256,24 +256,43 @@ def test_a_whole_read_is_cut_at_the_statement_timeout(
     vendor = start_vendor(statement_timeout_ms=1000)
     assert vendor.get("/v1/fleet").status_code == 200
 
-    def hold(table: str, seconds: float, locked: threading.Event) -> None:
-        with psycopg.connect(collector_dsn, autocommit=True) as conn, conn.transaction():
-            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            time.sleep(seconds)
-
-    # The read's queries meet these tables in this order; each lock goes 0.6 s after the one before.
+    # The read's queries meet these tables in this order, each locked until its query has waited 0.6 s.
     tables = ("collector.rollup_counters", "collector.rollup_latest", "collector.rollup_daily")
-    locked = [threading.Event() for _ in tables]
-    holders = [threading.Thread(target=hold, args=(table, 0.6 * (i + 1), locked[i])) for i, table in enumerate(tables)]
-    for holder in holders:
-        holder.start()
+    locks = [psycopg.connect(collector_dsn) for _ in tables]
+    answers: list[requests.Response] = []
+    reader = threading.Thread(target=lambda: answers.append(vendor.get("/v1/fleet")))
     try:
-        assert all(event.wait(10) for event in locked)
-        cut = vendor.get("/v1/fleet")
+        for conn, table in zip(locks, tables, strict=True):
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        reader.start()
+        for conn, table in zip(locks, tables, strict=True):
+            if not _waited(collector_db, table, 0.6, reader):
+                break  # the read was cut before its query met this table
+            conn.rollback()
+        reader.join(30)
     finally:
-        for holder in holders:
-            holder.join(30)
+        for conn in locks:
+            conn.close()
+        reader.join(30)
+    cut = answers[0]
     assert cut.status_code == 503, cut.status_code
     assert cut.json()["error"] == "storage_unavailable" and cut.headers["Retry-After"] == "30"
     assert vendor.get("/v1/fleet").status_code == 200
+
+
+def _waited(conn: psycopg.Connection[Any], table: str, seconds: float, reader: threading.Thread) -> bool:
+    """Whether a query waiting for `table`'s lock has waited `seconds` since its own start (polled);
+    False if `reader` ends first."""
+    deadline = time.monotonic() + 30
+    while reader.is_alive() and time.monotonic() < deadline:
+        row = conn.execute(
+            """SELECT clock_timestamp() - a.query_start >= make_interval(secs => %s)
+                 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a USING (pid)
+                WHERE NOT l.granted AND l.relation = %s::regclass""",
+            (seconds, table),
+        ).fetchone()
+        if row is not None and row[0]:
+            return True
+        time.sleep(0.02)
+    assert not reader.is_alive(), f"no query waited for {table}"
+    return False

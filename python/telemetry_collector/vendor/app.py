@@ -8,8 +8,11 @@ GET /healthz                 200 when PostgreSQL answers (no authentication: say
 
 It runs as its own process (`serve-vendor`) with its own pool, whose sessions
 are read-only and carry a statement timeout, so a vendor read can neither
-write nor take connections or time from ingestion; a whole read (its queries
-and the work on their rows) is cut at that timeout too.  Its listener is the
+write nor take connections or time from ingestion; a whole read's waits (for
+a pooled connection and for each of its queries) are cut at that timeout too.
+The work on the rows after the last query is not: asyncio cannot interrupt
+work that does not wait, so that part is bounded by the size of the roll-ups
+it reads (a cap on distinct values per day), not by the timeout.  Its listener is the
 edge's (telemetry_collector.server): JSON answers to malformed requests, no
 address in a log.  Without a token, only requests whose Host header names the
 loopback address it listens on (or localhost) are answered: a page elsewhere
@@ -90,7 +93,8 @@ def _days(request: web.Request) -> int:
 
 
 def _read_timeout(request: web.Request) -> float:
-    """A whole read (queries and the work on their rows) gets the statement timeout, not each query."""
+    """A whole read's waits (the pool, its queries) share the statement timeout, not each query its own;
+    work on the rows that does not wait cannot be cut by it."""
     return request.app[SETTINGS].statement_timeout_ms / 1000
 
 

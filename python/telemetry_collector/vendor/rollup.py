@@ -19,7 +19,10 @@ What a run groups is bounded whatever senders invent: extension versions are
 grouped by PEP 440 normal form (the edge stores that form; older reports are
 normalized here, and text that is no version is one value, UNPARSABLE), and a
 dimension keeps at most MAX_VALUES_PER_DAY distinct values per day: values new
-to a day past that are counted as OTHER (the most widespread go first).  The
+to a day past that are counted as OTHER (the most widespread of a run go first;
+a value a day holds keeps its row).  Versions the vendor has released
+(collector.releases, the extension's own) always keep their own row and take no room under the cap,
+so versions invented early in a day cannot push a real release into OTHER.  The
 values a database's report was counted under are what rollup_databases keeps,
 so a same-day report takes its counts back from the same rows.
 
@@ -187,16 +190,19 @@ UPDATE rollup_batch b
 """
 
 # Per day and dimension, the values the day does not hold yet, most databases first; those past
-# the room left under the cap are counted as OTHER instead.
+# the room left under the cap are counted as OTHER instead.  Released versions (%(released)s, as
+# "extension_version:<version>") are never capped, nor count against the cap.
 _OVERFLOW = f"""
 INSERT INTO rollup_overflow (day, dim, bucket)
 SELECT day, dim, dimension || ':' || %(other)s
   FROM (SELECT n.day, n.dimension, n.dim,
                row_number() OVER (PARTITION BY n.day, n.dimension ORDER BY n.databases DESC, n.dim) AS rank,
                (SELECT count(*) FROM collector.rollup_daily k
-                 WHERE k.day = n.day AND k.dimension = n.dimension AND k.value <> %(other)s) AS held
+                 WHERE k.day = n.day AND k.dimension = n.dimension AND k.value <> %(other)s
+                   AND k.dimension || ':' || k.value <> ALL(%(released)s::text[])) AS held
           FROM (SELECT b.day, split_part(u.dim, ':', 1) AS dimension, u.dim, count(*) AS databases
                   FROM rollup_batch b, unnest(b.dims) u(dim)
+                 WHERE u.dim <> ALL(%(released)s::text[])
                  GROUP BY 1, 2, 3) n
          WHERE n.dimension <> '{ALL}'
            AND NOT EXISTS (SELECT 1 FROM collector.rollup_daily d
@@ -426,5 +432,8 @@ async def _bound_values(conn: psycopg.AsyncConnection[Any], max_values_per_day: 
         prefix = "extension_version:"
         new = [prefix + normal_version(dim[len(prefix) :]) for dim in odd]
         await conn.execute(_REPLACE, {"old": odd, "new": new})
-    await conn.execute(_OVERFLOW, {"other": OTHER, "max_values": max_values_per_day})
+    cur = await conn.execute("SELECT version FROM collector.releases WHERE product = %s", (protocol.PRODUCT_SELF,))
+    versions = {normal_version(row[0]) for row in await cur.fetchall()} - {UNPARSABLE}
+    released = sorted("extension_version:" + version for version in versions)
+    await conn.execute(_OVERFLOW, {"other": OTHER, "max_values": max_values_per_day, "released": released})
     await conn.execute(_FOLD)
