@@ -50,3 +50,26 @@ def test_pg_regress_suite_passes(cluster: Cluster, tmp_path: Path) -> None:
     passed = re.findall(r"^(?:test (\w+)\s+\.\.\. ok|ok \d+\s+[-+] (\w+))\b", output, re.MULTILINE)
     assert sorted(a or b for a, b in passed) == regress_tests(), output
     assert len(regress_tests()) >= 4
+
+
+# A build without an endpoint (the Debian package built here, a plain `make`) announces that
+# instead: its expected outputs are the others with that one line changed, and nothing else.
+ON = "NOTICE:  telemetry: anonymous usage telemetry is ON (level basic)\n"
+NO_ENDPOINT = "NOTICE:  telemetry: nothing will be sent: this build of the extension has no endpoint\n"
+NO_ENDPOINT_OUTPUTS = {
+    "bad_input_1.out": "bad_input.out",
+    "privileges_1.out": "privileges.out",
+    "report_keys_1.out": "report_keys.out",
+    "extension_2.out": "extension.out",
+    "extension_3.out": "extension_1.out",
+}
+
+
+def test_the_no_endpoint_outputs_differ_from_the_others_by_the_notice_only() -> None:
+    expected = REPO / "test" / "expected"
+    for alternative, base in NO_ENDPOINT_OUTPUTS.items():
+        text = (expected / base).read_text()
+        assert text.count(ON) == 1, base
+        assert (expected / alternative).read_text() == text.replace(ON, NO_ENDPOINT), (
+            f"test/expected/{alternative} must be {base} with its NOTICE line changed"
+        )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
+from tests.pgtree import PgTree
 
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "telemetry_extension"
 
@@ -92,9 +94,21 @@ def test_sql_text_is_always_a_constant() -> None:
     assert set(registered_calls) == REGISTERED_QUERY_CALLERS and len(registered_calls) == 1
 
 
-def test_a_look_alike_cron_schema_is_never_read_written_or_called(cluster: Cluster) -> None:
+@pytest.fixture(scope="module")
+def cron_cluster(pg_tree: PgTree) -> Iterator[Cluster]:
+    """pg_cron (in database postgres) without telemetry's preload: no background worker, so the
+    status view looks for a pg_cron entry."""
+    c = Cluster(pg_tree, name="cron-lookalike", conf={"shared_preload_libraries": "'pg_cron'"}).start()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_a_look_alike_cron_schema_is_never_read_written_or_called(cron_cluster: Cluster) -> None:
     """A role with CREATE on the database makes its own cron.job and cron.schedule before pg_cron is there:
     CREATE EXTENSION, the status view and DROP EXTENSION run as a superuser and must touch none of it."""
+    cluster = cron_cluster
     with cluster.connect() as admin:
         admin.execute("CREATE ROLE cron_mimic")
     try:
