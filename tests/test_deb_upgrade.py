@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,28 @@ def tick_when_due(cluster: Cluster, dbname: str) -> tuple[dict[str, Any], list[s
         return row[0], notices.of("WARNING")
 
 
+def the_worker_ticks_every_database_after_a_restart(cluster: Cluster, peer: Peer) -> None:
+    """The server still runs the module it started with (FROM's, which has no worker); the restart
+    the README asks for loads this one, whose background worker then ticks each database by itself,
+    the one still on FROM included."""
+    cluster.restart()
+    sent_before = len(peer.bodies)
+    for dbname in DATABASES:
+        with cluster.connect(dbname) as conn:
+            conn.execute("UPDATE _telemetry.schedule SET next_due = clock_timestamp() - interval '1 second'")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        versions = sorted(body["extension_version"] for body in peer.bodies[sent_before:])
+        if versions == sorted([current_version(), FROM]):
+            break
+        time.sleep(0.5)
+    assert versions == sorted([current_version(), FROM]), versions
+    with cluster.connect(DATABASES[0]) as conn:
+        caller = conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()
+    assert caller is not None and "background worker" in caller[0], caller
+    print(f"after a restart, the background worker sent from both databases: {versions}")
+
+
 def available(conn: psycopg.Connection[Any]) -> tuple[str, str]:
     row = conn.execute(
         "SELECT installed_version, default_version FROM pg_available_extensions WHERE name = 'telemetry'"
@@ -143,7 +166,9 @@ def available(conn: psycopg.Connection[Any]) -> tuple[str, str]:
 def test_apt_upgrade_keeps_databases_on_their_version_until_updated(packages: Packages, httpserver: HTTPServer) -> None:
     peer = Peer(httpserver)
     root = Path(tempfile.mkdtemp(prefix="telemetry-deb-upgrade-cluster-"))
-    cluster = Cluster(system_tree(root), conf={"shared_preload_libraries": "'telemetry'"}).start()
+    # tick_interval: FROM's module does not know it; this one's worker, after the restart, ticks each second.
+    conf = {"shared_preload_libraries": "'telemetry'", "telemetry.tick_interval": "'1s'"}
+    cluster = Cluster(system_tree(root), conf=conf).start()
     try:
         assert installed_version().startswith(f"{FROM}-")
         before = on_the_earlier_package(cluster, peer)
@@ -154,6 +179,7 @@ def test_apt_upgrade_keeps_databases_on_their_version_until_updated(packages: Pa
             still_on_the_earlier_release(cluster, peer, dbname)
         carries_the_earlier_release_as_it_shipped(packages)
         updated_keeps_identity_and_audit(cluster, peer, before)
+        the_worker_ticks_every_database_after_a_restart(cluster, peer)
     finally:
         cluster.destroy()
         shutil.rmtree(root, ignore_errors=True)

@@ -38,7 +38,7 @@ BEGIN
     IF NOT _telemetry.pg_cron_here() THEN
         RETURN;  -- (a separate test: cron.job must not even be planned without pg_cron)
     END IF;
-    IF _telemetry.worker_registered() THEN
+    IF _telemetry.worker_running() THEN
         RETURN;  -- the background worker calls the tick
     END IF;
     IF NOT EXISTS (SELECT 1 FROM cron.job
@@ -117,7 +117,7 @@ AS $$
 DECLARE
     entry bigint;
 BEGIN
-    IF NOT _telemetry.worker_registered() OR NOT _telemetry.pg_cron_here() THEN
+    IF NOT _telemetry.worker_running() OR NOT _telemetry.pg_cron_here() THEN
         RETURN;
     END IF;
     FOR entry IN SELECT j.jobid FROM cron.job AS j
