@@ -11,7 +11,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "commands/defrem.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
@@ -66,7 +70,23 @@ telemetry_process_utility(PlannedStmt *pstmt, const char *queryString, bool read
 	const char *database = database_needed_alone(pstmt->utilityStmt);
 
 	if (database != NULL)
-		telemetry_stop_visit_of(get_database_oid(database, true));
+	{
+		Oid			dboid = get_database_oid(database, true);
+
+		/*
+		 * Only for a command that can succeed: the database's owner (or a
+		 * superuser), outside a transaction block where one is required.
+		 */
+		if (OidIsValid(dboid)
+#if PG_VERSION_NUM >= 160000
+			&& object_ownercheck(DatabaseRelationId, dboid, GetUserId())
+#else
+			&& pg_database_ownercheck(dboid, GetUserId())
+#endif
+			&& (nodeTag(pstmt->utilityStmt) == T_RenameStmt
+				|| (context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock())))
+			telemetry_stop_visit_of(dboid);
+	}
 	if (previous_hook)
 		previous_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
