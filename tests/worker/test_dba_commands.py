@@ -55,24 +55,57 @@ def _log_until_marker(cluster: Cluster, offset: int, marker: str) -> str:
     return wait_for(arrived, "the marker line")
 
 
+@pytest.mark.parametrize(
+    ("user", "command", "error"),
+    [
+        ("plain", "DROP DATABASE {}", psycopg.errors.InsufficientPrivilege),
+        ("plain", "ALTER DATABASE {} RENAME TO elsewhere", psycopg.errors.InsufficientPrivilege),
+        (None, "DROP DATABASE {}", psycopg.errors.ActiveSqlTransaction),  # in a transaction block
+    ],
+)
 def test_commands_that_cannot_succeed_leave_the_visit_alone(
-    cluster: Cluster, hung: tuple[str, peers.RawPeer]
+    cluster: Cluster, hung: tuple[str, peers.RawPeer], user: str | None, command: str, error: type[Exception]
 ) -> None:
     name, peer = hung
     pid = _visitor_pid(cluster, name)
-    statement = psycopg.sql.SQL("DROP DATABASE {}").format(psycopg.sql.Identifier(name))
-    with cluster.connect(user="plain") as plain:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            plain.execute(statement)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            plain.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO elsewhere").format(psycopg.sql.Identifier(name)))
-    with cluster.connect() as admin:
-        with pytest.raises(psycopg.errors.ActiveSqlTransaction):
-            with admin.transaction():
-                admin.execute(statement)
+    statement = psycopg.sql.SQL(command).format(psycopg.sql.Identifier(name))  # type: ignore[arg-type]
+    with cluster.connect(user=user) as conn:
+        with pytest.raises(error):
+            if user is None:
+                with conn.transaction():
+                    conn.execute(statement)
+            else:
+                conn.execute(statement)
     # The same visit, still in its one send.
     assert _visitor_pid(cluster, name) == pid
     assert peer.connections == 1
+
+
+def test_several_databases_refused_at_once(cluster: Cluster) -> None:
+    """A DBA's open rename refuses its database while another command refuses another one."""
+
+    def commits(name: str) -> int:
+        with cluster.connect() as conn:
+            return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [name]).fetchone()[0]
+
+    with cluster.connect() as admin:
+        for name in ("renamed_in_block", "dropped_later", "visited_after"):
+            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    with cluster.connect() as dba:
+        dba.execute("BEGIN")
+        # Holds the database's lock until COMMIT: a visit there would wait for it.
+        dba.execute("ALTER DATABASE renamed_in_block RENAME TO renamed_in_block_2")
+        try:
+            with cluster.connect() as admin:
+                admin.execute("DROP DATABASE dropped_later")
+            # Rounds go on past the database being renamed (refused, never waited on).
+            start = commits("visited_after")
+            wait_for(lambda: commits("visited_after") >= start + 3, "three more visits of another database")
+        finally:
+            dba.execute("COMMIT")
+    with cluster.connect() as admin:
+        for name in ("renamed_in_block_2", "visited_after"):
+            admin.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 def test_a_dba_drop_ends_the_visit_without_a_line(cluster: Cluster, hung: tuple[str, peers.RawPeer]) -> None:
