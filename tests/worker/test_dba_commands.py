@@ -28,18 +28,24 @@ def hung(cluster: Cluster) -> Iterator[tuple[str, peers.RawPeer]]:
     name = "hung_send"
     try:
         create_database(cluster, name, peer.url, deadline="60 s")
-        wait_for(lambda: peer.connections > 0 and _visitor_pid(cluster, name), "the visit's send hanging")
+        wait_for(
+            lambda: peer.connections > 0 and _visitor_pid(cluster, name),
+            "the visit's send hanging",
+        )
         yield name, peer
     finally:
         peer.close()
         with cluster.connect() as admin:
-            admin.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+            admin.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+            )
 
 
 def _visitor_pid(cluster: Cluster, dbname: str) -> int | None:
     with cluster.connect() as conn:
         row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry visit' AND datname = %s", [dbname]
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry visit' AND datname = %s",
+            [dbname],
         ).fetchone()
     return row[0] if row else None
 
@@ -48,6 +54,7 @@ def _log_until_marker(cluster: Cluster, offset: int, marker: str) -> str:
     """The log since `offset`, once a line written now has arrived (so every earlier line has)."""
     with cluster.connect() as conn:
         conn.execute(psycopg.sql.SQL("DO $$BEGIN RAISE LOG {}; END$$").format(psycopg.sql.Literal(marker)))
+
     def arrived() -> str | None:
         log = cluster.log_since(offset)
         return log if marker in log else None
@@ -59,23 +66,34 @@ def _log_until_marker(cluster: Cluster, offset: int, marker: str) -> str:
     ("user", "command", "error"),
     [
         ("plain", "DROP DATABASE {}", psycopg.errors.InsufficientPrivilege),
-        ("plain", "ALTER DATABASE {} RENAME TO elsewhere", psycopg.errors.InsufficientPrivilege),
-        (None, "DROP DATABASE {}", psycopg.errors.ActiveSqlTransaction),  # in a transaction block
+        (
+            "plain",
+            "ALTER DATABASE {} RENAME TO elsewhere",
+            psycopg.errors.InsufficientPrivilege,
+        ),
+        (
+            None,
+            "DROP DATABASE {}",
+            psycopg.errors.ActiveSqlTransaction,
+        ),  # in a transaction block
     ],
 )
 def test_commands_that_cannot_succeed_leave_the_visit_alone(
-    cluster: Cluster, hung: tuple[str, peers.RawPeer], user: str | None, command: str, error: type[Exception]
+    cluster: Cluster,
+    hung: tuple[str, peers.RawPeer],
+    user: str | None,
+    command: str,
+    error: type[Exception],
 ) -> None:
     name, peer = hung
     pid = _visitor_pid(cluster, name)
     statement = psycopg.sql.SQL(command).format(psycopg.sql.Identifier(name))  # type: ignore[arg-type]
-    with cluster.connect(user=user) as conn:
-        with pytest.raises(error):
-            if user is None:
-                with conn.transaction():
-                    conn.execute(statement)
-            else:
+    with cluster.connect(user=user) as conn, pytest.raises(error):
+        if user is None:
+            with conn.transaction():
                 conn.execute(statement)
+        else:
+            conn.execute(statement)
     # The same visit, still in its one send.
     assert _visitor_pid(cluster, name) == pid
     assert peer.connections == 1
@@ -100,7 +118,10 @@ def test_several_databases_refused_at_once(cluster: Cluster) -> None:
                 admin.execute("DROP DATABASE dropped_later")
             # Rounds go on past the database being renamed (refused, never waited on).
             start = commits("visited_after")
-            wait_for(lambda: commits("visited_after") >= start + 3, "three more visits of another database")
+            wait_for(
+                lambda: commits("visited_after") >= start + 3,
+                "three more visits of another database",
+            )
         finally:
             dba.execute("COMMIT")
     with cluster.connect() as admin:
