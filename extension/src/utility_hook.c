@@ -6,8 +6,10 @@
  * connected to the database they change (PostgreSQL ends only autovacuum
  * workers by itself).  Before such a command, this hook ends our visitor of
  * that database, if any, and waits until it is gone; the launcher starts no
- * new visit there for a while (worker_state.c).  Everything else passes
- * through untouched.
+ * new visit there for a while (worker_state.c).  Only for a command that can
+ * succeed: one a role without the privilege runs, or one inside a transaction
+ * block that refuses it, fails anyway and must not stop or delay a send.
+ * Everything else passes through untouched.
  */
 #include "postgres.h"
 

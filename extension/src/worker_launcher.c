@@ -9,7 +9,8 @@
  * used: the launcher and one visitor.  With no slot free, the rest of the
  * round waits for the next one, and the log says so once, not every round.
  *
- * Quiet: an idle round logs nothing.  Nothing is visited while
+ * A visit is ended after VISIT_LIMIT_MS (one line), so no database holds up
+ * the others.  Quiet: an idle round logs nothing.  Nothing is visited while
  * DISABLE_TELEMETRY turns telemetry off or while the server is a standby
  * (the launcher starts only once recovery has finished).  An error in a round
  * is logged once and the next round tries again; should the launcher die, the
