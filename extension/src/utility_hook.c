@@ -6,12 +6,18 @@
  * connected to the database they change (PostgreSQL ends only autovacuum
  * workers by itself).  Before such a command, this hook ends our visitor of
  * that database, if any, and waits until it is gone; the launcher starts no
- * new visit there for a while (worker_state.c).  Everything else passes
- * through untouched.
+ * new visit there for a while (worker_state.c).  Only for a command that can
+ * succeed: one a role without the privilege runs, or one inside a transaction
+ * block that refuses it, fails anyway and must not stop or delay a send.
+ * Everything else passes through untouched.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "commands/defrem.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
@@ -66,7 +72,23 @@ telemetry_process_utility(PlannedStmt *pstmt, const char *queryString, bool read
 	const char *database = database_needed_alone(pstmt->utilityStmt);
 
 	if (database != NULL)
-		telemetry_stop_visit_of(get_database_oid(database, true));
+	{
+		Oid			dboid = get_database_oid(database, true);
+
+		/*
+		 * Only for a command that can succeed: the database's owner (or a
+		 * superuser), outside a transaction block where one is required.
+		 */
+		if (OidIsValid(dboid)
+#if PG_VERSION_NUM >= 160000
+			&& object_ownercheck(DatabaseRelationId, dboid, GetUserId())
+#else
+			&& pg_database_ownercheck(dboid, GetUserId())
+#endif
+			&& (nodeTag(pstmt->utilityStmt) == T_RenameStmt
+				|| (context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock())))
+			telemetry_stop_visit_of(dboid);
+	}
 	if (previous_hook)
 		previous_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else

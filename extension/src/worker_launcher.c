@@ -9,7 +9,8 @@
  * used: the launcher and one visitor.  With no slot free, the rest of the
  * round waits for the next one, and the log says so once, not every round.
  *
- * Quiet: an idle round logs nothing.  Nothing is visited while
+ * A visit is ended after VISIT_LIMIT_MS (one line), so no database holds up
+ * the others.  Quiet: an idle round logs nothing.  Nothing is visited while
  * DISABLE_TELEMETRY turns telemetry off or while the server is a standby
  * (the launcher starts only once recovery has finished).  An error in a round
  * is logged once and the next round tries again; should the launcher die, the
@@ -36,6 +37,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -44,6 +46,12 @@
 
 #define RESTART_SECONDS 60
 #define POLL_MS 100
+/*
+ * The longest a visit may take: a send ends within its deadline (60 s at
+ * most) and each metric within its own; a visitor stuck longer (e.g. its
+ * connection waits on a DBA's lock) is ended, so no database stalls the rest.
+ */
+#define VISIT_LIMIT_MS (5 * 60 * 1000)
 
 PGDLLEXPORT void telemetry_launcher_main(Datum main_arg);
 
@@ -126,6 +134,30 @@ databases_to_visit(void)
 	return found;
 }
 
+/*
+ * Whether the database still accepts a visit: it may have been dropped or
+ * closed to connections since the round read the list (the visitor would
+ * then fail with a FATAL line).
+ */
+static bool
+still_visitable(Oid dboid)
+{
+	HeapTuple	tuple;
+	bool		visitable = false;
+
+	StartTransactionCommand();
+	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		visitable = db->datallowconn && !db->datistemplate && !database_is_invalid_form(db);
+		ReleaseSysCache(tuple);
+	}
+	CommitTransactionCommand();
+	return visitable;
+}
+
 static Backoff *
 backoff_of(Oid dboid)
 {
@@ -181,11 +213,16 @@ record_outcome(Oid dboid, bool failed)
 	backoff->rounds_to_skip = Min((1 << backoff->failures) - 1, cap);
 }
 
-/* Waits until the visitor has gone; on a shutdown request, ends it first. */
-static void
+/*
+ * Waits until the visitor has gone; on a shutdown request, or once it has
+ * taken VISIT_LIMIT_MS, ends it first.  True when it was ended for its time.
+ */
+static bool
 wait_for_visit(BackgroundWorkerHandle *handle)
 {
 	bool		started = false;
+	bool		overdue = false;
+	TimestampTz limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), VISIT_LIMIT_MS);
 
 	for (;;)
 	{
@@ -193,11 +230,16 @@ wait_for_visit(BackgroundWorkerHandle *handle)
 		BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
 
 		if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
-			return;
+			return overdue;
 		if (status == BGWH_STARTED && !started)
 		{
 			telemetry_visit_started(pid);
 			started = true;
+		}
+		if (!overdue && GetCurrentTimestamp() >= limit)
+		{
+			overdue = true;
+			TerminateBackgroundWorker(handle);
 		}
 		if (ShutdownRequestPending)
 			TerminateBackgroundWorker(handle);
@@ -223,15 +265,22 @@ visit(Oid dboid)
 	snprintf(worker.bgw_function_name, sizeof(worker.bgw_function_name), "telemetry_visit_main");
 	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "telemetry visit");
 	snprintf(worker.bgw_type, sizeof(worker.bgw_type), "telemetry visit");
-	if (!telemetry_visit_begin(dboid))
-		return true;			/* a DBA command is changing that database: next round */
+	if (!still_visitable(dboid) || !telemetry_visit_begin(dboid))
+		return true;			/* gone, closed, or a DBA command is changing it: next round */
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		telemetry_visit_end();
 		return false;
 	}
-	wait_for_visit(handle);
-	record_outcome(dboid, telemetry_visit_has_failed());
+	if (wait_for_visit(handle))
+	{
+		ereport(LOG,
+				(errmsg("telemetry: the visit of database %u took longer than %d s and was ended; trying again in a later round",
+						dboid, VISIT_LIMIT_MS / 1000)));
+		record_outcome(dboid, true);
+	}
+	else
+		record_outcome(dboid, telemetry_visit_has_failed());
 	telemetry_visit_end();
 	pfree(handle);
 	return true;
@@ -338,6 +387,8 @@ telemetry_launcher_main(Datum main_arg)
 	(void) main_arg;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	/* No statement to cancel: pg_cancel_backend() must not end the launcher. */
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
 	before_shmem_exit(launcher_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);

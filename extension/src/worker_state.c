@@ -2,10 +2,11 @@
  * worker_state.c -- what the launcher, its visitor and the utility hook share.
  *
  * One small struct in shared memory: the database being visited and the
- * visitor's process, and the database a DBA's command is about to drop,
+ * visitor's process, and the databases DBA commands are about to drop,
  * rename or copy.  The utility hook asks the visitor of that database to stop
- * and waits until it is gone; for a while afterwards no visit starts there,
- * so the command never finds our session connected.
+ * (a cancel, which the visitor ends quietly on) and waits until it is gone;
+ * for a while afterwards no visit starts there, so the command never finds
+ * our session connected.
  */
 #include "postgres.h"
 
@@ -24,9 +25,19 @@
 
 /* How long no visit starts in a database a DBA command is about to change. */
 #define REFUSE_MS 60000
-/* How long a DBA command waits for the visitor to be gone (it ends at once on SIGTERM). */
+/* How long a DBA command waits for the visitor to be gone (it ends at once on SIGINT). */
 #define STOP_WAIT_MS 10000
 #define STOP_POLL_MS 10
+/* A visitor the cancel did not end by then (still connecting) gets SIGTERM. */
+#define CANCEL_GRACE_MS 2000
+/* Databases refused at once: several DBAs' commands may overlap. */
+#define REFUSED_SLOTS 8
+
+typedef struct Refusal
+{
+	Oid			dboid;			/* no visit starts here until `until` */
+	TimestampTz until;
+} Refusal;
 
 typedef struct WorkerState
 {
@@ -34,8 +45,7 @@ typedef struct WorkerState
 	Oid			visiting;		/* the database being visited, InvalidOid when none */
 	pid_t		pid;			/* its visitor, 0 until it has started */
 	bool		failed;			/* the visit ended with an error */
-	Oid			refused;		/* no visit starts here until refused_until */
-	TimestampTz refused_until;
+	Refusal		refused[REFUSED_SLOTS];
 } WorkerState;
 
 static WorkerState *state = NULL;
@@ -64,8 +74,8 @@ attach_state(void)
 		SpinLockInit(&state->mutex);
 		state->visiting = InvalidOid;
 		state->pid = 0;
-		state->refused = InvalidOid;
-		state->refused_until = 0;
+		state->failed = false;
+		memset(state->refused, 0, sizeof(state->refused));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -81,9 +91,34 @@ telemetry_request_worker_state(void)
 }
 
 static bool
-refused_locked(Oid dboid)
+refused_locked(Oid dboid, TimestampTz now)
 {
-	return state->refused == dboid && GetCurrentTimestamp() < state->refused_until;
+	for (int i = 0; i < REFUSED_SLOTS; i++)
+		if (state->refused[i].dboid == dboid && now < state->refused[i].until)
+			return true;
+	return false;
+}
+
+/* Refuses dboid until `until`: its own slot, else an expired one, else the oldest. */
+static void
+refuse_locked(Oid dboid, TimestampTz until)
+{
+	Refusal    *slot = &state->refused[0];
+
+	for (int i = 0; i < REFUSED_SLOTS; i++)
+	{
+		Refusal    *candidate = &state->refused[i];
+
+		if (candidate->dboid == dboid)
+		{
+			slot = candidate;
+			break;
+		}
+		if (candidate->until < slot->until)
+			slot = candidate;
+	}
+	slot->dboid = dboid;
+	slot->until = until;
 }
 
 /* The launcher, before it starts a visit: false when that database is refused now. */
@@ -91,9 +126,10 @@ bool
 telemetry_visit_begin(Oid dboid)
 {
 	bool		refused;
+	TimestampTz now = GetCurrentTimestamp();
 
 	SpinLockAcquire(&state->mutex);
-	refused = refused_locked(dboid);
+	refused = refused_locked(dboid, now);
 	if (!refused)
 	{
 		state->visiting = dboid;
@@ -149,9 +185,10 @@ bool
 telemetry_visit_refused(Oid dboid)
 {
 	bool		refused;
+	TimestampTz now = GetCurrentTimestamp();
 
 	SpinLockAcquire(&state->mutex);
-	refused = refused_locked(dboid);
+	refused = refused_locked(dboid, now);
 	SpinLockRelease(&state->mutex);
 	return refused;
 }
@@ -163,13 +200,16 @@ telemetry_visit_refused(Oid dboid)
 void
 telemetry_stop_visit_of(Oid dboid)
 {
-	pid_t		signaled = 0;
+	pid_t		canceled = 0;
+	pid_t		terminated = 0;
+	int			canceled_at = 0;
+	TimestampTz until;
 
 	if (state == NULL || !OidIsValid(dboid))
 		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), REFUSE_MS);
 	SpinLockAcquire(&state->mutex);
-	state->refused = dboid;
-	state->refused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), REFUSE_MS);
+	refuse_locked(dboid, until);
 	SpinLockRelease(&state->mutex);
 	for (int waited = 0; waited < STOP_WAIT_MS; waited += STOP_POLL_MS)
 	{
@@ -182,10 +222,18 @@ telemetry_stop_visit_of(Oid dboid)
 		SpinLockRelease(&state->mutex);
 		if (visiting != dboid)
 			return;
-		if (pid != 0 && pid != signaled && BackendPidGetProc(pid) != NULL)
+		if (pid != 0 && pid != canceled && BackendPidGetProc(pid) != NULL)
+		{
+			/* A cancel: the visitor sees the refusal and ends quietly (worker_visit.c). */
+			kill(pid, SIGINT);
+			canceled = pid;
+			canceled_at = waited;
+		}
+		else if (pid != 0 && pid == canceled && pid != terminated
+				 && waited - canceled_at >= CANCEL_GRACE_MS && BackendPidGetProc(pid) != NULL)
 		{
 			kill(pid, SIGTERM);
-			signaled = pid;
+			terminated = pid;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, STOP_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

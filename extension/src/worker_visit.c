@@ -10,9 +10,12 @@
  * Quiet by design: it ends with exit code 0, which the postmaster logs only
  * at DEBUG1.  An error is written once (the tick's own failures are one LOG
  * line of the tick's) and the visit ends, still with code 0; the launcher
- * then backs off from this database (worker_launcher.c).  SIGTERM (a fast shutdown, pg_terminate_backend, the
- * utility hook) is die(): the next interrupt check ends the process, and the
- * tick checks for interrupts while it waits on the network.
+ * then backs off from this database (worker_launcher.c).  SIGTERM (a fast
+ * shutdown, pg_terminate_backend) is die(): the next interrupt check ends the
+ * process, and the tick checks for interrupts while it waits on the network.
+ * SIGINT is a cancel: the utility hook sends it before a DBA's command needs
+ * the database alone, and the visit then ends without a line and without a
+ * failure (it was asked to go, nothing went wrong).
  */
 #include "postgres.h"
 
@@ -70,6 +73,7 @@ telemetry_visit_main(Datum main_arg)
 	MemoryContext context;
 
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, StatementCancelHandler);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	if (telemetry_visit_refused(MyDatabaseId) || RecoveryInProgress())
@@ -81,8 +85,15 @@ telemetry_visit_main(Datum main_arg)
 	}
 	PG_CATCH();
 	{
-		/* The one line of this failure; the visit ends quietly. */
 		MemoryContextSwitchTo(context);
+		/* Canceled for a DBA's command on this database: no line, no failure. */
+		if (telemetry_visit_refused(MyDatabaseId))
+		{
+			FlushErrorState();
+			AbortCurrentTransaction();
+			proc_exit(0);
+		}
+		/* The one line of this failure; the visit ends quietly. */
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
