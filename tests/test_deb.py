@@ -68,19 +68,25 @@ def telemetry_files() -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def installed_deb() -> Iterator[Path]:
-    """The package built by `make deb`, installed with apt; afterwards the system as it was."""
+def ready_for_packages() -> tuple[list[str], dict[str, str]]:
+    """How to run apt as root, and the packages installed before (the build tools installed first:
+    they stay, what our packages pull in goes); skips where packages are not to be tested."""
     if pgtree.PG_CONFIG not in ("pg_config", PG_CONFIG):
-        pytest.skip(f"the package is tested once, in the run on Debian's PostgreSQL {MAJOR}")
+        pytest.skip(f"packages are tested once, in the run on Debian's PostgreSQL {MAJOR}")
     sudo = as_root()
     if not Path(PG_CONFIG).exists():
         pytest.skip(f"PostgreSQL {MAJOR} from Debian's packages is not installed")
-    # The build tools (debhelper, lintian, ...) first: they stay; what the package pulls in goes.
     subprocess.run(["make", "-s", "-C", str(REPO), "deb-deps"], check=True, stdout=subprocess.DEVNULL)
     before, files_before = installed_packages(), telemetry_files()
     if any(name.startswith(f"{PACKAGE}:") for name in before) or files_before:
         pytest.skip(f"telemetry is already installed for PostgreSQL {MAJOR}: {files_before}; not touching it")
+    return sudo, before
+
+
+@pytest.fixture(scope="module")
+def installed_deb() -> Iterator[Path]:
+    """The package built by `make deb`, installed with apt; afterwards the system as it was."""
+    sudo, before = ready_for_packages()
     out = Path(tempfile.mkdtemp(prefix="telemetry-deb-"))
     try:
         subprocess.run(["make", "-s", "-C", str(REPO), "deb", f"DEB_DIR={out}"], check=True, stdout=subprocess.DEVNULL)

@@ -25,12 +25,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests import pgtree
 from tests.cluster import Cluster
 from tests.helpers import Notices, report
 from tests.job.helpers import configure
 from tests.pgtree import REPO, system_tree
-from tests.test_deb import APT, MAJOR, PACKAGE, PG_CONFIG, as_root, installed_packages, telemetry_files
+from tests.test_deb import APT, MAJOR, PACKAGE, installed_packages, ready_for_packages, telemetry_files
 from tests.upgrade.released import RELEASE_COMMITS, current_version
 from tests.upgrade.state import extension_version, kept, state, update
 
@@ -77,16 +76,7 @@ def installed_version() -> str:
 @pytest.fixture(scope="module")
 def packages() -> Iterator[Packages]:
     """Both packages built and linted; FROM's installed.  Afterwards the system as it was."""
-    if pgtree.PG_CONFIG not in ("pg_config", PG_CONFIG):
-        pytest.skip(f"the packages are tested once, in the run on Debian's PostgreSQL {MAJOR}")
-    sudo = as_root()
-    if not Path(PG_CONFIG).exists():
-        pytest.skip(f"PostgreSQL {MAJOR} from Debian's packages is not installed")
-    # The build tools (debhelper, lintian, ...) first: they stay; what the package pulls in goes.
-    subprocess.run(["make", "-s", "-C", str(REPO), "deb-deps"], check=True, stdout=subprocess.DEVNULL)
-    before, files_before = installed_packages(), telemetry_files()
-    if any(name.startswith(f"{PACKAGE}:") for name in before) or files_before:
-        pytest.skip(f"telemetry is already installed for PostgreSQL {MAJOR}: {files_before}; not touching it")
+    sudo, before = ready_for_packages()
     workdir = Path(tempfile.mkdtemp(prefix="telemetry-deb-upgrade-"))
     try:
         earlier = build_release_deb(FROM, workdir)

@@ -11,7 +11,6 @@
 /* worker_launcher.c */
 extern void telemetry_define_tick_interval(void);
 extern void telemetry_register_launcher(void);
-extern bool telemetry_launcher_registered;
 
 /* worker_state.c: which database is being visited, and by which process */
 extern void telemetry_request_worker_state(void);

@@ -55,7 +55,6 @@
 
 PGDLLEXPORT void telemetry_launcher_main(Datum main_arg);
 
-bool		telemetry_launcher_registered = false;
 static int	tick_interval_seconds = 15 * 60;
 static bool said_no_slot = false;
 
@@ -100,7 +99,6 @@ telemetry_register_launcher(void)
 	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "telemetry launcher");
 	snprintf(worker.bgw_type, sizeof(worker.bgw_type), "telemetry launcher");
 	RegisterBackgroundWorker(&worker);
-	telemetry_launcher_registered = true;
 }
 
 /* The databases a round visits: those that accept connections, templates aside. */
@@ -403,14 +401,4 @@ telemetry_launcher_main(Datum main_arg)
 	}
 	/* Code 0: the postmaster logs a shutdown's exit only at DEBUG1. */
 	proc_exit(0);
-}
-
-PG_FUNCTION_INFO_V1(telemetry_worker_registered);
-
-/* _telemetry.worker_registered(): whether the postmaster registered the launcher. */
-Datum
-telemetry_worker_registered(PG_FUNCTION_ARGS)
-{
-	(void) fcinfo;
-	PG_RETURN_BOOL(telemetry_launcher_registered);
 }

@@ -122,6 +122,7 @@ def test_several_databases_refused_at_once(cluster: Cluster) -> None:
                 lambda: commits("visited_after") >= start + 3,
                 "three more visits of another database",
             )
+            assert commits("visited_after") >= start + 3
         finally:
             dba.execute("COMMIT")
     with cluster.connect() as admin:
