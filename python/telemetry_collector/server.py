@@ -418,7 +418,8 @@ async def start_site(
     runner = web.AppRunner(app, handle_signals=False, **kwargs)
     await runner.setup()
     site = EdgeSite(runner, host, port, kwargs, limits, ssl_context=tls, reuse_port=reuse_port)
-    runner.app[operator_metrics.EDGE].connections = lambda: site.open_connections
+    if operator_metrics.EDGE in runner.app:  # the edge's metrics count its open connections
+        runner.app[operator_metrics.EDGE].connections = lambda: site.open_connections
     try:
         await site.start()
     except BaseException:

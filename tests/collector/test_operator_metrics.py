@@ -123,8 +123,8 @@ def test_the_fleet_service_counts_its_requests(start_vendor: Any) -> None:
     vendor = start_vendor(metrics_port=0)
     assert vendor.get("/v1/fleet").status_code == 200
     assert vendor.get(f"/v1/fleet?days={uuid.uuid4()}").status_code == 400
-    assert vendor._runner is not None
-    (url,) = vendor._runner.app[operator_metrics.LISTENER]
+    assert vendor._site is not None
+    (url,) = vendor._site.runner.app[operator_metrics.LISTENER]
     values = scrape(url)
     assert values[("telemetry_vendor_requests_total", (("route", "/v1/fleet"), ("status", "200")))] == 1
     assert values[("telemetry_vendor_requests_total", (("route", "/v1/fleet"), ("status", "400")))] == 1
