@@ -220,6 +220,7 @@ LOCK = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-
 lock: $(VENV)/.stamp
 	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
 	$(LOCK) --output-file python/requirements-server.txt python/requirements-server.in
+	$(LOCK) --output-file python/requirements-collector.lock python/requirements-collector-install.in
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(SERVER_PYTHON) -m venv $(VENV)

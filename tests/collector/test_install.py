@@ -1,6 +1,6 @@
 """The collector as an operator installs it: `pip install <checkout>` into a clean virtualenv.
 
-Only the runtime dependencies come along (pinned, from PyPI); the installed
+Only the runtime dependencies come along (from its hashed lock file, nothing unverified); the installed
 `telemetry-collector` command migrates, serves the landing page and takes a report.
 """
 
@@ -29,7 +29,13 @@ def test_a_clean_virtualenv_installs_and_runs_the_command(tmp_path: Path, collec
     env = _clean_env()
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, env=env, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "--quiet", str(REPO)], check=True, env=env, timeout=900, cwd=tmp_path)
+    # As the README says: the locked dependencies (every one checked by its hash), then the package.
+    lock = REPO / "python" / "requirements-collector.lock"
+    install = [*pip, "install", "--quiet"]
+    subprocess.run([*install, "--require-hashes", "-r", str(lock)], check=True, env=env, timeout=900, cwd=tmp_path)
+    subprocess.run(
+        [*install, "--no-deps", "--no-build-isolation", str(REPO)], check=True, env=env, timeout=300, cwd=tmp_path
+    )
 
     installed = subprocess.run([*pip, "list", "--format=freeze"], check=True, env=env, text=True, capture_output=True)
     pins = dict(_normalized(line).split("==") for line in installed.stdout.splitlines() if "==" in line)
