@@ -10,7 +10,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" telemetry.co
 
 # Every release that shipped has a manifest in sql/releases/; from each earlier
 # one there is an update script, made from the same sources as the install
-# script (see extension/releases.py).
+# script (see extension/migrations.py).
 RELEASES         := $(patsubst sql/releases/%.sha256,%,$(wildcard sql/releases/*.sha256))
 EARLIER_RELEASES := $(filter-out $(EXTVERSION),$(RELEASES))
 UPDATE_SCRIPTS    = $(foreach release,$(EARLIER_RELEASES),extension/build/telemetry--$(release)--$(EXTVERSION).sql)
@@ -64,10 +64,10 @@ else ifneq ($(SERVER_PYTHON_DEPS),system)
 $(error SERVER_PYTHON_DEPS must be pinned or system, not '$(SERVER_PYTHON_DEPS)')
 endif
 
-# pg_regress: test/sql/*.sql against test/expected/*.out.  `make installcheck` runs
+# pg_regress: tests/regress/sql/*.sql against tests/regress/expected/*.out.  `make installcheck` runs
 # them on the server PGHOST/PGPORT point at, `make check` on a temporary one.
-REGRESS      = $(sort $(notdir $(basename $(wildcard test/sql/*.sql))))
-REGRESS_OPTS = --inputdir=test --no-locale
+REGRESS      = $(sort $(notdir $(basename $(wildcard tests/regress/sql/*.sql))))
+REGRESS_OPTS = --inputdir=tests/regress --no-locale
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
@@ -108,7 +108,7 @@ $(SQL_LIST): FORCE
 
 BUILD_SQL = $(SERVER_PYTHON) extension/build.py sql --version '$(EXTVERSION)' --sql-dir sql \
 	--bindir '$(BINDIR_)' --python-dir '$(PYTHON_DIR)'
-SQL_BUILD_INPUTS = $(SQL_SOURCES) $(SQL_LIST) extension/build.py extension/releases.py telemetry.control $(BUILT_FOR)
+SQL_BUILD_INPUTS = $(SQL_SOURCES) $(SQL_LIST) extension/build.py extension/migrations.py telemetry.control $(BUILT_FOR)
 
 extension/build/telemetry--$(EXTVERSION).sql: $(SQL_BUILD_INPUTS)
 	$(BUILD_SQL) --out $@
@@ -188,7 +188,7 @@ install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py 
 
 # ---- for people and CI -----------------------------------------------------
 # The PostgreSQL majors we support: `make test` runs the whole suite on each, in this order.
-# This is the one place they are listed (the README and tests/test_majors.py read it).
+# This is the one place they are listed (the README and tests/extension/test_majors.py read it).
 # `make test PG_MAJORS=15` for a quick loop on one.
 PG_MAJORS = 15 17 18
 # Prints the pg_config of a major, installing (15: Debian packages) or building and caching
@@ -247,7 +247,7 @@ lint: $(VENV)/.stamp
 
 # ---- pg_regress on a temporary instance, and the Debian package ---------------
 # `make check`: the regression tests on a temporary instance with telemetry
-# preloaded (test/preload.conf), started from a private copy of this server's
+# preloaded (tests/regress/preload.conf), started from a private copy of this server's
 # installation with the extension installed into it (tests/pgtree.py), so
 # nothing goes into the system.  As root, the instance runs as postgres.
 REGRESS_TMP    = tmp_check
@@ -263,7 +263,7 @@ check: all
 		from tests.pgtree import build_tree; print(build_tree(Path(sys.argv[1])).bindir)' $(CURDIR)/$(REGRESS_TMP)/tree) && \
 	chown -R $(SERVER_OS_USER) $(REGRESS_TMP) && \
 	$(AS_SERVER_USER) $(top_builddir)/src/test/regress/pg_regress $(REGRESS_OPTS) --bindir="$$bindir" \
-		--outputdir=$(REGRESS_TMP) --temp-instance=$(REGRESS_TMP)/instance --temp-config=test/preload.conf \
+		--outputdir=$(REGRESS_TMP) --temp-instance=$(REGRESS_TMP)/instance --temp-config=tests/regress/preload.conf \
 		$(REGRESS) || { cat $(REGRESS_TMP)/regression.diffs; exit 1; }
 endif
 

@@ -8,10 +8,10 @@ day for `days` days, upgrading along the way), then prints:
 
 - the roll-up's time for everything at once and for one more day afterwards
   (the incremental run a timer makes), as seconds per million reports;
-- the fleet read (telemetry_collector.vendor.fleet, 90 days) against two floors
+- the fleet read (telemetry_collector.fleet.views, 90 days) against two floors
   measured in the same run on the same connection: `SELECT 1` and a plain read
   of the whole rollup_daily table; and GET /v1/fleet against GET /healthz
-  through serve-vendor, both over loopback HTTP;
+  through serve-fleet, both over loopback HTTP;
 - for scale, one count(DISTINCT db_uuid) over the last 30 days of raw reports,
   which is what a fleet view costs without roll-ups.
 Everything it started is stopped and removed when it ends.
@@ -45,7 +45,7 @@ sys.path[:0] = [str(REPO / "python"), str(REPO)]
 
 from bench.reports import CONSTANT_FIELDS, RELATED_EXTENSIONS  # noqa: E402
 from telemetry_collector import storage  # noqa: E402
-from telemetry_collector.vendor import fleet, rollup  # noqa: E402
+from telemetry_collector.fleet import rollup, views  # noqa: E402
 
 READS = 200
 COLUMNS = "received_at, db_uuid, exported_db_uuid, extension_version, postgresql_version, os_name, country, report"
@@ -123,7 +123,7 @@ async def time_reads(dsn: str) -> dict[str, float]:
             await (await conn.execute("SELECT * FROM collector.rollup_daily")).fetchall()
 
         async def fleet_read() -> None:
-            await fleet.fleet(conn, 90)
+            await views.fleet(conn, 90)
 
         await fleet_read()  # warm
         return {"select_1": await timed(select_1), "plain": await timed(plain_read), "fleet": await timed(fleet_read)}
@@ -213,7 +213,7 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "telemetry_collector",
-                "serve-vendor",
+                "serve-fleet",
                 "--dsn",
                 dsn,
                 "--port",

@@ -134,12 +134,12 @@ def main() -> None:
             cur = conn.execute("SELECT * FROM telemetry_status")
             for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
                 print(f"{column:22} {value}")
-        step("the vendor side: rollup, then serve-vendor's fleet view (/v1/fleet on its own listener)")
+        step("the vendor side: rollup, then serve-fleet's fleet view (/v1/fleet on its own listener)")
         time.sleep(0.5)  # the edge writes in batches
         subprocess.run(collector_cli("rollup", "--settle-seconds", "0", dsn=dsn), env=env, check=True)
         vendor_port = get_port(None)
         vendor = subprocess.Popen(
-            collector_cli("serve-vendor", "--port", str(vendor_port), "--rollup-every-seconds", "0", dsn=dsn),
+            collector_cli("serve-fleet", "--port", str(vendor_port), "--rollup-every-seconds", "0", dsn=dsn),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -5,7 +5,7 @@
     build.py build-info --out FILE --version V --install-method M ...
 
 What goes into the scripts, and the rules a released migration obeys, are in
-releases.py beside this file.
+migrations.py beside this file.
 
 Kept in Python rather than sed because the substituted values are quoted for
 the language they land in (Python literals), never pasted raw.
@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-import releases
+import migrations
 
 
 def py_literal(value: str) -> str:
@@ -32,8 +32,8 @@ def build_sql(args: argparse.Namespace) -> None:
         "@PYTHON_DIR@": py_literal(args.python_dir),
         "@PYTHON_DIR_FROM_BINDIR@": py_literal(python_dir_from_bindir),
     }
-    sources = releases.read_sources(Path(args.sql_dir))
-    text = releases.script(sources, args.version, args.from_version, substitutions)
+    sources = migrations.read_sources(Path(args.sql_dir))
+    text = migrations.script(sources, args.version, args.from_version, substitutions)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as out:
         out.write(text)
@@ -41,12 +41,12 @@ def build_sql(args: argparse.Namespace) -> None:
 
 def release_manifest(args: argparse.Namespace) -> None:
     """Freezes this version's migrations: run once, when the version ships."""
-    sources = releases.read_sources(Path(args.sql_dir))
+    sources = migrations.read_sources(Path(args.sql_dir))
     path = Path(args.sql_dir) / "releases" / f"{args.version}.sha256"
     if path.exists():
-        raise releases.BuildRefused(f"{path} exists: telemetry {args.version} has shipped already")
-    releases.check(sources, args.version)
-    path.write_text(releases.manifest(sources), encoding="utf-8")
+        raise migrations.BuildRefused(f"{path} exists: telemetry {args.version} has shipped already")
+    migrations.check(sources, args.version)
+    path.write_text(migrations.manifest(sources), encoding="utf-8")
     print(f"wrote {path}")
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> None:
             release_manifest(args)
         else:
             build_info(args)
-    except releases.BuildRefused as exc:
+    except migrations.BuildRefused as exc:
         sys.exit(f"telemetry: build refused:\n{exc}")
 
 

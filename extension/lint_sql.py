@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import releases
+import migrations
 
 # Only in the scripts, for the Python loader; any path does for linting.
 PLACEHOLDERS = {"@PYTHON_DIR@": repr("/lint/python"), "@PYTHON_DIR_FROM_BINDIR@": repr("../python")}
@@ -29,11 +29,11 @@ PLACEHOLDERS = {"@PYTHON_DIR@": repr("/lint/python"), "@PYTHON_DIR_FROM_BINDIR@"
 # pgspot warns because a role could make the function first.  PostgreSQL (15 and
 # later; CVE-2022-2625) refuses that in an extension script when the function exists
 # and is not the extension's, so a look-alike makes the command fail, never run
-# (tests/upgrade/test_script_hijack.py); and _telemetry is made by 001-identity.sql's
+# (tests/extension/upgrade/test_script_hijack.py); and _telemetry is made by 001-identity.sql's
 # CREATE SCHEMA (which fails if it exists), only its owner may create in it.
 JUSTIFIED = {"PS002": re.compile(r"(_telemetry|extschema)\.\w+\(.*\)")}
 # pgspot reads SQL and PL/pgSQL bodies only.  Every plpython3u function pins its
-# search_path (tests/test_security.py) and builds no SQL from values.
+# search_path (tests/extension/test_security.py) and builds no SQL from values.
 IGNORED_LANGUAGES = ["plpython3u"]
 
 FINDING = re.compile(r"^(PS\d{3}): [^:]+: (.*) at line \d+$")
@@ -42,17 +42,17 @@ SUMMARY = re.compile(r"^\s*Errors: \d+ Warnings: \d+ Unknown: \d+\s*$")
 
 def scripts(sql_dir: Path, version: str, out: Path) -> list[Path]:
     """Every script `make` builds, and every migration as a script runs it, written into `out`."""
-    sources = releases.read_sources(sql_dir)
+    sources = migrations.read_sources(sql_dir)
     substitutions = {"@EXTVERSION@": version, **PLACEHOLDERS}
     written: list[Path] = []
-    for start in [None, *releases.earlier_releases(sources, version)]:
+    for start in [None, *migrations.earlier_releases(sources, version)]:
         name = f"telemetry--{start}--{version}.sql" if start else f"telemetry--{version}.sql"
         written.append(out / name)
-        written[-1].write_text(releases.script(sources, version, start, substitutions), encoding="utf-8")
+        written[-1].write_text(migrations.script(sources, version, start, substitutions), encoding="utf-8")
     for migration in sources.migrations:
         body = (sources.incremental_dir / migration).read_text(encoding="utf-8")
         written.append(out / f"as-run-{migration}")
-        written[-1].write_text(releases.PINNED_SEARCH_PATH + body, encoding="utf-8")
+        written[-1].write_text(migrations.PINNED_SEARCH_PATH + body, encoding="utf-8")
     return written
 
 

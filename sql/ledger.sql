@@ -1,6 +1,6 @@
 -- Every install and update: the ledger of migrations (sql/incremental/), made
 -- here if this database does not have it yet.  Written after the migrations
--- because the first of them makes the private schema; see extension/releases.py.
+-- because the first of them makes the private schema; see extension/migrations.py.
 
 -- A row per migration this database has run.  Not dumped: a restored
 -- database records its own from its own CREATE EXTENSION.

@@ -22,7 +22,7 @@ DEFAULT_CONF = {
     "shared_preload_libraries": "'telemetry,pg_cron'",
     # The background worker runs, but its rounds (one at the start, when no database
     # has the extension yet) never tick in the middle of a test that is not about it;
-    # tests/worker/ sets a short interval.
+    # tests/extension/worker/ sets a short interval.
     "telemetry.tick_interval": "'2000000s'",
     "cron.database_name": "'postgres'",
     "log_line_prefix": "'%m [%p] %d '",

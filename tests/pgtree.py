@@ -103,7 +103,7 @@ def system_tree(root: Path) -> PgTree:
 
 # The suite's build has an endpoint, as a vendor's release does: a reserved .example name that never
 # resolves (tests that send set a loopback endpoint).  A build left with the placeholder sends
-# nothing at all (tests/test_build_defaults.py builds one).
+# nothing at all (tests/extension/test_build_defaults.py builds one).
 TEST_BUILD = ("TELEMETRY_ENDPOINT=https://collector.example/v1/report",)
 
 

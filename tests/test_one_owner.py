@@ -9,7 +9,7 @@ import pytest
 
 import telemetry_protocol as protocol
 from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
-from telemetry_extension.level import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
+from telemetry_extension.level_setting import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
 from tests.helpers import Notices
 

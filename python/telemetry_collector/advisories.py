@@ -7,7 +7,7 @@ the answer's `products` says: the newest release, the newest of the installed
 version's series, whether a newer release fixes security issues, whether the
 series is end of life, and the release notes of the release to go to (the
 protocol module documents the shape and owns the limits).  The same rules give
-the vendor side its roll-up dimensions (vendor/rollup.py).
+the vendor side its roll-up dimensions (fleet/rollup.py).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ class AnswerCache:
         return self._answers[key]
 
 
-# The vendor side's roll-up dimensions (vendor/rollup.py), from the same rules as the answer.
+# The vendor side's roll-up dimensions (fleet/rollup.py), from the same rules as the answer.
 MAX_MINOR_LAG = 10
 
 

@@ -7,7 +7,7 @@ GET  /           the landing page: what this is, who runs it, what a report hold
 Every other answer is JSON, whatever the request.  The client's address is used for
 the per-address new-database budget (as a keyed hash, in memory) and for the
 optional country lookup, and goes nowhere else: not into a table, not into a
-log line (server.py keeps aiohttp's own logs free of it).
+log line (listener.py keeps aiohttp's own logs free of it).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from telemetry_collector import advisories, landing, operator_metrics, storage
-from telemetry_collector.allowlist import Allowlist
 from telemetry_collector.config import Settings
 from telemetry_collector.country import default_lookup
 from telemetry_collector.geo import CountryLookup, coarse_country
 from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, without_port
+from telemetry_collector.validation import Allowlist
 from telemetry_collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Command line: migrate, release add|remove|eol|list, serve, prune, erase; rollup and serve-vendor (the vendor side).
+"""Command line: migrate, release add|remove|eol|list, serve, prune, erase; rollup and serve-fleet (the vendor side).
 
 The DSN comes from --dsn or the TELEMETRY_COLLECTOR_DSN environment variable
 (libpq syntax, e.g. "host=/var/run/postgresql dbname=telemetry").
@@ -22,10 +22,10 @@ import psycopg
 import psycopg_pool
 
 import telemetry_protocol as protocol
-from telemetry_collector import country, operator_metrics, releases, server, storage
+from telemetry_collector import country, listener, operator_metrics, releases, storage
 from telemetry_collector.config import Settings
+from telemetry_collector.fleet import cli as fleet_cli
 from telemetry_collector.geo import CountryLookup, load_lookup
-from telemetry_collector.vendor import cli as vendor_cli
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
 
@@ -182,8 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_public_face(serve, defaults)
     serve.add_argument(
         "--event-loop",
-        choices=server.EVENT_LOOPS,
-        default=server.EVENT_LOOPS[0],
+        choices=listener.EVENT_LOOPS,
+        default=listener.EVENT_LOOPS[0],
         help="uvloop (libuv, less CPU per request; the default) or Python's own asyncio loop",
     )
     serve.add_argument(
@@ -192,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="least severe log lines written (INFO); none of them holds a client's address",
     )
-    vendor_cli.add_commands(sub, common)
+    fleet_cli.add_commands(sub, common)
     return parser
 
 
@@ -364,7 +364,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     multiprocess_dir = operator_metrics.use_multiprocess_dir() if args.metrics_port and args.workers > 1 else None
     try:
-        return server.serve(
+        return listener.serve(
             settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log, args.event_loop
         )
     finally:
@@ -380,8 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.dsn:
         print(f"error: give --dsn or set {DSN_ENV}", file=sys.stderr)
         return 2
-    if args.command in vendor_cli.COMMANDS:
-        return vendor_cli.run(args)
+    if args.command in fleet_cli.COMMANDS:
+        return fleet_cli.run(args)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(args.dsn, args.months_ahead, args.months_back))

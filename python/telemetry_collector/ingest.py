@@ -4,7 +4,7 @@
 with a cap, never buffered whole).  415: not application/json.  422: a JSON
 object that lacks a required key or has a wrong type (telemetry_protocol
 decides both), or a value the field dictionary names that is not what it
-documents (allowlist.py).  Keys the dictionary does not name are dropped.
+documents (validation.py).  Keys the dictionary does not name are dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import telemetry_protocol as protocol
 from telemetry_collector import advisories
-from telemetry_collector.allowlist import Allowlist, InvalidValue, parse_float
+from telemetry_collector.validation import Allowlist, InvalidValue, parse_float
 
 DEFAULT_MAX_BODY_BYTES = protocol.MAX_REPORT_BYTES
 

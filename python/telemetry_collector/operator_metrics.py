@@ -1,6 +1,6 @@
 """Operator metrics in Prometheus' text format, on a listener of their own (loopback only).
 
-`serve --metrics-port PORT` and `serve-vendor --metrics-port PORT` add a second
+`serve --metrics-port PORT` and `serve-fleet --metrics-port PORT` add a second
 listener on 127.0.0.1:PORT answering GET /metrics; the public port never serves
 them.  Counts only: no label holds anything a client sent but the route it
 matched, the status, and the edge's own refusal codes.

@@ -63,7 +63,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         # The commit time of a batch: COPY leaves the column out.
         "ALTER TABLE collector.reports ALTER COLUMN received_at SET DEFAULT now()",
     ),
-    # The vendor side's roll-ups: telemetry_collector.vendor.rollup maintains
+    # The vendor side's roll-ups: telemetry_collector.fleet.rollup maintains
     # them, the fleet views read only them.
     (
         3,

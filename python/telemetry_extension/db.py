@@ -57,7 +57,7 @@ class Database:
         metrics/registered.py runs it inside _telemetry.registered_value()
         (read-only), in a subtransaction that is rolled back afterwards, under
         the metric's deadline.  As a cursor: PostgreSQL opens one only for a
-        single statement that returns rows.  tests/test_security.py allows
+        single statement that returns rows.  tests/extension/test_security.py allows
         exactly this method, called from exactly that module.
         """
         plpy: Any = self.plpy

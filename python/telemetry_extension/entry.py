@@ -15,7 +15,7 @@ from typing import Any
 
 from telemetry_extension import build_info
 from telemetry_extension.db import Database, Plpy
-from telemetry_extension.level import SETTING, effective_level
+from telemetry_extension.level_setting import SETTING, effective_level
 from telemetry_extension.report import build_report, to_json
 
 VERSION = build_info.VERSION

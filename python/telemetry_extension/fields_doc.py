@@ -4,7 +4,7 @@ and the collector's allowlist made from the same dictionary.
     cd python && python -m telemetry_extension.fields_doc > ../docs/report-fields.md
     cd python && python -m telemetry_extension.fields_doc --collector > telemetry_collector/report_fields.json
 
-tests/test_fields.py and tests/collector/test_report_fields.py fail when a file
+tests/extension/test_fields.py and tests/collector/test_report_fields.py fail when a file
 and the declarations disagree.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import telemetry_protocol as protocol
 from telemetry_extension import build_info
-from telemetry_extension.level import KNOWN_SOURCES, LEVELS
+from telemetry_extension.level_setting import KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import METRICS
 from telemetry_extension.metrics.extensions import PUBLIC_EXTENSIONS, RELATED_EXTENSIONS
 from telemetry_extension.metrics.registered import KEY as VENDOR_KEY

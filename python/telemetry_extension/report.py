@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from telemetry_extension.db import Database
-from telemetry_extension.level import Level, effective_level
+from telemetry_extension.level_setting import Level, effective_level
 from telemetry_extension.metrics import METRICS
 from telemetry_extension.metrics.declaration import Context
 from telemetry_extension.metrics.runner import run_isolated

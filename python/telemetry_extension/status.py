@@ -7,7 +7,7 @@ from typing import Any
 from telemetry_extension import build_info
 from telemetry_extension.db import Database
 from telemetry_extension.job.schedule import iso, read_state
-from telemetry_extension.level import effective_level
+from telemetry_extension.level_setting import effective_level
 
 
 def status(db: Database) -> dict[str, Any]:

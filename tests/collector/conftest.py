@@ -8,11 +8,11 @@ import psycopg
 import pytest
 
 from telemetry_collector.config import Settings
+from telemetry_collector.fleet.config import FleetSettings
 from telemetry_collector.geo import CountryLookup
-from telemetry_collector.vendor.config import VendorSettings
 from tests.cluster import Cluster
+from tests.collector.fleet_helpers import FleetService
 from tests.collector.helpers import Collector, dsn_for, run_cli
-from tests.collector.vendor_helpers import VendorService
 
 _names = itertools.count()
 
@@ -57,17 +57,17 @@ def collector(start_collector: StartCollector) -> Collector:
     return start_collector()
 
 
-StartVendor = Callable[..., VendorService]
+StartVendor = Callable[..., FleetService]
 
 
 @pytest.fixture
 def start_vendor(collector_dsn: str) -> Iterator[StartVendor]:
     """start_vendor(**settings) -> the vendor service on loopback (no periodic roll-up); stopped after."""
-    started: list[VendorService] = []
+    started: list[FleetService] = []
 
-    def start(**settings: Any) -> VendorService:
+    def start(**settings: Any) -> FleetService:
         defaults: dict[str, Any] = {"rollup_every_seconds": 0.0, "pool_max_size": 2}
-        service = VendorService(VendorSettings(dsn=collector_dsn, **{**defaults, **settings})).start()
+        service = FleetService(FleetSettings(dsn=collector_dsn, **{**defaults, **settings})).start()
         started.append(service)
         return service
 

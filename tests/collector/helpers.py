@@ -17,7 +17,7 @@ import requests
 
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
-from telemetry_collector.server import Edge, start_edge
+from telemetry_collector.listener import Edge, start_edge
 from tests.cluster import Cluster
 from tests.helpers import EXTENSION_VERSION
 

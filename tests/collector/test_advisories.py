@@ -11,8 +11,8 @@ from packaging.version import Version
 
 import telemetry_protocol as protocol
 from telemetry_collector import advisories
+from tests.collector.fleet_helpers import at, roll_up, store, today
 from tests.collector.helpers import make_report, run_cli
-from tests.collector.vendor_helpers import at, roll_up, store, today
 
 NOTES = "https://example.org/releases/{}"
 

@@ -11,8 +11,8 @@ import pytest
 from tests import fake_extensions
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, run_cli
+from tests.extension.job.helpers import configure, tick
 from tests.helpers import EXTENSION_VERSION, release_after, report
-from tests.job.helpers import configure, tick
 from tests.pgtree import PgTree
 
 NEWER = release_after()

@@ -14,9 +14,9 @@ import pytest
 
 from telemetry_collector.country import RegistryCountry
 from telemetry_collector.geo import NoCountry, coarse_country, load_lookup
+from tests.collector.fleet_helpers import roll_up
 from tests.collector.helpers import make_report
 from tests.collector.test_privacy import everything_stored
-from tests.collector.vendor_helpers import roll_up
 
 # Registry allocations that do not move: APNIC's 1.0.16.0/20 (JP), RIPE NCC's own 193.0.0.0/21 (NL),
 # and ARIN's 8.8.8.0/24 (US); loopback, private and documentation ranges have no country.

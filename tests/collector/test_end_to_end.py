@@ -6,8 +6,8 @@ import time
 
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, run_cli
+from tests.extension.job.helpers import configure
 from tests.helpers import EXTENSION_VERSION, release_after, report
-from tests.job.helpers import configure
 
 NEWER = release_after()
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 
-from telemetry_collector.vendor import rollup
-from telemetry_collector.vendor.fleet import MAX_VALUES
+from telemetry_collector.fleet import rollup
+from telemetry_collector.fleet.views import MAX_VALUES
+from tests.collector.fleet_helpers import at, known_fleet, roll_up, store, today
 from tests.collector.helpers import make_report
-from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 

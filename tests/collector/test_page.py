@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 
 from tests.collector.browser import dump_dom, screenshot
+from tests.collector.fleet_helpers import at, known_fleet, roll_up, store, today
 from tests.collector.helpers import REPO
-from tests.collector.vendor_helpers import at, known_fleet, roll_up, store, today
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SCREENSHOT = REPO / "build" / "test-output" / "fleet-page.png"

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from aiohttp import web
 
+from telemetry_collector.listener import ConnectionLimits, EdgeSite, _Slot
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, client_key
-from telemetry_collector.server import ConnectionLimits, EdgeSite, _Slot
 from tests.collector.helpers import make_report
 
 

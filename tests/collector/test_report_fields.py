@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from telemetry_collector.allowlist import Allowlist
+from telemetry_collector.validation import Allowlist
 from telemetry_extension.fields_doc import documented_paths, render_collector_allowlist
 from tests.helpers import report
 

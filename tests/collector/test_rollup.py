@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
-from telemetry_collector.vendor import rollup
+from telemetry_collector.fleet import rollup
+from tests.collector.fleet_helpers import at, roll_up, store, today
 from tests.collector.helpers import run_cli
-from tests.collector.vendor_helpers import at, roll_up, store, today
 
 TABLES = {
     "collector.rollup_daily": "databases",

@@ -7,12 +7,12 @@ from typing import Any
 
 import psycopg
 
-from telemetry_collector.vendor.fleet import value_label
-from telemetry_collector.vendor.rollup import DIMENSIONS, IGNORED_EXTENSIONS, SIZE_BOUNDS
+from telemetry_collector.fleet.rollup import DIMENSIONS, IGNORED_EXTENSIONS, SIZE_BOUNDS
+from telemetry_collector.fleet.views import value_label
 from tests import fake_extensions
 from tests.collector.helpers import Collector, run_cli
+from tests.extension.job.helpers import configure, tick
 from tests.helpers import report
-from tests.job.helpers import configure, tick
 
 
 def expected_dimensions(sent: dict[str, Any]) -> set[tuple[str, str]]:

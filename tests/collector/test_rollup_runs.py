@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
+from tests.collector.fleet_helpers import at, store, today
 from tests.collector.helpers import cli_env, dsn_for, run_cli
 from tests.collector.test_rollup import snapshot
-from tests.collector.vendor_helpers import at, store, today
 
 ROLLUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('telemetry_collector rollup'))"
 

@@ -29,7 +29,7 @@ from telemetry_extension.job.copies import adopt_own_identity, is_copy
 from telemetry_extension.job.options import read_options
 from telemetry_extension.job.schedule import iso, read_state
 from telemetry_extension.job.version_check import Verdict, judge, store
-from telemetry_extension.level import Level, effective_level
+from telemetry_extension.level_setting import Level, effective_level
 from telemetry_extension.report import build_report, to_json
 
 T = TypeVar("T")

@@ -13,10 +13,10 @@ from telemetry_extension.metrics import (
     extensions,
     host,
     identity,
-    level,
+    level_in_effect,
+    postgres_server,
     registered,
     relations,
-    server,
     timescaledb,
 )
 from telemetry_extension.metrics.declaration import Metric
@@ -25,10 +25,10 @@ METRICS: tuple[Metric, ...] = (
     *build.METRICS,
     *identity.METRICS,
     *host.METRICS,
-    *server.METRICS,
+    *postgres_server.METRICS,
     *extensions.METRICS,
     *timescaledb.METRICS,
-    *level.METRICS,
+    *level_in_effect.METRICS,
     *relations.METRICS,
     *registered.METRICS,
 )

@@ -16,7 +16,7 @@ from typing import Any
 
 import telemetry_protocol as protocol
 from telemetry_extension.db import Database
-from telemetry_extension.level import DEFAULT_LEVEL, Level
+from telemetry_extension.level_setting import DEFAULT_LEVEL, Level
 
 JSONValue = Any
 

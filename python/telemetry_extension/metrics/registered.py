@@ -36,7 +36,7 @@ import re
 from typing import Any
 
 from telemetry_extension.db import Database
-from telemetry_extension.level import LEVELS
+from telemetry_extension.level_setting import LEVELS
 from telemetry_extension.metrics.declaration import NO_SQL, Context, Field, Metric
 from telemetry_extension.metrics.runner import InvalidResult, run_isolated
 from telemetry_extension.metrics.values import MAX_SAFE_NUMBER, OutOfRange, json_safe_number

@@ -1,0 +1,332 @@
+"""The vendor service: the fleet page, its JSON and CSV exports, read from roll-ups only.
+
+GET /                        the fleet page (static HTML + JS; uPlot and SVG charts)
+GET /v1/fleet?days=N         the fleet views as JSON (telemetry_collector.fleet.views)
+GET /v1/export/activity.csv  per day: reporting, active 7/30 days, new, gone quiet, up to date
+GET /v1/export/daily.csv     per day, dimension and value: databases that reported that day
+GET /healthz                 200 when PostgreSQL answers (no authentication: says nothing else)
+
+It runs as its own process (`serve-fleet`) with its own pool, whose sessions
+are read-only and carry a statement timeout, so a vendor read can neither
+write nor take connections or time from ingestion; a whole read's waits (for
+a pooled connection and for each of its queries) are cut at that timeout too.
+The work on the rows after the last query is not: asyncio cannot interrupt
+work that does not wait, so that part is bounded by the size of the roll-ups
+it reads (a cap on distinct values per day), not by the timeout.  Its listener is the
+edge's (telemetry_collector.listener): JSON answers to malformed requests, no
+address in a log.  Without a token, only requests whose Host header names the
+loopback address it listens on (or localhost) are answered: a page elsewhere
+cannot reach it by DNS rebinding.  Query parameters are checked as ASCII digits
+and nothing a client sent is echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
+from importlib import resources
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from aiohttp import web
+
+from telemetry_collector import operator_metrics
+from telemetry_collector.app import route_of
+from telemetry_collector.fleet import rollup, views
+from telemetry_collector.fleet.auth import REALM, TokenCheck
+from telemetry_collector.fleet.config import FleetSettings
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+APPLICATION_NAME = "telemetry_vendor"
+
+SETTINGS = web.AppKey("settings", FleetSettings)
+POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
+CHECK = web.AppKey("check", TokenCheck)
+HOSTS = web.AppKey("hosts", frozenset[str])
+
+_STATIC = {
+    "/": ("index.html", "text/html"),
+    "/fleet.js": ("fleet.js", "text/javascript"),
+    "/fleet.css": ("fleet.css", "text/css"),
+    "/uplot/uPlot.iife.min.js": ("third_party/uplot/uPlot.iife.min.js", "text/javascript"),
+    "/uplot/uPlot.min.css": ("third_party/uplot/uPlot.min.css", "text/css"),
+}
+# The page loads nothing but its own files and /v1/fleet.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"error": code, "message": message}, status=status, headers={**_SECURITY_HEADERS, **(headers or {})}
+    )
+
+
+_DAYS = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "²"
+
+
+def _days(request: web.Request) -> int:
+    text = request.query.get("days", str(views.DEFAULT_DAYS))
+    if not _DAYS.fullmatch(text) or not 1 <= int(text) <= views.MAX_DAYS:
+        raise web.HTTPBadRequest(reason=f"days must be a whole number from 1 to {views.MAX_DAYS}")
+    return int(text)
+
+
+def _read_timeout(request: web.Request) -> float:
+    """A whole read's waits (the pool, its queries) share the statement timeout, not each query its own;
+    work on the rows that does not wait cannot be cut by it."""
+    return request.app[SETTINGS].statement_timeout_ms / 1000
+
+
+async def get_fleet(request: web.Request) -> web.Response:
+    days = _days(request)
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
+        data = await views.fleet(conn, days)
+    return web.json_response(data, headers=_SECURITY_HEADERS)
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> web.Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def get_activity_csv(request: web.Request) -> web.Response:
+    days = _days(request)
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
+        data = await views.fleet(conn, days)
+    a = data["activity"]
+    rows = [
+        [
+            day,
+            a["reporting"][i],
+            a["active_7_days"][i],
+            a["active_30_days"][i],
+            a["new"][i],
+            a["gone_quiet"][i],
+            data["up_to_date"]["share"][i],
+        ]
+        for i, day in enumerate(a["days"])
+    ]
+    header = ["day", "reporting", "active_7_days", "active_30_days", "new", "gone_quiet", "up_to_date_share"]
+    return _csv("fleet-activity.csv", header, rows)
+
+
+async def get_daily_csv(request: web.Request) -> web.Response:
+    days = _days(request)
+    async with (
+        asyncio.timeout(_read_timeout(request)),
+        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
+    ):
+        cur = await conn.execute(
+            """SELECT d.day, d.dimension, d.value, d.databases
+                 FROM collector.rollup_daily d, collector.rollup_state s
+                WHERE d.day > (s.watermark AT TIME ZONE 'UTC')::date - %s
+                ORDER BY d.day, d.dimension, d.databases DESC, d.value""",
+            (days,),
+        )
+        found = await cur.fetchall()
+    rows = [
+        [day.isoformat(), "databases" if dim == rollup.ALL else dim, views.value_label(dim, value), n]
+        for day, dim, value, n in found
+    ]
+    return _csv("fleet-daily.csv", ["day", "dimension", "value", "databases"], rows)
+
+
+async def get_health(request: web.Request) -> web.Response:
+    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
+        await conn.execute("SELECT 1")
+    return web.json_response({"status": "ok"}, headers=_SECURITY_HEADERS)
+
+
+async def get_static(request: web.Request) -> web.Response:
+    name, content_type = _STATIC[request.path]
+    text = resources.files("telemetry_collector.fleet").joinpath("static", name).read_text(encoding="utf-8")
+    return web.Response(
+        text=text,
+        content_type=content_type,
+        charset="utf-8",
+        headers={**_SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP},
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def loopback_names(host: str) -> frozenset[str]:
+    """The Host names a loopback listener on `host` answers to: localhost, `host` and its addresses."""
+    names = {"localhost", _host_name(host)}
+    with contextlib.suppress(OSError):
+        names |= {_host_name(str(info[4][0]).split("%")[0]) for info in socket.getaddrinfo(host, None)}
+    return frozenset(names)
+
+
+def _host_name(text: str) -> str:
+    """A Host header's name, without port or brackets, lower case, without a trailing dot."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.split(":")[0]
+    with contextlib.suppress(ValueError):
+        text = str(ipaddress.ip_address(text))
+    return text.rstrip(".")
+
+
+@web.middleware
+async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Without a token: the Host must name this loopback service (a rebound name is another Host)."""
+    hosts = request.app.get(HOSTS)
+    host = request.headers.get("Host")
+    if hosts is not None and host is not None and _host_name(host) not in hosts:
+        return _json_error(
+            421, "misdirected_request", "this service answers only to localhost and the address it listens on"
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    check = request.app.get(CHECK)
+    if check is not None and request.path != "/healthz" and not check.allows(request.headers.get("Authorization")):
+        return _json_error(
+            401,
+            "unauthorized",
+            "give the vendor token (Bearer, or as the Basic password)",
+            headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """JSON errors, and 503 + Retry-After when PostgreSQL is away or too slow."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTPStatus(exc.status).phrase.lower().replace(" ", "_")
+        return _json_error(exc.status, code, exc.reason)
+    except (psycopg_pool.PoolTimeout, psycopg.OperationalError, TimeoutError) as exc:
+        # QueryCanceled (the statement timeout) is an OperationalError; TimeoutError is the whole read's.
+        log.warning("fleet read failed: %s", type(exc).__name__)
+        return _json_error(
+            503,
+            "storage_unavailable",
+            "the roll-ups could not be read in time; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    except Exception:
+        # Logged here by the route, not the path a client typed; aiohttp's own line would name its address.
+        log.exception("%s %s failed", request.method, route_of(request))
+        return _json_error(500, "internal", "internal error")
+
+
+async def _roll_up_periodically(settings: FleetSettings) -> None:
+    """The roll-up on its own connection (writes; no statement timeout), never the readers' pool."""
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                settings.dsn, autocommit=True, application_name="telemetry_rollup"
+            ) as conn:
+                result = await rollup.run(conn, settings.settle_seconds)
+            if not result.skipped and result.database_days:
+                log.info(
+                    "rolled up %d database-days (%d databases) in %.1f s",
+                    result.database_days,
+                    result.databases,
+                    result.seconds,
+                )
+        except Exception:
+            log.exception("roll-up failed; retrying later")
+        await asyncio.sleep(settings.rollup_every_seconds)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    options = f"-c statement_timeout={int(settings.statement_timeout_ms)} -c default_transaction_read_only=on"
+    pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+        settings.dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"autocommit": True, "application_name": APPLICATION_NAME, "options": options},
+        open=False,
+        name=APPLICATION_NAME,
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass('collector.rollup_state') IS NOT NULL")
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                raise rollup.RollupMissing(
+                    "the roll-up tables are missing: run `python -m telemetry_collector migrate`"
+                )
+        app[POOL] = pool
+        task = asyncio.create_task(_roll_up_periodically(settings)) if settings.rollup_every_seconds > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        await pool.close()
+
+
+def make_app(settings: FleetSettings) -> web.Application:
+    app = web.Application(middlewares=[errors, check_host, authenticate], client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    if settings.token is not None:
+        app[CHECK] = TokenCheck(settings.token)
+    else:
+        app[HOSTS] = loopback_names(settings.host)
+    app.cleanup_ctx.append(_lifecycle)
+    operator_metrics.attach_vendor(app, settings.metrics_port)
+    app.router.add_get("/v1/fleet", get_fleet)
+    app.router.add_get("/v1/export/activity.csv", get_activity_csv)
+    app.router.add_get("/v1/export/daily.csv", get_daily_csv)
+    app.router.add_get("/healthz", get_health)
+    for path in _STATIC:
+        app.router.add_get(path, get_static)
+    return app

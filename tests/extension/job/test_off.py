@@ -1,0 +1,46 @@
+"""Off means off: no network, no log, at every level and by environment."""
+
+from __future__ import annotations
+
+from pytest_httpserver import HTTPServer
+
+from tests.cluster import Cluster
+from tests.extension.job.helpers import (
+    answer,
+    attempts,
+    configure,
+    telemetry_log_lines,
+    tick,
+)
+from tests.helpers import Notices
+
+
+def test_off_means_no_io_no_log_and_on_again_resumes(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    configure(db, httpserver.url_for("/v1/report"))
+    db.execute(f'ALTER DATABASE "{db.info.dbname}" SET telemetry.metrics_level = off')
+    offset = cluster.log_offset()
+    with cluster.connect(db.info.dbname) as conn:
+        assert tick(conn) == {"outcome": "disabled", "metrics_level": "off", "metrics_level_source": "database"}
+        notices = Notices(conn)
+        assert tick(conn, "telemetry_send_report")["outcome"] == "disabled"
+        assert any("nothing sent" in n for n in notices.of("NOTICE"))
+    assert httpserver.log == [] and attempts(db) == []
+    assert telemetry_log_lines(cluster, offset) == []
+    db.execute(f'ALTER DATABASE "{db.info.dbname}" SET telemetry.metrics_level = basic')
+    with cluster.connect(db.info.dbname) as conn:
+        assert tick(conn)["outcome"] == "sent"
+    assert len(httpserver.log) == 1
+
+
+def test_off_by_environment_blocks_the_job(pg_tree, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/report").respond_with_json(answer())
+    c = Cluster(pg_tree, name="envjob", env={"DISABLE_TELEMETRY": "1"}).start()
+    try:
+        with c.database("envjob") as conn:
+            configure(conn, httpserver.url_for("/v1/report"))
+            assert tick(conn)["outcome"] == "disabled"
+            assert tick(conn, "telemetry_send_report")["outcome"] == "disabled"
+        assert httpserver.log == []
+    finally:
+        c.destroy()

@@ -1,0 +1,131 @@
+"""CREATE EXTENSION, \\dx, the NOTICE, the schemas, DROP EXTENSION."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.cluster import Cluster
+from tests.helpers import Notices, report
+
+CONTROL = Path(__file__).resolve().parents[2] / "telemetry.control"
+CONTROL_VERSION = re.search(r"default_version = '(.+)'", CONTROL.read_text()).group(1)  # type: ignore[union-attr]
+
+
+def snapshot(conn):
+    """Every object in the database that is not a system one, by kind."""
+    return {
+        "namespaces": conn.execute(
+            "SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace WHERE oid >= 16384"
+        ).fetchone()[0],
+        "classes": conn.execute("SELECT count(*) FROM pg_class WHERE oid >= 16384").fetchone()[0],
+        "procs": conn.execute(
+            "SELECT array_agg(proname ORDER BY proname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE p.oid >= 16384 AND l.lanname <> 'plpython3u' AND p.proname NOT LIKE 'plpython3%'"
+        ).fetchone()[0],
+        "types": conn.execute("SELECT count(*) FROM pg_type WHERE oid >= 16384").fetchone()[0],
+        "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
+        "event_triggers": conn.execute("SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[
+            0
+        ],
+        "config_dump_rows": conn.execute("SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
+    }
+
+
+def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
+    with cluster.database("ext_create", extension=False) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'plpython3u'").fetchone()[0] == 0
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        # With the default search_path, no qualification needed; the result is jsonb.
+        assert conn.execute("SELECT pg_typeof(get_report())::text").fetchone()[0] == "jsonb"
+        assert (
+            conn.execute(
+                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE proname = 'get_report'"
+            ).fetchone()[0]
+            == "public"
+        )
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_telemetry'").fetchone()[0] == 1
+        version, comment = conn.execute(
+            "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'"
+        ).fetchone()
+        assert version == CONTROL_VERSION
+        assert "telemetry" in comment.lower() and "\n" not in comment
+        assert report(conn)["extension_version"] == CONTROL_VERSION
+
+
+def test_user_facing_functions_follow_the_extension_schema(cluster: Cluster) -> None:
+    with cluster.database("ext_schema", extension=False) as conn:
+        conn.execute("CREATE SCHEMA tools")
+        conn.execute("CREATE EXTENSION telemetry SCHEMA tools CASCADE")
+        assert conn.execute("SELECT tools.get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
+        # Internal state stays in the fixed private schema.
+        assert conn.execute("SELECT count(*) FROM _telemetry.instance").fetchone()[0] == 1
+
+
+def test_create_notice_says_what_is_sent_when_and_how_to_turn_off(cluster: Cluster) -> None:
+    with cluster.database("ext_notice", extension=False) as conn:
+        notices = Notices(conn)
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+        assert "ON" in text
+        assert "SELECT get_report()" in text
+        assert "no names" in text
+        assert "first report goes out no earlier than" in text
+        assert "ALTER SYSTEM SET telemetry.metrics_level = off" in text
+        assert "pg_reload_conf()" in text
+
+
+def test_create_notice_when_off_says_nothing_is_sent(cluster: Cluster) -> None:
+    with cluster.connect() as admin:
+        admin.execute("CREATE DATABASE ext_notice_off")
+        admin.execute("ALTER DATABASE ext_notice_off SET telemetry.metrics_level = off")
+    try:
+        with cluster.connect("ext_notice_off") as conn:
+            notices = Notices(conn)
+            conn.execute("CREATE EXTENSION telemetry CASCADE")
+            [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+            assert "OFF" in text and "nothing will be sent" in text
+            assert "from database" in text
+    finally:
+        with cluster.connect() as admin:
+            admin.execute("DROP DATABASE ext_notice_off WITH (FORCE)")
+
+
+def test_drop_extension_leaves_nothing_behind(cluster: Cluster) -> None:
+    with cluster.database("ext_drop", extension=False) as conn:
+        conn.execute("CREATE EXTENSION plpython3u")
+        before = snapshot(conn)
+        conn.execute("CREATE EXTENSION telemetry")
+        report(conn)
+        assert snapshot(conn) != before
+        conn.execute("DROP EXTENSION telemetry")
+        assert snapshot(conn) == before
+
+
+def test_user_facing_functions_say_they_are_telemetry_s(cluster: Cluster) -> None:
+    with cluster.database("ext_names", extension=False) as conn:
+        # A function of the user's under a name 0.1.0 used: the renaming migration leaves it alone.
+        conn.execute("CREATE EXTENSION plpython3u")
+        conn.execute("CREATE FUNCTION public.run_job() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert conn.execute("SELECT public.run_job()").fetchone()[0] == 42
+        members = {
+            row[0]
+            for row in conn.execute(
+                """SELECT p.proname::text FROM pg_depend d
+                     JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'telemetry'
+                     JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
+                     JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public'
+                    WHERE d.deptype = 'e'"""
+            )
+        }
+        assert members == {
+            "get_report",
+            "telemetry_tick",
+            "telemetry_send_report",
+            "telemetry_set_option",
+            "telemetry_register_metric",
+            "telemetry_unregister_metric",
+            "telemetry_set_metric_enabled",
+        }
