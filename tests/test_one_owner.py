@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 
 import psycopg
 import pytest
@@ -11,7 +12,7 @@ import telemetry_protocol as protocol
 from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
 from telemetry_extension.level_setting import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
-from tests.helpers import Notices
+from tests.helpers import REPO, Notices
 
 
 def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
@@ -104,3 +105,15 @@ def test_level_sources_in_sql_are_python_s(db) -> None:
     found = re.search(r"ANY \(ARRAY\[(.*?)\]\)", source, re.DOTALL)
     assert found is not None
     assert tuple(re.findall(r"'([^']*)'", found.group(1))) == KNOWN_SOURCES
+
+
+def test_the_collector_package_has_the_extension_s_version_and_build_backend_pin() -> None:
+    # pyproject.toml cannot read telemetry.control, and pip-compile cannot read [build-system]:
+    # both are written twice, so they are checked here.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    control = re.search(r"^default_version = '(.+)'$", (REPO / "telemetry.control").read_text(), re.M)
+    assert control is not None
+    assert project["project"]["version"] == control.group(1)
+    install_pins = (REPO / "python" / "requirements-collector-install.in").read_text().split()
+    for backend in project["build-system"]["requires"]:
+        assert backend in install_pins, f"{backend} is not pinned in requirements-collector-install.in"
