@@ -22,7 +22,7 @@ import requests
 from port_for import get_port
 
 from telemetry_collector import cli
-from telemetry_collector.fleet.app import POOL
+from telemetry_collector.web import POOL
 from tests.collector.fleet_helpers import at, known_fleet, roll_up, store, today
 from tests.collector.helpers import cli_env, run_cli
 
