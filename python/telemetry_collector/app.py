@@ -22,22 +22,13 @@ import psycopg_pool
 from aiohttp import web
 
 from telemetry_collector import advisories, landing, operator_metrics, storage
+from telemetry_collector import web as shared
 from telemetry_collector.config import Settings
 from telemetry_collector.country import default_lookup
 from telemetry_collector.geo import CountryLookup, coarse_country
 from telemetry_collector.ingest import IngestError, Report, check_content_type, parse_report, read_capped
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, without_port
 from telemetry_collector.validation import Allowlist
-from telemetry_collector.web import (
-    POOL,
-    RETRY_AFTER_SECONDS,
-    Failures,
-    background,
-    error_middleware,
-    get_health,
-    json_error,
-    open_pool,
-)
 from telemetry_collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -100,11 +91,11 @@ async def _read_report(request: web.Request) -> Report:
         raise _Answered(web.json_response(exc.as_json(), status=exc.status)) from None
     except TimeoutError:
         message = f"the body did not arrive within {settings.body_timeout:g} s"
-        raise _Answered(json_error(408, "request_timeout", message, headers=_CLOSE)) from None
+        raise _Answered(shared.json_error(408, "request_timeout", message, headers=_CLOSE)) from None
     except (ConnectionError, web.RequestPayloadError):
         # The client went away or broke the body off: nobody reads this answer, but the log says what happened.
         message = "the body ended before its declared length"
-        raise _Answered(json_error(400, "incomplete_body", message, headers=_CLOSE)) from None
+        raise _Answered(shared.json_error(400, "incomplete_body", message, headers=_CLOSE)) from None
     if report.dropped_keys:
         app[operator_metrics.EDGE].dropped_keys.inc(report.dropped_keys)
         app[COUNTERS]["dropped_keys"] += report.dropped_keys
@@ -122,7 +113,7 @@ def _admit(request: web.Request, report: Report) -> str | None:
     try:
         address = client_address(request, app[SETTINGS].trust_x_forwarded_for)
     except MalformedForwardedFor as exc:
-        raise _Answered(json_error(400, "bad_forwarded_for", str(exc))) from None
+        raise _Answered(shared.json_error(400, "bad_forwarded_for", str(exc))) from None
     if not app[BUDGET].allow(address, report.db_uuid.int):
         app[COUNTERS]["over_new_database_budget"] += 1
         raise _too_many("too many new databases from this address today; retry tomorrow", _seconds_to_utc_midnight())
@@ -133,7 +124,7 @@ def _admit(request: web.Request, report: Report) -> str | None:
 
 
 def _too_many(message: str, retry_after: int) -> _Answered:
-    return _Answered(json_error(429, "rate_limited", message, headers={"Retry-After": str(retry_after)}))
+    return _Answered(shared.json_error(429, "rate_limited", message, headers={"Retry-After": str(retry_after)}))
 
 
 async def _store(app: web.Application, report: Report, country: str | None) -> None:
@@ -154,8 +145,8 @@ async def _answer(app: web.Application, report: Report) -> web.Response:
     """What the vendor knows about the releases the report names, or 503 when no release is listed."""
     answer = await app[ANSWERS].answer(report.extension_version, report.postgresql_version, report.extension_versions)
     if answer is None:
-        retry_later = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        return json_error(503, "no_release", "no release is listed yet", headers=retry_later)
+        retry_later = {"Retry-After": str(shared.RETRY_AFTER_SECONDS)}
+        return shared.json_error(503, "no_release", "no release is listed yet", headers=retry_later)
     return web.Response(body=answer, content_type="application/json", charset="utf-8")
 
 
@@ -182,7 +173,7 @@ async def _keep_partitions(app: web.Application) -> None:
     while True:
         await asyncio.sleep(app[SETTINGS].partition_check_seconds)
         try:
-            async with app[POOL].connection() as conn:
+            async with app[shared.POOL].connection() as conn:
                 created = await storage.ensure_partitions(conn, months_ahead=1)
             if created:
                 log.info("created partitions %s", ", ".join(created))
@@ -192,11 +183,11 @@ async def _keep_partitions(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with open_pool(settings, "telemetry_collector") as pool:
+    async with shared.open_pool(settings, "telemetry_collector") as pool:
         async with pool.connection() as conn:
             await storage.check_schema(conn)
             await storage.ensure_partitions(conn, months_ahead=1)
-        app[POOL] = pool
+        app[shared.POOL] = pool
         writer = app[WRITER] = BatchWriter(
             pool, settings.pool_timeout, flushers=settings.writers, observe=app[operator_metrics.EDGE].observe_write
         )
@@ -207,14 +198,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
         app[ANSWERS] = advisories.AnswerCache(load_book, settings.release_cache_seconds)
         try:
-            async with background(_keep_partitions(app), _log_counters(app)):
+            async with shared.background(_keep_partitions(app), _log_counters(app)):
                 yield
         finally:
             await writer.close()
 
 
-_ERRORS = error_middleware(
-    Failures(
+_ERRORS = shared.error_middleware(
+    shared.Failures(
         log,
         unavailable=(psycopg_pool.PoolTimeout, psycopg.OperationalError),
         unavailable_log="storage unavailable",
@@ -244,6 +235,6 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app.cleanup_ctx.append(_lifecycle)
     operator_metrics.attach_edge(app, settings.metrics_port)
     app.router.add_post("/v1/report", post_report)
-    app.router.add_get("/healthz", get_health)
+    app.router.add_get("/healthz", shared.get_health)
     landing.add_route(app, settings, app[GEO])
     return app

@@ -117,7 +117,10 @@ def _json_error_answer(request: web.BaseRequest, status: int, exc: BaseException
         log.info("refused a malformed request with %d (%s)", status, name)
     if request.writer.output_size > 0:
         raise ConnectionError("an answer was sent already")
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
     response = json_error(status, _ERROR_CODES.get(status, "error"), phrase, headers={"Connection": "close"})
     response.force_close()
     return response

@@ -39,19 +39,10 @@ import psycopg_pool
 from aiohttp import web
 
 from telemetry_collector import operator_metrics
+from telemetry_collector import web as shared
 from telemetry_collector.fleet import rollup, views
 from telemetry_collector.fleet.auth import REALM, TokenCheck
 from telemetry_collector.fleet.config import FleetSettings
-from telemetry_collector.web import (
-    POOL,
-    Failures,
-    Handler,
-    background,
-    error_middleware,
-    get_health,
-    json_error,
-    open_pool,
-)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +92,7 @@ def _read_timeout(request: web.Request) -> float:
 @contextlib.asynccontextmanager
 async def _session(request: web.Request) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A pooled read-only session for one read, whose waits together are cut at the statement timeout."""
-    async with asyncio.timeout(_read_timeout(request)), request.app[POOL].connection() as conn:
+    async with asyncio.timeout(_read_timeout(request)), request.app[shared.POOL].connection() as conn:
         yield conn
 
 
@@ -202,22 +193,22 @@ def _host_name(text: str) -> str:
 
 
 @web.middleware
-async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def check_host(request: web.Request, handler: shared.Handler) -> web.StreamResponse:
     """Without a token: the Host must name this loopback service (a rebound name is another Host)."""
     hosts = request.app.get(HOSTS)
     host = request.headers.get("Host")
     if hosts is not None and host is not None and _host_name(host) not in hosts:
-        return json_error(
+        return shared.json_error(
             421, "misdirected_request", "this service answers only to localhost and the address it listens on"
         )
     return await handler(request)
 
 
 @web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authenticate(request: web.Request, handler: shared.Handler) -> web.StreamResponse:
     check = request.app.get(CHECK)
     if check is not None and request.path != "/healthz" and not check.allows(request.headers.get("Authorization")):
-        return json_error(
+        return shared.json_error(
             401,
             "unauthorized",
             "give the vendor token (Bearer, or as the Basic password)",
@@ -230,8 +221,8 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     response.headers.update(_SECURITY_HEADERS)
 
 
-_ERRORS = error_middleware(
-    Failures(
+_ERRORS = shared.error_middleware(
+    shared.Failures(
         log,
         # QueryCanceled (the statement timeout) is an OperationalError; TimeoutError is the whole read's.
         unavailable=(psycopg_pool.PoolTimeout, psycopg.OperationalError, TimeoutError),
@@ -266,7 +257,7 @@ async def _roll_up_periodically(settings: FleetSettings) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     options = f"-c statement_timeout={int(settings.statement_timeout_ms)} -c default_transaction_read_only=on"
-    async with open_pool(settings, APPLICATION_NAME, options) as pool:
+    async with shared.open_pool(settings, APPLICATION_NAME, options) as pool:
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT to_regclass('collector.rollup_state') IS NOT NULL")
             row = await cur.fetchone()
@@ -274,9 +265,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 raise rollup.RollupMissing(
                     "the roll-up tables are missing: run `python -m telemetry_collector migrate`"
                 )
-        app[POOL] = pool
+        app[shared.POOL] = pool
         rolling = [_roll_up_periodically(settings)] if settings.rollup_every_seconds > 0 else []
-        async with background(*rolling):
+        async with shared.background(*rolling):
             yield
 
 
@@ -293,7 +284,7 @@ def make_app(settings: FleetSettings) -> web.Application:
     app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/v1/export/activity.csv", get_activity_csv)
     app.router.add_get("/v1/export/daily.csv", get_daily_csv)
-    app.router.add_get("/healthz", get_health)
+    app.router.add_get("/healthz", shared.get_health)
     for path in _STATIC:
         app.router.add_get(path, get_static)
     return app
