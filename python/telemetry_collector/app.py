@@ -13,29 +13,25 @@ log line (listener.py keeps aiohttp's own logs free of it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import psycopg
 import psycopg_pool
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 
 from telemetry_collector import advisories, landing, operator_metrics, storage
+from telemetry_collector import web as shared
 from telemetry_collector.config import Settings
 from telemetry_collector.country import default_lookup
 from telemetry_collector.geo import CountryLookup, coarse_country
-from telemetry_collector.ingest import IngestError, check_content_type, parse_report, read_capped
+from telemetry_collector.ingest import IngestError, Report, check_content_type, parse_report, read_capped
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, without_port
 from telemetry_collector.validation import Allowlist
 from telemetry_collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
-
-DB_RETRY_AFTER_SECONDS = 30
 
 SETTINGS = web.AppKey("settings", Settings)
 GEO = web.AppKey("geo", CountryLookup)
@@ -43,13 +39,8 @@ ALLOWLIST = web.AppKey("allowlist", Allowlist)
 LIMITER = web.AppKey("limiter", RateLimiter)
 BUDGET = web.AppKey("budget", NewDatabaseBudget)
 COUNTERS = web.AppKey("counters", dict[str, int])
-POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 WRITER = web.AppKey("writer", BatchWriter)
 ANSWERS = web.AppKey("answers", advisories.AnswerCache)
-
-
-def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
 class MalformedForwardedFor(ValueError):
@@ -68,7 +59,27 @@ def client_address(request: web.Request, trust_x_forwarded_for: bool) -> str | N
     return request.remote
 
 
+class _Answered(Exception):
+    """A step of post_report that answers the request itself: a refusal."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 async def post_report(request: web.Request) -> web.Response:
+    """A report in: read and validated, admitted by the budgets, stored; the version answer out."""
+    try:
+        report = await _read_report(request)
+        country = _admit(request, report)
+    except _Answered as answered:
+        return answered.response
+    await _store(request.app, report, country)
+    return await _answer(request.app, report)
+
+
+async def _read_report(request: web.Request) -> Report:
+    """The body, read within the body timeout and the size cap, and validated; dropped keys counted."""
     app = request.app
     settings = app[SETTINGS]
     try:
@@ -77,122 +88,70 @@ async def post_report(request: web.Request) -> web.Response:
             body = await read_capped(request.content, request.content_length, settings.max_body_bytes)
         report = parse_report(body, app[ALLOWLIST])
     except IngestError as exc:
-        return web.json_response(exc.as_json(), status=exc.status)
+        raise _Answered(web.json_response(exc.as_json(), status=exc.status)) from None
     except TimeoutError:
-        return json_error(
-            408,
-            "request_timeout",
-            f"the body did not arrive within {settings.body_timeout:g} s",
-            headers={"Connection": "close"},
-        )
-    except (ConnectionError, RequestPayloadError):
+        message = f"the body did not arrive within {settings.body_timeout:g} s"
+        raise _Answered(shared.json_error(408, "request_timeout", message, headers=_CLOSE)) from None
+    except (ConnectionError, web.RequestPayloadError):
         # The client went away or broke the body off: nobody reads this answer, but the log says what happened.
-        return json_error(
-            400, "incomplete_body", "the body ended before its declared length", headers={"Connection": "close"}
-        )
+        message = "the body ended before its declared length"
+        raise _Answered(shared.json_error(400, "incomplete_body", message, headers=_CLOSE)) from None
     if report.dropped_keys:
         app[operator_metrics.EDGE].dropped_keys.inc(report.dropped_keys)
         app[COUNTERS]["dropped_keys"] += report.dropped_keys
         app[COUNTERS]["reports_with_dropped_keys"] += 1
+    return report
 
-    # The address is used here and for the country, and goes no further.
+
+_CLOSE = {"Connection": "close"}
+
+
+def _admit(request: web.Request, report: Report) -> str | None:
+    """Within the new-database budget of its address and the rate of its database: the sender's
+    coarse country.  The address is used here and for the country, and goes no further."""
+    app = request.app
     try:
-        address = client_address(request, settings.trust_x_forwarded_for)
+        address = client_address(request, app[SETTINGS].trust_x_forwarded_for)
     except MalformedForwardedFor as exc:
-        return json_error(400, "bad_forwarded_for", str(exc))
+        raise _Answered(shared.json_error(400, "bad_forwarded_for", str(exc))) from None
     if not app[BUDGET].allow(address, report.db_uuid.int):
         app[COUNTERS]["over_new_database_budget"] += 1
-        return json_error(
-            429,
-            "rate_limited",
-            "too many new databases from this address today; retry tomorrow",
-            headers={"Retry-After": str(_seconds_to_utc_midnight())},
-        )
+        raise _too_many("too many new databases from this address today; retry tomorrow", _seconds_to_utc_midnight())
     retry_after = app[LIMITER].acquire(str(report.db_uuid))
     if retry_after is not None:
-        return json_error(
-            429,
-            "rate_limited",
-            f"too many reports from this database; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
-    country = coarse_country(app[GEO], address)
-    del address
+        raise _too_many(f"too many reports from this database; retry in {retry_after} s", retry_after)
+    return coarse_country(app[GEO], address)
 
-    await app[WRITER].store(
-        (
-            report.db_uuid,
-            report.exported_db_uuid,
-            report.extension_version,
-            report.postgresql_version,
-            report.os_name,
-            country,
-            report.json_text,
-        )
+
+def _too_many(message: str, retry_after: int) -> _Answered:
+    return _Answered(shared.json_error(429, "rate_limited", message, headers={"Retry-After": str(retry_after)}))
+
+
+async def _store(app: web.Application, report: Report, country: str | None) -> None:
+    """Returns once the report is committed (writer.py batches them)."""
+    row = (
+        report.db_uuid,
+        report.exported_db_uuid,
+        report.extension_version,
+        report.postgresql_version,
+        report.os_name,
+        country,
+        report.json_text,
     )
+    await app[WRITER].store(row)
+
+
+async def _answer(app: web.Application, report: Report) -> web.Response:
+    """What the vendor knows about the releases the report names, or 503 when no release is listed."""
     answer = await app[ANSWERS].answer(report.extension_version, report.postgresql_version, report.extension_versions)
     if answer is None:
-        return json_error(
-            503,
-            "no_release",
-            "no release is listed yet",
-            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-        )
+        retry_later = {"Retry-After": str(shared.RETRY_AFTER_SECONDS)}
+        return shared.json_error(503, "no_release", "no release is listed yet", headers=retry_later)
     return web.Response(body=answer, content_type="application/json", charset="utf-8")
 
 
 def _seconds_to_utc_midnight() -> int:
     return max(1, 86400 - int(time.time()) % 86400)
-
-
-async def get_health(request: web.Request) -> web.Response:
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
-        await conn.execute("SELECT 1")
-    return web.json_response({"status": "ok"})
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer but the landing page JSON: aiohttp's 404/405/413, storage outages (503), and our own bugs (500)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
-        log.warning("storage unavailable: %s", type(exc).__name__)
-        return _storage_unavailable()
-    except psycopg.Error as exc:
-        # The message may quote the report; the SQLSTATE says enough.
-        log.error("storage refused a report: %s (SQLSTATE %s)", type(exc).__name__, exc.sqlstate)
-        return _storage_unavailable()
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:
-        log.exception("internal error answering %s %s", request.method, route_of(request))
-        return json_error(500, "internal_error", "the collector failed; this is its bug, not the report's")
-
-
-def _storage_unavailable() -> web.Response:
-    return json_error(
-        503,
-        "storage_unavailable",
-        "storage is unavailable; retry later",
-        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-    )
-
-
-def route_of(request: web.BaseRequest) -> str:
-    """The route a request matched, never the path the client typed ("-" for none)."""
-    try:
-        resource = request.match_info.route.resource  # type: ignore[attr-defined]
-    except (AssertionError, AttributeError):  # a request aiohttp could not parse has no match_info
-        return "-"
-    return resource.canonical if resource is not None else "-"
 
 
 async def _log_counters(app: web.Application) -> None:
@@ -214,7 +173,7 @@ async def _keep_partitions(app: web.Application) -> None:
     while True:
         await asyncio.sleep(app[SETTINGS].partition_check_seconds)
         try:
-            async with app[POOL].connection() as conn:
+            async with app[shared.POOL].connection() as conn:
                 created = await storage.ensure_partitions(conn, months_ahead=1)
             if created:
                 log.info("created partitions %s", ", ".join(created))
@@ -224,46 +183,44 @@ async def _keep_partitions(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-        settings.dsn,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "application_name": "telemetry_collector"},
-        open=False,
-        name="telemetry_collector",
-    )
-    await pool.open(wait=True, timeout=30)
-    try:
+    async with shared.open_pool(settings, "telemetry_collector") as pool:
         async with pool.connection() as conn:
             await storage.check_schema(conn)
             await storage.ensure_partitions(conn, months_ahead=1)
-        app[POOL] = pool
-        app[WRITER] = BatchWriter(
+        app[shared.POOL] = pool
+        writer = app[WRITER] = BatchWriter(
             pool, settings.pool_timeout, flushers=settings.writers, observe=app[operator_metrics.EDGE].observe_write
         )
 
         async def load_book() -> advisories.Book:
-            async with pool.connection(timeout=settings.pool_timeout) as conn:
+            async with pool.connection() as conn:
                 return await advisories.load_book(conn)
 
         app[ANSWERS] = advisories.AnswerCache(load_book, settings.release_cache_seconds)
-        tasks = [asyncio.create_task(_keep_partitions(app)), asyncio.create_task(_log_counters(app))]
         try:
-            yield
+            async with shared.background(_keep_partitions(app), _log_counters(app)):
+                yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await app[WRITER].close()
-    finally:
-        await pool.close()
+            await writer.close()
+
+
+_ERRORS = shared.error_middleware(
+    shared.Failures(
+        log,
+        unavailable=(psycopg_pool.PoolTimeout, psycopg.OperationalError),
+        unavailable_log="storage unavailable",
+        unavailable_message="storage is unavailable; retry later",
+        # The message may quote the report; the SQLSTATE says enough.
+        refused=(psycopg.Error,),
+        internal_code="internal_error",
+        internal_message="the collector failed; this is its bug, not the report's",
+    )
+)
 
 
 def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Application:
     # client_max_size also caps what aiohttp itself would buffer for other routes.
-    app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[_ERRORS], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[GEO] = geo if geo is not None else default_lookup()
     app[ALLOWLIST] = Allowlist.load()
@@ -278,6 +235,6 @@ def make_app(settings: Settings, geo: CountryLookup | None = None) -> web.Applic
     app.cleanup_ctx.append(_lifecycle)
     operator_metrics.attach_edge(app, settings.metrics_port)
     app.router.add_post("/v1/report", post_report)
-    app.router.add_get("/healthz", get_health)
+    app.router.add_get("/healthz", shared.get_health)
     landing.add_route(app, settings, app[GEO])
     return app

@@ -17,7 +17,7 @@ import requests
 
 from telemetry_collector.config import Settings
 from telemetry_collector.geo import CountryLookup
-from telemetry_collector.listener import Edge, start_edge
+from telemetry_collector.listener import Edge, Endpoint, start_edge
 from tests.cluster import Cluster
 from tests.helpers import EXTENSION_VERSION
 
@@ -130,7 +130,7 @@ class Collector:
 
     def start(self) -> Collector:
         async def setup() -> None:
-            self._edge = await start_edge(self.settings, self.geo, "127.0.0.1", 0)
+            self._edge = await start_edge(self.settings, self.geo, Endpoint("127.0.0.1", 0))
             self.url = self._edge.url
 
         self._loop_thread.start(setup)

@@ -22,7 +22,7 @@ import requests
 from port_for import get_port
 
 from telemetry_collector import cli
-from telemetry_collector.fleet.app import POOL
+from telemetry_collector.web import POOL
 from tests.collector.fleet_helpers import at, known_fleet, roll_up, store, today
 from tests.collector.helpers import cli_env, run_cli
 
@@ -302,3 +302,27 @@ def _waited(conn: psycopg.Connection[Any], table: str, seconds: float, reader: t
         time.sleep(0.02)
     assert not reader.is_alive(), f"no query waited for {table}"
     return False
+
+
+def test_every_answer_of_the_fleet_service_carries_its_security_headers(start_vendor: Any) -> None:
+    vendor = start_vendor(token=TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    answers = {
+        "health": vendor.get("/healthz"),
+        "no token": vendor.get("/v1/fleet"),
+        "fleet": vendor.get("/v1/fleet", headers=bearer),
+        "page": vendor.get("/", headers=bearer),
+        "export": vendor.get("/v1/export/daily.csv", headers=bearer),
+        "bad days": vendor.get("/v1/fleet?days=0", headers=bearer),
+        "no route": vendor.get("/v1/nothing", headers=bearer),
+    }
+    assert [answer.status_code for answer in answers.values()] == [200, 401, 200, 200, 200, 400, 404]
+    for name, answer in answers.items():
+        headers = {
+            key: answer.headers.get(key) for key in ("X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
+        }
+        assert headers == {
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        }, name

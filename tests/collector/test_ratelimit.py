@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import psycopg
 import pytest
-from aiohttp import web
 
-from telemetry_collector.listener import ConnectionLimits, EdgeSite, _Slot
+from telemetry_collector.listener import ConnectionCounts, ConnectionLimits, Slot
 from telemetry_collector.ratelimit import NewDatabaseBudget, RateLimiter, client_key
 from tests.collector.helpers import make_report
 
@@ -133,28 +131,20 @@ def test_client_key_names_the_client_whatever_the_notation(address: str, key: st
 
 
 def test_connections_are_capped_per_address_and_per_ipv6_48() -> None:
-    async def admit() -> None:
-        runner = web.AppRunner(web.Application())
-        await runner.setup()
-        try:
-            site = EdgeSite(runner, "127.0.0.1", 0, {}, ConnectionLimits(100, 2, 10.0, max_per_network=3))
-            held = [_Slot(site, admitted(site, f"2001:db8:1:{n}::7")) for n in (1, 1, 2)]
-            assert site.admission("2001:db8:1:1::8")[1] is not None  # that /64 has its 2
-            assert site.admission("2001:db8:1:3::7")[1] is not None  # another /64, but the /48 has its 3
-            assert site.admission("2001:db8:2::7")[1] is None  # another /48
-            assert site.admission("192.0.2.1")[1] is None
-            held[0].release()
-            assert site.admission("2001:db8:1:3::7")[1] is None
-            for slot in held:
-                slot.release()
-            assert (site.open_connections, site.per_address) == (0, {})
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(admit())
+    site = ConnectionCounts(ConnectionLimits(100, 2, 10.0, max_per_network=3))
+    held = [Slot(site, admitted(site, f"2001:db8:1:{n}::7")) for n in (1, 1, 2)]
+    assert site.admission("2001:db8:1:1::8")[1] is not None  # that /64 has its 2
+    assert site.admission("2001:db8:1:3::7")[1] is not None  # another /64, but the /48 has its 3
+    assert site.admission("2001:db8:2::7")[1] is None  # another /48
+    assert site.admission("192.0.2.1")[1] is None
+    held[0].release()
+    assert site.admission("2001:db8:1:3::7")[1] is None
+    for slot in held:
+        slot.release()
+    assert (site.open_connections, site.per_address) == (0, {})
 
 
-def admitted(site: EdgeSite, host: str) -> tuple[str, ...]:
+def admitted(site: ConnectionCounts, host: str) -> tuple[str, ...]:
     keys, refusal = site.admission(host)
     assert refusal is None, host
     return keys

@@ -30,8 +30,7 @@ import ipaddress
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from http import HTTPStatus
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -40,18 +39,16 @@ import psycopg_pool
 from aiohttp import web
 
 from telemetry_collector import operator_metrics
-from telemetry_collector.app import route_of
+from telemetry_collector import web as shared
 from telemetry_collector.fleet import rollup, views
 from telemetry_collector.fleet.auth import REALM, TokenCheck
 from telemetry_collector.fleet.config import FleetSettings
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = 30
 APPLICATION_NAME = "telemetry_vendor"
 
 SETTINGS = web.AppKey("settings", FleetSettings)
-POOL = web.AppKey("pool", psycopg_pool.AsyncConnectionPool)
 CHECK = web.AppKey("check", TokenCheck)
 HOSTS = web.AppKey("hosts", frozenset[str])
 
@@ -76,12 +73,6 @@ _SECURITY_HEADERS = {
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        {"error": code, "message": message}, status=status, headers={**_SECURITY_HEADERS, **(headers or {})}
-    )
-
-
 _DAYS = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
@@ -98,14 +89,21 @@ def _read_timeout(request: web.Request) -> float:
     return request.app[SETTINGS].statement_timeout_ms / 1000
 
 
-async def get_fleet(request: web.Request) -> web.Response:
+@contextlib.asynccontextmanager
+async def _session(request: web.Request) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled read-only session for one read, whose waits together are cut at the statement timeout."""
+    async with asyncio.timeout(_read_timeout(request)), request.app[shared.POOL].connection() as conn:
+        yield conn
+
+
+async def _fleet(request: web.Request) -> dict[str, Any]:
     days = _days(request)
-    async with (
-        asyncio.timeout(_read_timeout(request)),
-        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
-    ):
-        data = await views.fleet(conn, days)
-    return web.json_response(data, headers=_SECURITY_HEADERS)
+    async with _session(request) as conn:
+        return await views.fleet(conn, days)
+
+
+async def get_fleet(request: web.Request) -> web.Response:
+    return web.json_response(await _fleet(request))
 
 
 def _cell(value: Any) -> str:
@@ -122,17 +120,12 @@ def _csv(name: str, header: list[str], rows: list[list[Any]]) -> web.Response:
         text=out.getvalue(),
         content_type="text/csv",
         charset="utf-8",
-        headers={**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
 async def get_activity_csv(request: web.Request) -> web.Response:
-    days = _days(request)
-    async with (
-        asyncio.timeout(_read_timeout(request)),
-        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
-    ):
-        data = await views.fleet(conn, days)
+    data = await _fleet(request)
     a = data["activity"]
     rows = [
         [
@@ -152,10 +145,7 @@ async def get_activity_csv(request: web.Request) -> web.Response:
 
 async def get_daily_csv(request: web.Request) -> web.Response:
     days = _days(request)
-    async with (
-        asyncio.timeout(_read_timeout(request)),
-        request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn,
-    ):
+    async with _session(request) as conn:
         cur = await conn.execute(
             """SELECT d.day, d.dimension, d.value, d.databases
                  FROM collector.rollup_daily d, collector.rollup_state s
@@ -171,12 +161,6 @@ async def get_daily_csv(request: web.Request) -> web.Response:
     return _csv("fleet-daily.csv", ["day", "dimension", "value", "databases"], rows)
 
 
-async def get_health(request: web.Request) -> web.Response:
-    async with request.app[POOL].connection(timeout=request.app[SETTINGS].pool_timeout) as conn:
-        await conn.execute("SELECT 1")
-    return web.json_response({"status": "ok"}, headers=_SECURITY_HEADERS)
-
-
 async def get_static(request: web.Request) -> web.Response:
     name, content_type = _STATIC[request.path]
     text = resources.files("telemetry_collector.fleet").joinpath("static", name).read_text(encoding="utf-8")
@@ -184,11 +168,8 @@ async def get_static(request: web.Request) -> web.Response:
         text=text,
         content_type=content_type,
         charset="utf-8",
-        headers={**_SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP},
+        headers={"Content-Security-Policy": PAGE_CSP},
     )
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def loopback_names(host: str) -> frozenset[str]:
@@ -212,22 +193,22 @@ def _host_name(text: str) -> str:
 
 
 @web.middleware
-async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def check_host(request: web.Request, handler: shared.Handler) -> web.StreamResponse:
     """Without a token: the Host must name this loopback service (a rebound name is another Host)."""
     hosts = request.app.get(HOSTS)
     host = request.headers.get("Host")
     if hosts is not None and host is not None and _host_name(host) not in hosts:
-        return _json_error(
+        return shared.json_error(
             421, "misdirected_request", "this service answers only to localhost and the address it listens on"
         )
     return await handler(request)
 
 
 @web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authenticate(request: web.Request, handler: shared.Handler) -> web.StreamResponse:
     check = request.app.get(CHECK)
     if check is not None and request.path != "/healthz" and not check.allows(request.headers.get("Authorization")):
-        return _json_error(
+        return shared.json_error(
             401,
             "unauthorized",
             "give the vendor token (Bearer, or as the Basic password)",
@@ -236,29 +217,21 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """JSON errors, and 503 + Retry-After when PostgreSQL is away or too slow."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = HTTPStatus(exc.status).phrase.lower().replace(" ", "_")
-        return _json_error(exc.status, code, exc.reason)
-    except (psycopg_pool.PoolTimeout, psycopg.OperationalError, TimeoutError) as exc:
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(_SECURITY_HEADERS)
+
+
+_ERRORS = shared.error_middleware(
+    shared.Failures(
+        log,
         # QueryCanceled (the statement timeout) is an OperationalError; TimeoutError is the whole read's.
-        log.warning("fleet read failed: %s", type(exc).__name__)
-        return _json_error(
-            503,
-            "storage_unavailable",
-            "the roll-ups could not be read in time; retry later",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    except Exception:
-        # Logged here by the route, not the path a client typed; aiohttp's own line would name its address.
-        log.exception("%s %s failed", request.method, route_of(request))
-        return _json_error(500, "internal", "internal error")
+        unavailable=(psycopg_pool.PoolTimeout, psycopg.OperationalError, TimeoutError),
+        unavailable_log="fleet read failed",
+        unavailable_message="the roll-ups could not be read in time; retry later",
+        internal_code="internal",
+        internal_message="internal error",
+    )
+)
 
 
 async def _roll_up_periodically(settings: FleetSettings) -> None:
@@ -284,16 +257,7 @@ async def _roll_up_periodically(settings: FleetSettings) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     options = f"-c statement_timeout={int(settings.statement_timeout_ms)} -c default_transaction_read_only=on"
-    pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-        settings.dsn,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "application_name": APPLICATION_NAME, "options": options},
-        open=False,
-        name=APPLICATION_NAME,
-    )
-    await pool.open(wait=True, timeout=30)
-    try:
+    async with shared.open_pool(settings, APPLICATION_NAME, options) as pool:
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT to_regclass('collector.rollup_state') IS NOT NULL")
             row = await cur.fetchone()
@@ -301,32 +265,26 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 raise rollup.RollupMissing(
                     "the roll-up tables are missing: run `python -m telemetry_collector migrate`"
                 )
-        app[POOL] = pool
-        task = asyncio.create_task(_roll_up_periodically(settings)) if settings.rollup_every_seconds > 0 else None
-        try:
+        app[shared.POOL] = pool
+        rolling = [_roll_up_periodically(settings)] if settings.rollup_every_seconds > 0 else []
+        async with shared.background(*rolling):
             yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    finally:
-        await pool.close()
 
 
 def make_app(settings: FleetSettings) -> web.Application:
-    app = web.Application(middlewares=[errors, check_host, authenticate], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_ERRORS, check_host, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     if settings.token is not None:
         app[CHECK] = TokenCheck(settings.token)
     else:
         app[HOSTS] = loopback_names(settings.host)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_response_prepare.append(_add_security_headers)
     operator_metrics.attach_vendor(app, settings.metrics_port)
     app.router.add_get("/v1/fleet", get_fleet)
     app.router.add_get("/v1/export/activity.csv", get_activity_csv)
     app.router.add_get("/v1/export/daily.csv", get_daily_csv)
-    app.router.add_get("/healthz", get_health)
+    app.router.add_get("/healthz", shared.get_health)
     for path in _STATIC:
         app.router.add_get(path, get_static)
     return app

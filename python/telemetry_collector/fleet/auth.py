@@ -10,14 +10,14 @@ time depends neither on where the strings differ nor on the token's length.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
 import os
 import socket
 from pathlib import Path
+
+from aiohttp import BasicAuth
 
 TOKEN_ENV = "TELEMETRY_VENDOR_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -78,15 +78,15 @@ class TokenCheck:
 
 
 def _presented_secret(header: str) -> str | None:
+    """The secret in `Bearer <token>` or as the password of `Basic <base64 of user:password>`
+    (UTF-8; any number of spaces after the scheme); None for anything else."""
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
-    if scheme.lower() == "bearer" and value:
+    if not value:
+        return None
+    if scheme.lower() == "bearer":
         return value
-    if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        _, sep, password = decoded.partition(":")
-        return password if sep else None
-    return None
+    try:
+        return str(BasicAuth.decode(f"{scheme} {value}", encoding="utf-8").password)
+    except ValueError:  # another scheme, not base64, not UTF-8, no colon
+        return None
