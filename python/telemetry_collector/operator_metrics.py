@@ -32,6 +32,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from telemetry_collector.web import route_of
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HOST = "127.0.0.1"
 REPORT_ROUTE = "/v1/report"
@@ -123,12 +125,6 @@ VENDOR = web.AppKey("vendor_metrics", VendorMetrics)
 LISTENER = web.AppKey("metrics_listener", list[str])
 
 
-def _route(request: web.BaseRequest) -> str:
-    """The route matched, never the path asked for."""
-    resource = request.match_info.route.resource  # type: ignore[attr-defined]
-    return resource.canonical if resource is not None else "-"
-
-
 def _error_code(response: web.StreamResponse) -> str:
     body = response.body if isinstance(response, web.Response) else None
     try:
@@ -141,7 +137,7 @@ def _error_code(response: web.StreamResponse) -> str:
 @web.middleware
 async def _count_reports(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    if request.method == "POST" and _route(request) == REPORT_ROUTE:
+    if request.method == "POST" and route_of(request) == REPORT_ROUTE:
         metrics = request.app[EDGE]
         code = "" if response.status == 200 else _error_code(response)
         if response.status == 200 or code == "no_release":  # stored; the answer only lacks a release
@@ -157,7 +153,7 @@ async def _count_reports(request: web.Request, handler: Handler) -> web.StreamRe
 async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
-    metrics, route = request.app[VENDOR], _route(request)
+    metrics, route = request.app[VENDOR], route_of(request)
     metrics.requests.labels(route, str(response.status)).inc()
     metrics.seconds.labels(route).observe(time.perf_counter() - started)
     return response
