@@ -64,35 +64,28 @@ def build_info(args: argparse.Namespace) -> None:
         out.write("\n".join(lines) + "\n")
 
 
+def add_required(parser: argparse.ArgumentParser, *flags: str) -> None:
+    for flag in flags:
+        parser.add_argument(flag, required=True)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sql = commands.add_parser("sql")
-    sql.add_argument("--version", required=True)
-    sql.add_argument("--bindir", required=True)
-    sql.add_argument("--python-dir", required=True)
-    sql.add_argument("--out", required=True)
-    sql.add_argument("--sql-dir", required=True)
+    add_required(sql, "--version", "--bindir", "--python-dir", "--out", "--sql-dir")
     sql.add_argument("--from", dest="from_version", help="the earlier release this update script starts from")
+    sql.set_defaults(run=build_sql)
     manifest = commands.add_parser("release-manifest")
-    manifest.add_argument("--version", required=True)
-    manifest.add_argument("--sql-dir", required=True)
+    add_required(manifest, "--version", "--sql-dir")
+    manifest.set_defaults(run=release_manifest)
     info = commands.add_parser("build-info")
-    info.add_argument("--out", required=True)
-    info.add_argument("--version", required=True)
-    info.add_argument("--install-method", required=True)
-    info.add_argument("--build-os-name", required=True)
-    info.add_argument("--build-os-version", required=True)
-    info.add_argument("--endpoint", required=True)
+    add_required(info, "--out", "--version", "--install-method", "--build-os-name", "--build-os-version", "--endpoint")
     info.add_argument("--default-level", choices=("basic", "off"), default="basic")
+    info.set_defaults(run=build_info)
     args = parser.parse_args(argv)
     try:
-        if args.command == "sql":
-            build_sql(args)
-        elif args.command == "release-manifest":
-            release_manifest(args)
-        else:
-            build_info(args)
+        args.run(args)
     except migrations.BuildRefused as exc:
         sys.exit(f"telemetry: build refused:\n{exc}")
 

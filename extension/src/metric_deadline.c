@@ -5,7 +5,7 @@
  * timer (PostgreSQL arms it when a top-level statement starts), so each
  * metric arms the backend's statement timer here and puts the caller's own
  * deadline back afterwards.  An outer deadline that comes first is left
- * alone.  See python/telemetry's metric runner and docs/metrics.md.
+ * alone.  See python/telemetry_extension/metrics/runner.py and docs/metrics.md.
  */
 #include "postgres.h"
 

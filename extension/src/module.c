@@ -1,17 +1,18 @@
 /*
  * module.c -- telemetry.so's entry point.
  *
- * Everything else in the extension is PL/Python; this module does only what
- * PL/Python cannot, one job per file:
+ * The rest of the extension is SQL and PL/Python; this module does only what
+ * they cannot, one job per file:
  *   metrics_level.c   the setting telemetry.metrics_level
  *   metric_deadline.c a statement timer armed for one metric
  *   relation_stats.c  relation statistics in one pass over the catalog
+ *   read_only.c       makes a registered metric's query read-only
  *   kill_switch.c     DISABLE_TELEMETRY, read with the fail-closed rule
  *   worker_launcher.c the background worker: telemetry.tick_interval, the launcher
  *   worker_visit.c    one visit: the tick in one database
  *   worker_state.c    what the launcher, its visitor and the utility hook share
  *   utility_hook.c    ends a visit that would make a DBA's database command fail
- * See docs/metrics.md for how the report uses the last two.
+ * docs/metrics.md says how the report uses metric_deadline.c and relation_stats.c.
  */
 #include "postgres.h"
 
@@ -43,7 +44,7 @@ _PG_init(void)
 	telemetry_define_metrics_level();
 	telemetry_define_tick_interval();
 	telemetry_install_utility_hook();
-	/* The worker only where the library is preloaded: a later load cannot register one. */
+	/* A worker and shared memory can be had only while shared_preload_libraries loads. */
 	if (process_shared_preload_libraries_in_progress)
 	{
 		telemetry_request_worker_state();

@@ -91,6 +91,16 @@ typedef struct AmTotals
 static const char owner_kinds[] = {RELKIND_RELATION, RELKIND_PARTITIONED_TABLE, RELKIND_VIEW, RELKIND_MATVIEW,
 RELKIND_FOREIGN_TABLE};
 
+/* What the passes add up: the rows of the result. */
+typedef struct Totals
+{
+	KindTotals	kinds[lengthof(owner_kinds) * 2];
+	AmTotals	table_ams[MAX_AMS];
+	AmTotals	index_ams[MAX_AMS];
+	int			ntable_ams;
+	int			nindex_ams;
+} Totals;
+
 /* Totals slot of an owner kind: two per kind (not a partition, a partition); -1 for no owner kind. */
 static int
 kind_slot(char relkind, bool is_partition)
@@ -101,28 +111,34 @@ kind_slot(char relkind, bool is_partition)
 	return -1;
 }
 
-static Oid *
-sorted_oids(ArrayType *array, int *n)
+/* OIDs sorted for bsearch: the skip lists. */
+typedef struct OidSet
+{
+	Oid		   *oids;
+	int			n;
+} OidSet;
+
+static OidSet
+sorted_oids(ArrayType *array)
 {
 	Datum	   *elems;
 	bool	   *nulls;
-	Oid		   *oids;
-	int			count = 0;
+	int			nelems;
+	OidSet		set = {NULL, 0};
 
-	deconstruct_array(array, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, n);
-	oids = palloc(sizeof(Oid) * (*n + 1));
-	for (int i = 0; i < *n; i++)
+	deconstruct_array(array, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &nelems);
+	set.oids = palloc(sizeof(Oid) * (nelems + 1));
+	for (int i = 0; i < nelems; i++)
 		if (!nulls[i])
-			oids[count++] = DatumGetObjectId(elems[i]);
-	qsort(oids, count, sizeof(Oid), oid_cmp);
-	*n = count;
-	return oids;
+			set.oids[set.n++] = DatumGetObjectId(elems[i]);
+	qsort(set.oids, set.n, sizeof(Oid), oid_cmp);
+	return set;
 }
 
 static bool
-has_oid(const Oid *oids, int n, Oid oid)
+has_oid(const OidSet *set, Oid oid)
 {
-	return n > 0 && bsearch(&oid, oids, n, sizeof(Oid), oid_cmp) != NULL;
+	return set->n > 0 && bsearch(&oid, set->oids, set->n, sizeof(Oid), oid_cmp) != NULL;
 }
 
 static void
@@ -192,43 +208,18 @@ put_am_rows(ReturnSetInfo *rsinfo, const char *what, const AmTotals *ams, int na
 	}
 }
 
-PG_FUNCTION_INFO_V1(telemetry_relation_stats);
-
-Datum
-telemetry_relation_stats(PG_FUNCTION_ARGS)
+/*
+ * The pass over pg_class: every relation that is, or holds storage for, an
+ * owner, in a hash table by OID allocated in `work`.
+ */
+static HTAB *
+read_relations(MemoryContext work, const OidSet *skip_ns, const OidSet *skip_rel)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext work;
-	MemoryContext old;
-	int			nskip_ns,
-				nskip_rel;
-	Oid		   *skip_ns,
-			   *skip_rel;
 	HASHCTL		ctl;
 	HTAB	   *rels;
-	HASH_SEQ_STATUS seq;
-	RelEntry   *entry;
 	Relation	catalog;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-	KindTotals	kinds[lengthof(owner_kinds) * 2];
-	AmTotals	table_ams[MAX_AMS],
-				index_ams[MAX_AMS];
-	int			ntable_ams = 0,
-				nindex_ams = 0;
-
-	InitMaterializedSRF(fcinfo, 0);
-	/* The rows are built from RELATION_STATS_COLUMNS values: refuse any other declaration. */
-	if (rsinfo->setDesc->natts != RELATION_STATS_COLUMNS)
-		elog(ERROR, "telemetry_relation_stats: declared with %d result columns, expected %d",
-			 rsinfo->setDesc->natts, (int) RELATION_STATS_COLUMNS);
-
-	work = AllocSetContextCreate(CurrentMemoryContext, "telemetry relation_stats",
-								 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(work);
-	skip_ns = sorted_oids(PG_GETARG_ARRAYTYPE_P(0), &nskip_ns);
-	skip_rel = sorted_oids(PG_GETARG_ARRAYTYPE_P(1), &nskip_rel);
-	memset(kinds, 0, sizeof(kinds));
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
@@ -236,24 +227,22 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 	ctl.hcxt = work;
 	rels = hash_create("telemetry relations", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	/* One pass over pg_class: every relation that is, or holds storage for, an owner. */
 	catalog = table_open(RelationRelationId, AccessShareLock);
 	scan = systable_beginscan(catalog, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
 		Form_pg_class rel = (Form_pg_class) GETSTRUCT(tuple);
 		bool		is_owner = kind_slot(rel->relkind, false) >= 0;
-		bool		found;
+		RelEntry   *entry;
 
 		if (!is_owner && rel->relkind != RELKIND_TOASTVALUE && rel->relkind != RELKIND_INDEX &&
 			rel->relkind != RELKIND_PARTITIONED_INDEX)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		entry = hash_search(rels, &rel->oid, HASH_ENTER, &found);
+		entry = hash_search(rels, &rel->oid, HASH_ENTER, NULL);
 		entry->relkind = rel->relkind;
 		entry->is_partition = rel->relispartition;
-		entry->owner = is_owner && !has_oid(skip_ns, nskip_ns, rel->relnamespace) &&
-			!has_oid(skip_rel, nskip_rel, rel->oid);
+		entry->owner = is_owner && !has_oid(skip_ns, rel->relnamespace) && !has_oid(skip_rel, rel->oid);
 		entry->relam = rel->relam;
 		entry->relpages = rel->relpages;
 		entry->reltuples = rel->reltuples;
@@ -262,8 +251,16 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 	}
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
+	return rels;
+}
 
-	/* Owners: counts, rows, heap and TOAST; each TOAST table learns its owner. */
+/* Owners: counts, rows, heap and TOAST; each TOAST table learns its owner. */
+static void
+add_owners(HTAB *rels, Totals *totals)
+{
+	HASH_SEQ_STATUS seq;
+	RelEntry   *entry;
+
 	hash_seq_init(&seq, rels);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
@@ -271,7 +268,7 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 
 		if (!entry->owner)
 			continue;
-		k = &kinds[kind_slot(entry->relkind, entry->is_partition)];
+		k = &totals->kinds[kind_slot(entry->relkind, entry->is_partition)];
 		k->count++;
 		/* Partitioned tables hold no rows of their own (their reltuples sums the partitions'). */
 		if (RELKIND_HAS_STORAGE(entry->relkind))
@@ -281,7 +278,7 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 			k->heap_pages += Max(entry->relpages, 0);
 		}
 		if (OidIsValid(entry->relam))
-			am_add(table_ams, &ntable_ams, entry->relam, Max(entry->relpages, 0));
+			am_add(totals->table_ams, &totals->ntable_ams, entry->relam, Max(entry->relpages, 0));
 		if (OidIsValid(entry->toastrelid))
 		{
 			RelEntry   *toast = hash_search(rels, &entry->toastrelid, HASH_FIND, NULL);
@@ -293,8 +290,16 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+}
 
-	/* One pass over pg_index: each index counts towards its table's owner. */
+/* The pass over pg_index: each index counts towards its table's owner. */
+static void
+add_indexes(HTAB *rels, Totals *totals)
+{
+	Relation	catalog;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
 	catalog = table_open(IndexRelationId, AccessShareLock);
 	scan = systable_beginscan(catalog, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
@@ -308,27 +313,58 @@ telemetry_relation_stats(PG_FUNCTION_ARGS)
 			continue;
 		if (table->owner)
 		{
-			KindTotals *k = &kinds[kind_slot(table->relkind, table->is_partition)];
+			KindTotals *k = &totals->kinds[kind_slot(table->relkind, table->is_partition)];
 
 			k->index_pages += Max(idx->relpages, 0);
 			k->indexes++;
-			am_add(index_ams, &nindex_ams, idx->relam, Max(idx->relpages, 0));
+			am_add(totals->index_ams, &totals->nindex_ams, idx->relam, Max(idx->relpages, 0));
 		}
 		else if (table->relkind == RELKIND_TOASTVALUE && OidIsValid(table->toast_owner))
 		{
 			RelEntry   *owner = hash_search(rels, &table->toast_owner, HASH_FIND, NULL);
 
 			if (owner != NULL)
-				kinds[kind_slot(owner->relkind, owner->is_partition)].toast_pages += Max(idx->relpages, 0);
+				totals->kinds[kind_slot(owner->relkind, owner->is_partition)].toast_pages += Max(idx->relpages, 0);
 		}
 	}
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
+}
 
+PG_FUNCTION_INFO_V1(telemetry_relation_stats);
+
+Datum
+telemetry_relation_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext work;
+	MemoryContext old;
+	OidSet		skip_ns;
+	OidSet		skip_rel;
+	HTAB	   *rels;
+	Totals		totals;
+
+	InitMaterializedSRF(fcinfo, 0);
+	/* The rows are built from RELATION_STATS_COLUMNS values: refuse any other declaration. */
+	if (rsinfo->setDesc->natts != RELATION_STATS_COLUMNS)
+		elog(ERROR, "telemetry_relation_stats: declared with %d result columns, expected %d",
+			 rsinfo->setDesc->natts, (int) RELATION_STATS_COLUMNS);
+
+	/* Everything but the result lives in `work`, deleted at the end. */
+	work = AllocSetContextCreate(CurrentMemoryContext, "telemetry relation_stats",
+								 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(work);
+	skip_ns = sorted_oids(PG_GETARG_ARRAYTYPE_P(0));
+	skip_rel = sorted_oids(PG_GETARG_ARRAYTYPE_P(1));
+	memset(&totals, 0, sizeof(totals));
+	rels = read_relations(work, &skip_ns, &skip_rel);
+	add_owners(rels, &totals);
+	add_indexes(rels, &totals);
 	MemoryContextSwitchTo(old);
-	put_kind_rows(rsinfo, kinds, lengthof(kinds));
-	put_am_rows(rsinfo, "table_am", table_ams, ntable_ams);
-	put_am_rows(rsinfo, "index_am", index_ams, nindex_ams);
+
+	put_kind_rows(rsinfo, totals.kinds, lengthof(totals.kinds));
+	put_am_rows(rsinfo, "table_am", totals.table_ams, totals.ntable_ams);
+	put_am_rows(rsinfo, "index_am", totals.index_ams, totals.nindex_ams);
 	MemoryContextDelete(work);
 	return (Datum) 0;
 }

@@ -121,23 +121,33 @@ refuse_locked(Oid dboid, TimestampTz until)
 	slot->until = until;
 }
 
-/* The launcher, before it starts a visit: false when that database is refused now. */
-bool
-telemetry_visit_begin(Oid dboid)
+/*
+ * Whether dboid is refused now; when it is not and `begin` is true, the visit
+ * of dboid begins, in the same critical section.
+ */
+static bool
+refused_now(Oid dboid, bool begin)
 {
 	bool		refused;
 	TimestampTz now = GetCurrentTimestamp();
 
 	SpinLockAcquire(&state->mutex);
 	refused = refused_locked(dboid, now);
-	if (!refused)
+	if (!refused && begin)
 	{
 		state->visiting = dboid;
 		state->pid = 0;
 		state->failed = false;
 	}
 	SpinLockRelease(&state->mutex);
-	return !refused;
+	return refused;
+}
+
+/* The launcher, before it starts a visit: false when that database is refused now. */
+bool
+telemetry_visit_begin(Oid dboid)
+{
+	return !refused_now(dboid, true);
 }
 
 void
@@ -184,13 +194,7 @@ telemetry_visit_has_failed(void)
 bool
 telemetry_visit_refused(Oid dboid)
 {
-	bool		refused;
-	TimestampTz now = GetCurrentTimestamp();
-
-	SpinLockAcquire(&state->mutex);
-	refused = refused_locked(dboid, now);
-	SpinLockRelease(&state->mutex);
-	return refused;
+	return refused_now(dboid, false);
 }
 
 /*

@@ -61,8 +61,9 @@ if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python(
 return GD["telemetry_extension"].checked("@EXTVERSION@").tick(plpy)
 $python$;
 
--- The tick: cheap when nothing is due; sends when due.  What schedulers call.
-CREATE OR REPLACE FUNCTION @extschema@.telemetry_tick()
+-- The tick, its two steps in order: cheap when nothing is due; sends when
+-- due.  Called by its two entry points below.
+CREATE OR REPLACE FUNCTION _telemetry.tick_steps()
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -72,9 +73,22 @@ BEGIN
 END
 $$;
 
+-- The tick, as schedulers and DBAs call it.
+CREATE OR REPLACE FUNCTION @extschema@.telemetry_tick()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN _telemetry.tick_steps();
+END
+$$;
+
 -- The same tick under a fixed name, so the pg_cron command is a constant
 -- whatever schema the extension was created in.  Its messages go to the
 -- server log only: pg_cron would log a client-side copy of each again.
+-- It calls nothing in the extension's schema, which a role that is not a
+-- superuser may own (public: pg_database_owner).
 CREATE OR REPLACE FUNCTION _telemetry.tick()
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -82,7 +96,7 @@ SET search_path = pg_catalog, pg_temp
 SET client_min_messages = error
 AS $$
 BEGIN
-    RETURN COALESCE(_telemetry.tick_check(), _telemetry.run_tick());
+    RETURN _telemetry.tick_steps();
 END
 $$;
 
@@ -143,6 +157,17 @@ if "telemetry_extension" not in GD: plpy.execute("SELECT _telemetry.load_python(
 return GD["telemetry_extension"].checked("@EXTVERSION@").tick_callers(plpy)
 $python$;
 
+-- Whether a pg_cron entry's command calls the tick: the extension's own
+-- entry's command, or the tick's public name.
+CREATE OR REPLACE FUNCTION _telemetry.cron_calls_tick(command text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()')
+$$;
+
 -- Whether pg_cron, installed in this database, has an active entry that
 -- calls the tick here.  SECURITY DEFINER because pg_cron shows each role only
 -- its own jobs, and the tick's job is a superuser's: it answers one boolean,
@@ -161,7 +186,7 @@ BEGIN
     END IF;
     RETURN EXISTS (SELECT FROM cron.job AS j
                     WHERE j.database = pg_catalog.current_database() AND j.active
-                      AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()'));
+                      AND _telemetry.cron_calls_tick(j.command));
 END
 $$;
 
@@ -200,7 +225,7 @@ BEGIN
     RETURN (SELECT CASE WHEN r.status = 'failed' THEN COALESCE(r.return_message, 'failed') END
               FROM cron.job_run_details AS r JOIN cron.job AS j ON j.jobid = r.jobid
              WHERE j.database = pg_catalog.current_database() AND j.active
-               AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()')
+               AND _telemetry.cron_calls_tick(j.command)
                AND r.status IN ('succeeded', 'failed')
              ORDER BY r.runid DESC LIMIT 1);
 END
@@ -213,10 +238,11 @@ SELECT _telemetry.define_view('@extschema@.telemetry_status',
 COMMENT ON VIEW @extschema@.telemetry_status IS
 'Telemetry at a glance: level, endpoint, last and next send, newest version, what calls the tick, an update installed, products behind (telemetry_versions)';
 
-REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_check(), _telemetry.run_tick(),
-    _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
+REVOKE ALL ON FUNCTION @extschema@.telemetry_tick(), _telemetry.tick(), _telemetry.tick_steps(), _telemetry.tick_check(),
+    _telemetry.run_tick(), _telemetry.plan_first_report(), @extschema@.telemetry_send_report(),
     @extschema@.telemetry_set_option(text, text), _telemetry.status(), _telemetry.tick_callers(),
-    _telemetry.cron_entry_exists(), _telemetry.cron_last_failure(), _telemetry.update_available() FROM PUBLIC;
+    _telemetry.cron_calls_tick(text), _telemetry.cron_entry_exists(), _telemetry.cron_last_failure(),
+    _telemetry.update_available() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _telemetry.status(), _telemetry.tick_callers(), _telemetry.cron_entry_exists(),
     _telemetry.cron_last_failure(), _telemetry.update_available() TO pg_monitor;
 REVOKE ALL ON @extschema@.telemetry_status FROM PUBLIC;

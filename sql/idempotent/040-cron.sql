@@ -122,7 +122,7 @@ BEGIN
     END IF;
     FOR entry IN SELECT j.jobid FROM cron.job AS j
                   WHERE j.jobname = 'telemetry' AND j.database = pg_catalog.current_database()
-                    AND j.command IN ('SELECT _telemetry.tick()', 'SELECT telemetry_tick()') LOOP
+                    AND _telemetry.cron_calls_tick(j.command) LOOP
         PERFORM cron.unschedule(entry);
     END LOOP;
 END
