@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import telemetry_protocol as protocol
+
 try:
     from telemetry_extension import _build  # type: ignore[attr-defined]
 
@@ -25,9 +27,9 @@ except ImportError:  # a source checkout, not an installed copy
     DEFAULT_ENDPOINT = "https://telemetry.invalid/v1/report"
     DEFAULT_LEVEL_BUILT = "basic"
 
-# install_method is vocabulary, not free text: a packager's typo must not
+# install_method is vocabulary (the protocol's): a packager's typo must not
 # become a string that leaves the database.
-INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+INSTALL_METHODS = protocol.INSTALL_METHODS
 INSTALL_METHOD = INSTALL_METHOD_BUILT if INSTALL_METHOD_BUILT in INSTALL_METHODS else "other"
 
 # The boot value of telemetry.metrics_level the C module was built with (the

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import telemetry_protocol as protocol
 from telemetry_extension.metrics.declaration import Context, Field, Metric
-from telemetry_extension.metrics.values import public_version
 
 # Well-known public extensions whose presence the report tells (true/false).
 RELATED_EXTENSIONS = (
@@ -183,7 +183,7 @@ def extensions(ctx: Context) -> dict[str, Any]:
     installed = ctx.extensions
     known = sorted(name for name in installed if name in PUBLIC_EXTENSIONS)
     return {
-        "versions": {name: public_version(installed[name]) for name in known},
+        "versions": {name: protocol.public_version(installed[name]) for name in known},
         "num_other": len(installed) - len(known),
     }
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import telemetry_protocol as protocol
 from telemetry_extension.metrics.declaration import Context, Field, Metric
-from telemetry_extension.metrics.values import approx, public_version
+from telemetry_extension.metrics.values import approx
 
 # What "this TimescaleDB has no such view or column" looks like.
 _MISSING = {"42P01", "42703", "42883", "3F000"}
@@ -300,7 +301,7 @@ METRICS: tuple[Metric, ...] = (
         "TimescaleDB version when it is installed in this database.",
         "pg_extension",
         "2.17.2",
-        lambda ctx: public_version(ctx.extensions.get("timescaledb")),
+        lambda ctx: protocol.public_version(ctx.extensions.get("timescaledb")),
     ),
     Metric(
         "num_hypertables",
