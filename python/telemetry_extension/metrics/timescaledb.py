@@ -79,8 +79,8 @@ SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
     )
 
 
-def _compression(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+# Sizes summed over compressed chunks; the row counts are the part that differs between versions.
+_COMPRESSION = """
 SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
        coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
@@ -88,26 +88,25 @@ SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
        coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
        coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
-       coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count,
-       coalesce(sum(numrows_post_compression), 0) AS compressed_row_count
+       {row_counts}
   FROM _timescaledb_catalog.compression_chunk_size
-""")
+"""
+
+
+def _compression(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row(
+        _COMPRESSION.format(
+            row_counts="coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count, "
+            "coalesce(sum(numrows_post_compression), 0) AS compressed_row_count"
+        )
+    )
 
 
 # Before row counts were recorded.
 def _compression_no_rows(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
-SELECT count(*) AS num_compressed_chunks,
-       coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
-       coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
-       coalesce(sum(uncompressed_index_size), 0) AS uncompressed_index_size,
-       coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
-       coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
-       coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
-       NULL::bigint AS uncompressed_row_count,
-       NULL::bigint AS compressed_row_count
-  FROM _timescaledb_catalog.compression_chunk_size
-""")
+    return ctx.db.row(
+        _COMPRESSION.format(row_counts="NULL::bigint AS uncompressed_row_count, NULL::bigint AS compressed_row_count")
+    )
 
 
 def _caggs(ctx: Context) -> dict[str, Any] | None:
