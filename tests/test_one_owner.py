@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 import telemetry_protocol as protocol
+from telemetry_collector.fleet import rollup
 from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
+from telemetry_extension import build_info
 from telemetry_extension.level_setting import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
 from tests.helpers import Notices
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
-    boot = db.execute("SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'").fetchone()[0]
+    boot = db.execute(
+        "SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'"
+    ).fetchone()[0]
     assert boot == DEFAULT_LEVEL
-    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+    arguments = db.execute(
+        "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)"
+    ).fetchone()[0]
     assert f"level text DEFAULT '{DEFAULT_LEVEL}'::text" in arguments
     column = db.execute(
         "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
@@ -28,7 +39,9 @@ def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
 
 
 def test_registration_default_timeout_is_python_s(db) -> None:
-    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+    arguments = db.execute(
+        "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)"
+    ).fetchone()[0]
     assert f"timeout_ms integer DEFAULT {registered.DEFAULT_TIMEOUT_MS}" in arguments
 
 
@@ -70,8 +83,12 @@ def _python_accepts(key: str, summary: str, timeout_ms: int) -> bool:
         ("k", "s", registered.MAX_TIMEOUT_MS + 1),
     ],
 )
-def test_vendor_metric_limits_in_sql_checks_and_python_agree(db, key: str, summary: str, timeout_ms: int) -> None:
-    assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(key, summary, timeout_ms)
+def test_vendor_metric_limits_in_sql_checks_and_python_agree(
+    db, key: str, summary: str, timeout_ms: int
+) -> None:
+    assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(
+        key, summary, timeout_ms
+    )
 
 
 def test_report_size_limit_is_the_protocol_s() -> None:
@@ -82,25 +99,99 @@ def test_report_size_limit_is_the_protocol_s() -> None:
 
 
 def test_notice_tells_the_options_in_force(db) -> None:
-    for name, value in (("interval", "3 days"), ("grace", "2 hours"), ("endpoint", "https://collector.example/r")):
+    for name, value in (
+        ("interval", "3 days"),
+        ("grace", "2 hours"),
+        ("endpoint", "https://collector.example/r"),
+    ):
         db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
     notices = Notices(db)
     db.execute("SELECT _telemetry.announce()")
     [text] = notices.of("NOTICE")
     assert "Every 3 days this database sends" in text
-    assert "(2 hours from now)" in text and "It goes to https://collector.example/r." in text
+    assert (
+        "(2 hours from now)" in text
+        and "It goes to https://collector.example/r." in text
+    )
     assert "24 hours" not in text
 
 
 def test_level_spelling_in_sql_knows_exactly_the_python_levels(db) -> None:
     for value in (*LEVELS, *(f" {v.upper()}\t" for v in LEVELS)):
-        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] == value.strip().lower()
+        assert (
+            db.execute(
+                "SELECT _telemetry.metrics_level_spelled(%s)", [value]
+            ).fetchone()[0]
+            == value.strip().lower()
+        )
     for value in ("on", "full", "", "b asic"):
-        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] is None
+        assert (
+            db.execute(
+                "SELECT _telemetry.metrics_level_spelled(%s)", [value]
+            ).fetchone()[0]
+            is None
+        )
 
 
 def test_level_sources_in_sql_are_python_s(db) -> None:
-    source = db.execute("SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc").fetchone()[0]
+    source = db.execute(
+        "SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc"
+    ).fetchone()[0]
     found = re.search(r"ANY \(ARRAY\[(.*?)\]\)", source, re.DOTALL)
     assert found is not None
     assert tuple(re.findall(r"'([^']*)'", found.group(1))) == KNOWN_SOURCES
+
+
+def test_install_methods_are_the_protocol_s() -> None:
+    """What the extension reports, the collector's dictionary accepts and the roll-up counts."""
+    dictionary = json.loads(
+        (REPO / "python" / "telemetry_collector" / "report_fields.json").read_text()
+    )
+    assert (
+        tuple(dictionary["fields"]["install_method"]["values"])
+        == protocol.INSTALL_METHODS
+    )
+    assert build_info.INSTALL_METHODS == protocol.INSTALL_METHODS
+    assert rollup.INSTALL_METHODS == protocol.INSTALL_METHODS
+
+
+def test_makefile_default_endpoint_is_the_placeholder() -> None:
+    """A build left with the Makefile's endpoint and a source checkout name the same placeholder, no endpoint."""
+    [endpoint] = re.findall(
+        r"^TELEMETRY_ENDPOINT \?= *(\S+)$",
+        (REPO / "Makefile").read_text(),
+        re.MULTILINE,
+    )
+    assert endpoint == build_info.PLACEHOLDER_ENDPOINT
+    assert (urlsplit(endpoint).hostname or "").endswith(".invalid")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0.2.0",
+        "0.2",
+        "1!2.0",
+        "0!2.0",
+        "v0.2.0",
+        " 0.2.0",
+        "0.3.0rc1",
+        "0.3.0-rc1",
+        "0.3.0RC1",
+        "0.3.0c1",
+        "0.3.0.post1",
+        "0.3.0post1",
+        "0.3.0-1",
+        "0.3.0.dev2",
+        "0.3.0a1.post2.dev3",
+        "01.2",
+        "1.0+local",
+        "not a version",
+        "",
+    ],
+)
+def test_rollup_normal_form_in_sql_is_the_protocol_s(text: str) -> None:
+    """The roll-up finds versions to normalize with a regular expression; the protocol normalizes them."""
+    assert (re.search(rollup._NORMAL_VERSION, text) is not None) == (
+        protocol.normal_version(text) == text
+    )

@@ -10,6 +10,10 @@ from urllib.parse import urlsplit
 
 import telemetry_protocol as protocol
 
+# The Makefile's TELEMETRY_ENDPOINT default (a test checks they agree): a host under .invalid,
+# no endpoint (is_no_endpoint).
+PLACEHOLDER_ENDPOINT = "https://telemetry.invalid/v1/report"
+
 try:
     from telemetry_extension import _build  # type: ignore[attr-defined]
 
@@ -24,7 +28,7 @@ except ImportError:  # a source checkout, not an installed copy
     INSTALL_METHOD_BUILT = "source"
     BUILD_OS_NAME = "unknown"
     BUILD_OS_VERSION = "unknown"
-    DEFAULT_ENDPOINT = "https://telemetry.invalid/v1/report"
+    DEFAULT_ENDPOINT = PLACEHOLDER_ENDPOINT
     DEFAULT_LEVEL_BUILT = "basic"
 
 # install_method is vocabulary (the protocol's): a packager's typo must not
