@@ -37,6 +37,11 @@ releases (0.10.0 after 0.9.0).  A pre-release (a, b, rc, dev) as the newest
 does not make a final release out of date: a DBA running 0.2.0 is not told
 about 0.3.0rc1.  A DBA running a pre-release is told of any newer version,
 final or pre-release (0.3.0rc1 -> 0.3.0rc2 or 0.3.0).
+
+Versions are read here for both sides, by one parser (packaging's PEP 440):
+parse_version (a release version or ProtocolError), version_or_none,
+normal_version (PEP 440's normal form) and public_version (what a sender may
+report of a version it finds, a local part dropped).
 """
 
 from __future__ import annotations
@@ -328,10 +333,8 @@ def is_up_to_date(installed: Version, latest: Version) -> bool:
 def make_answer(latest_version: str, sender_version: str) -> dict[str, Any]:
     """What a collector answers a sender running `sender_version`."""
     latest = parse_version(latest_version)
-    try:
-        current = is_up_to_date(parse_version(sender_version), latest)
-    except ProtocolError:
-        current = False
+    sender = version_or_none(sender_version)
+    current = sender is not None and is_up_to_date(sender, latest)
     return {"latest_version": str(latest), "up_to_date": current}
 
 
