@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import psycopg
@@ -21,16 +23,31 @@ def add(dsn: str, version: str, *options: str) -> str:
     return run_cli("release", "add", version, *options, "--dsn", dsn).stdout.strip()
 
 
-def test_release_commands_record_product_security_notes_and_end_of_life(collector_dsn: str) -> None:
+def test_release_commands_record_product_security_notes_and_end_of_life(
+    collector_dsn: str,
+) -> None:
     assert add(collector_dsn, "0.2.0") == "added 0.2.0"
-    assert add(collector_dsn, "0.2.3", "--security", "--notes-url", NOTES.format("0.2.3")) == "added 0.2.3 (security)"
-    assert add(collector_dsn, "15.21", "--product", "postgresql", "--security") == "added postgresql 15.21 (security)"
-    assert add(collector_dsn, "2.18.0", "--product", "timescaledb") == "added timescaledb 2.18.0"
+    assert (
+        add(collector_dsn, "0.2.3", "--security", "--notes-url", NOTES.format("0.2.3"))
+        == "added 0.2.3 (security)"
+    )
+    assert (
+        add(collector_dsn, "15.21", "--product", "postgresql", "--security")
+        == "added postgresql 15.21 (security)"
+    )
+    assert (
+        add(collector_dsn, "2.18.0", "--product", "timescaledb")
+        == "added timescaledb 2.18.0"
+    )
     # The same version of another product is another release.
-    assert add(collector_dsn, "2.18.0", "--product", "postgis") == "added postgis 2.18.0"
+    assert (
+        add(collector_dsn, "2.18.0", "--product", "postgis") == "added postgis 2.18.0"
+    )
     eol = run_cli("release", "eol", "0.1", "--dsn", collector_dsn).stdout.strip()
     assert eol == "telemetry 0.1.x: end of life"
-    eol = run_cli("release", "eol", "13", "--product", "postgresql", "--dsn", collector_dsn).stdout.strip()
+    eol = run_cli(
+        "release", "eol", "13", "--product", "postgresql", "--dsn", collector_dsn
+    ).stdout.strip()
     assert eol == "postgresql 13.x: end of life"
 
     listing = run_cli("release", "list", "--dsn", collector_dsn).stdout
@@ -56,9 +73,13 @@ def test_release_commands_record_product_security_notes_and_end_of_life(collecto
         assert result.returncode == 1 and "series" in result.stderr, series
     again = run_cli("release", "eol", "0.1", "--dsn", collector_dsn, check=False)
     assert again.returncode == 1 and "already end of life" in again.stderr
-    withdrawn = run_cli("release", "eol", "0.1", "--withdraw", "--dsn", collector_dsn).stdout.strip()
+    withdrawn = run_cli(
+        "release", "eol", "0.1", "--withdraw", "--dsn", collector_dsn
+    ).stdout.strip()
     assert withdrawn == "telemetry 0.1.x: supported again"
-    removed = run_cli("release", "remove", "15.21", "--product", "postgresql", "--dsn", collector_dsn)
+    removed = run_cli(
+        "release", "remove", "15.21", "--product", "postgresql", "--dsn", collector_dsn
+    )
     assert removed.stdout.strip() == "removed postgresql 15.21"
     assert "15.21" not in run_cli("release", "list", "--dsn", collector_dsn).stdout
 
@@ -75,14 +96,25 @@ def products(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p.pop("product"): p for p in body["products"]}
 
 
-def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str) -> None:
+def test_the_answer_tells_each_listed_product(
+    collector: Any, collector_dsn: str
+) -> None:
     for version, options in [
         ("0.1.0", ()),
         ("0.2.0", ()),
         ("0.2.3", ("--notes-url", NOTES.format("0.2.3"))),
         ("0.3.0", ("--security", "--notes-url", NOTES.format("0.3.0"))),
         ("15.20", ("--product", "postgresql")),
-        ("15.21", ("--product", "postgresql", "--security", "--notes-url", NOTES.format("pg15.21"))),
+        (
+            "15.21",
+            (
+                "--product",
+                "postgresql",
+                "--security",
+                "--notes-url",
+                NOTES.format("pg15.21"),
+            ),
+        ),
         ("18.1", ("--product", "postgresql")),
         ("13.22", ("--product", "postgresql")),
         ("2.17.3", ("--product", "timescaledb", "--security")),
@@ -97,11 +129,18 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         collector,
         extension_version="0.2.3",
         postgresql_version="15.21",
-        extensions={"versions": {"plpgsql": "1.0", "timescaledb": "2.18.0"}, "num_other": 0},
+        extensions={
+            "versions": {"plpgsql": "1.0", "timescaledb": "2.18.0"},
+            "num_other": 0,
+        },
     )
     assert (body["latest_version"], body["up_to_date"]) == ("0.3.0", False)
     told = products(body)
-    assert list(told) == ["telemetry", "postgresql", "timescaledb"]  # plpgsql is not listed
+    assert list(told) == [
+        "telemetry",
+        "postgresql",
+        "timescaledb",
+    ]  # plpgsql is not listed
     assert told["telemetry"] == {
         "installed": "0.2.3",
         "newest": "0.3.0",
@@ -120,7 +159,10 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         "end_of_life": False,
         "notes_url": None,
     }
-    assert told["timescaledb"]["security"] is False and told["timescaledb"]["newest"] == "2.18.0"
+    assert (
+        told["timescaledb"]["security"] is False
+        and told["timescaledb"]["newest"] == "2.18.0"
+    )
 
     # Security in the PostgreSQL minor: 15.8 -> 15.21; an extension behind a security release.
     told = products(
@@ -131,7 +173,10 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
             extensions={"versions": {"timescaledb": "2.17.2"}, "num_other": 0},
         )
     )
-    assert told["telemetry"]["security"] is False and told["telemetry"]["newest"] == "0.3.0"
+    assert (
+        told["telemetry"]["security"] is False
+        and told["telemetry"]["newest"] == "0.3.0"
+    )
     assert told["postgresql"] == {
         "installed": "15.8",
         "newest": "18.1",
@@ -141,16 +186,32 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         "end_of_life": False,
         "notes_url": NOTES.format("pg15.21"),
     }
-    assert told["timescaledb"]["security"] is True and told["timescaledb"]["newest_in_series"] == "2.17.3"
+    assert (
+        told["timescaledb"]["security"] is True
+        and told["timescaledb"]["newest_in_series"] == "2.17.3"
+    )
 
     # End of life: 0.1.x and PostgreSQL 13.x.
-    told = products(answer_to(collector, extension_version="0.1.0", postgresql_version="13.5"))
-    assert told["telemetry"]["end_of_life"] is True and told["telemetry"]["newest_in_series"] == "0.1.0"
-    assert told["telemetry"]["notes_url"] == NOTES.format("0.3.0")  # end of life: go to the newest
-    assert told["postgresql"]["end_of_life"] is True and told["postgresql"]["newest_in_series"] == "13.22"
+    told = products(
+        answer_to(collector, extension_version="0.1.0", postgresql_version="13.5")
+    )
+    assert (
+        told["telemetry"]["end_of_life"] is True
+        and told["telemetry"]["newest_in_series"] == "0.1.0"
+    )
+    assert told["telemetry"]["notes_url"] == NOTES.format(
+        "0.3.0"
+    )  # end of life: go to the newest
+    assert (
+        told["postgresql"]["end_of_life"] is True
+        and told["postgresql"]["newest_in_series"] == "13.22"
+    )
     # A PostgreSQL major the vendor lists nothing of: no series step.
     told = products(answer_to(collector, postgresql_version="17.5"))
-    assert told["postgresql"]["newest_in_series"] is None and told["postgresql"]["security"] is False
+    assert (
+        told["postgresql"]["newest_in_series"] is None
+        and told["postgresql"]["security"] is False
+    )
 
 
 def test_the_two_old_fields_are_unchanged(collector: Any, collector_dsn: str) -> None:
@@ -167,7 +228,10 @@ def test_the_two_old_fields_are_unchanged(collector: Any, collector_dsn: str) ->
 
 
 def listed(*releases: tuple[str, bool]) -> tuple[advisories.Listed, ...]:
-    return tuple(advisories.Listed(Version(v), security, NOTES.format(v)) for v, security in releases)
+    return tuple(
+        advisories.Listed(Version(v), security, NOTES.format(v))
+        for v, security in releases
+    )
 
 
 @pytest.mark.parametrize(
@@ -184,9 +248,14 @@ def listed(*releases: tuple[str, bool]) -> tuple[advisories.Listed, ...]:
     ],
 )
 def test_the_step_takes_the_security_fix(
-    installed: str, releases: list[tuple[str, bool]], step: str, security_in_series: bool
+    installed: str,
+    releases: list[tuple[str, bool]],
+    step: str,
+    security_in_series: bool,
 ) -> None:
-    advice = advisories.Book({"telemetry": listed(*releases)}).advise("telemetry", installed)
+    advice = advisories.Book({"telemetry": listed(*releases)}).advise(
+        "telemetry", installed
+    )
     assert advice is not None
     assert advice.security_in_series is security_in_series
     assert advice.notes_url == NOTES.format(step)  # the notes of the release to go to
@@ -195,8 +264,12 @@ def test_the_step_takes_the_security_fix(
 def test_products_are_bounded() -> None:
     """However many listed extensions a report names, the answer tells at most MAX_PRODUCTS."""
     names = [f"ext{i:03d}" for i in range(protocol.MAX_PRODUCTS + 10)]
-    book = advisories.Book({name: (advisories.Listed(Version("1.1"), False, None),) for name in names})
-    told = book.products(advisories.report_versions("0.3.0", "15.20", [(name, "1.0") for name in names]))
+    book = advisories.Book(
+        {name: (advisories.Listed(Version("1.1"), False, None),) for name in names}
+    )
+    told = book.products(
+        advisories.report_versions("0.3.0", "15.20", [(name, "1.0") for name in names])
+    )
     assert len(told) == protocol.MAX_PRODUCTS
     assert told[0].product == "ext000"
 
@@ -243,20 +316,36 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
         ("0.3.0", "16.4"),  # a major the vendor lists nothing of
     ]
     for version, postgresql in fleet:
-        store(collector_db, at(t, 1), extension_version=version, postgresql_version=postgresql)
+        store(
+            collector_db,
+            at(t, 1),
+            extension_version=version,
+            postgresql_version=postgresql,
+        )
     roll_up(collector_dsn, until=at(t, 23))
     vendor = start_vendor()
     data = requests.get(f"{vendor.url}/v1/fleet?days=7", timeout=30).json()
 
     advisories = data["advisories"]
     assert advisories["now"] == {"security_share": 0.6, "end_of_life_share": 0.2}
-    assert advisories["security_share"][-1] == 0.6 and advisories["end_of_life_share"][-1] == 0.2
+    assert (
+        advisories["security_share"][-1] == 0.6
+        and advisories["end_of_life_share"][-1] == 0.2
+    )
     assert advisories["security_share"][0] is None  # nothing rolled up that day
-    lag = {row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]}
-    assert lag == {"on the newest minor": 3, "2 minor releases behind": 1, "major not listed": 1}
+    lag = {
+        row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]
+    }
+    assert lag == {
+        "on the newest minor": 3,
+        "2 minor releases behind": 1,
+        "major not listed": 1,
+    }
 
 
-def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db: psycopg.Connection[Any]) -> None:
+def test_rows_written_by_hand_never_reach_an_answer(
+    collector: Any, collector_db: psycopg.Connection[Any]
+) -> None:
     """The table's checks are looser than the protocol: a link with a control character is left out."""
     collector_db.execute(
         """INSERT INTO collector.releases (product, version, notes_url)
@@ -265,3 +354,36 @@ def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db
     body = answer_to(collector, extension_version="0.2.0")
     assert body["latest_version"] == "9.0.0"
     assert products(body)["telemetry"]["notes_url"] is None
+
+
+def test_answers_are_remembered_per_book_and_bounded() -> None:
+    """Within the ttl the book is read once; a changed book gives new answers; at most MAX_CACHED_ANSWERS kept."""
+    now = [0.0]
+    newest = ["0.3.0"]
+    loads: list[str] = []
+
+    async def load() -> advisories.Book:
+        loads.append(newest[0])
+        listed = advisories.Listed(Version(newest[0]), False, None)
+        return advisories.Book({protocol.PRODUCT_SELF: (listed,)})
+
+    cache = advisories.AnswerCache(load, ttl=10, clock=lambda: now[0])
+
+    async def latest(sender: str = "0.2.0") -> str:
+        body = await cache.answer(sender, "15.8", ())
+        assert body is not None
+        return json.loads(body)["latest_version"]
+
+    assert asyncio.run(latest()) == "0.3.0"
+    newest[0] = "0.4.0"
+    now[0] = 9.0
+    assert asyncio.run(latest()) == "0.3.0" and loads == ["0.3.0"]
+    now[0] = 10.0
+    assert asyncio.run(latest()) == "0.4.0" and loads == ["0.3.0", "0.4.0"]
+
+    async def many() -> None:
+        for patch in range(advisories.MAX_CACHED_ANSWERS + 10):
+            await cache.answer(f"0.2.{patch}", "15.8", ())
+
+    asyncio.run(many())
+    assert cache._answers.cache_info().currsize == advisories.MAX_CACHED_ANSWERS

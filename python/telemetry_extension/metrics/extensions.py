@@ -2,7 +2,7 @@
 
 An extension's name is vocabulary only when it is on PUBLIC_EXTENSIONS: a
 name a user made up for an in-house extension could say who they are.  Others
-are only counted.  Versions pass through public_version (PEP 440 public part,
+are only counted.  Versions pass through the protocol's public_version (PEP 440 public part,
 else null).
 """
 
