@@ -22,13 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
-    boot = db.execute(
-        "SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'"
-    ).fetchone()[0]
+    boot = db.execute("SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'").fetchone()[0]
     assert boot == DEFAULT_LEVEL
-    arguments = db.execute(
-        "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)"
-    ).fetchone()[0]
+    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
     assert f"level text DEFAULT '{DEFAULT_LEVEL}'::text" in arguments
     column = db.execute(
         "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
@@ -39,9 +35,7 @@ def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
 
 
 def test_registration_default_timeout_is_python_s(db) -> None:
-    arguments = db.execute(
-        "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)"
-    ).fetchone()[0]
+    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
     assert f"timeout_ms integer DEFAULT {registered.DEFAULT_TIMEOUT_MS}" in arguments
 
 
@@ -83,12 +77,8 @@ def _python_accepts(key: str, summary: str, timeout_ms: int) -> bool:
         ("k", "s", registered.MAX_TIMEOUT_MS + 1),
     ],
 )
-def test_vendor_metric_limits_in_sql_checks_and_python_agree(
-    db, key: str, summary: str, timeout_ms: int
-) -> None:
-    assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(
-        key, summary, timeout_ms
-    )
+def test_vendor_metric_limits_in_sql_checks_and_python_agree(db, key: str, summary: str, timeout_ms: int) -> None:
+    assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(key, summary, timeout_ms)
 
 
 def test_report_size_limit_is_the_protocol_s() -> None:
@@ -109,34 +99,19 @@ def test_notice_tells_the_options_in_force(db) -> None:
     db.execute("SELECT _telemetry.announce()")
     [text] = notices.of("NOTICE")
     assert "Every 3 days this database sends" in text
-    assert (
-        "(2 hours from now)" in text
-        and "It goes to https://collector.example/r." in text
-    )
+    assert "(2 hours from now)" in text and "It goes to https://collector.example/r." in text
     assert "24 hours" not in text
 
 
 def test_level_spelling_in_sql_knows_exactly_the_python_levels(db) -> None:
     for value in (*LEVELS, *(f" {v.upper()}\t" for v in LEVELS)):
-        assert (
-            db.execute(
-                "SELECT _telemetry.metrics_level_spelled(%s)", [value]
-            ).fetchone()[0]
-            == value.strip().lower()
-        )
+        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] == value.strip().lower()
     for value in ("on", "full", "", "b asic"):
-        assert (
-            db.execute(
-                "SELECT _telemetry.metrics_level_spelled(%s)", [value]
-            ).fetchone()[0]
-            is None
-        )
+        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] is None
 
 
 def test_level_sources_in_sql_are_python_s(db) -> None:
-    source = db.execute(
-        "SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc"
-    ).fetchone()[0]
+    source = db.execute("SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc").fetchone()[0]
     found = re.search(r"ANY \(ARRAY\[(.*?)\]\)", source, re.DOTALL)
     assert found is not None
     assert tuple(re.findall(r"'([^']*)'", found.group(1))) == KNOWN_SOURCES
@@ -144,13 +119,8 @@ def test_level_sources_in_sql_are_python_s(db) -> None:
 
 def test_install_methods_are_the_protocol_s() -> None:
     """What the extension reports, the collector's dictionary accepts and the roll-up counts."""
-    dictionary = json.loads(
-        (REPO / "python" / "telemetry_collector" / "report_fields.json").read_text()
-    )
-    assert (
-        tuple(dictionary["fields"]["install_method"]["values"])
-        == protocol.INSTALL_METHODS
-    )
+    dictionary = json.loads((REPO / "python" / "telemetry_collector" / "report_fields.json").read_text())
+    assert tuple(dictionary["fields"]["install_method"]["values"]) == protocol.INSTALL_METHODS
     assert build_info.INSTALL_METHODS == protocol.INSTALL_METHODS
     assert rollup.INSTALL_METHODS == protocol.INSTALL_METHODS
 
@@ -192,6 +162,4 @@ def test_makefile_default_endpoint_is_the_placeholder() -> None:
 )
 def test_rollup_normal_form_in_sql_is_the_protocol_s(text: str) -> None:
     """The roll-up finds versions to normalize with a regular expression; the protocol normalizes them."""
-    assert (re.search(rollup._NORMAL_VERSION, text) is not None) == (
-        protocol.normal_version(text) == text
-    )
+    assert (re.search(rollup._NORMAL_VERSION, text) is not None) == (protocol.normal_version(text) == text)

@@ -27,27 +27,14 @@ def test_release_commands_record_product_security_notes_and_end_of_life(
     collector_dsn: str,
 ) -> None:
     assert add(collector_dsn, "0.2.0") == "added 0.2.0"
-    assert (
-        add(collector_dsn, "0.2.3", "--security", "--notes-url", NOTES.format("0.2.3"))
-        == "added 0.2.3 (security)"
-    )
-    assert (
-        add(collector_dsn, "15.21", "--product", "postgresql", "--security")
-        == "added postgresql 15.21 (security)"
-    )
-    assert (
-        add(collector_dsn, "2.18.0", "--product", "timescaledb")
-        == "added timescaledb 2.18.0"
-    )
+    assert add(collector_dsn, "0.2.3", "--security", "--notes-url", NOTES.format("0.2.3")) == "added 0.2.3 (security)"
+    assert add(collector_dsn, "15.21", "--product", "postgresql", "--security") == "added postgresql 15.21 (security)"
+    assert add(collector_dsn, "2.18.0", "--product", "timescaledb") == "added timescaledb 2.18.0"
     # The same version of another product is another release.
-    assert (
-        add(collector_dsn, "2.18.0", "--product", "postgis") == "added postgis 2.18.0"
-    )
+    assert add(collector_dsn, "2.18.0", "--product", "postgis") == "added postgis 2.18.0"
     eol = run_cli("release", "eol", "0.1", "--dsn", collector_dsn).stdout.strip()
     assert eol == "telemetry 0.1.x: end of life"
-    eol = run_cli(
-        "release", "eol", "13", "--product", "postgresql", "--dsn", collector_dsn
-    ).stdout.strip()
+    eol = run_cli("release", "eol", "13", "--product", "postgresql", "--dsn", collector_dsn).stdout.strip()
     assert eol == "postgresql 13.x: end of life"
 
     listing = run_cli("release", "list", "--dsn", collector_dsn).stdout
@@ -73,13 +60,9 @@ def test_release_commands_record_product_security_notes_and_end_of_life(
         assert result.returncode == 1 and "series" in result.stderr, series
     again = run_cli("release", "eol", "0.1", "--dsn", collector_dsn, check=False)
     assert again.returncode == 1 and "already end of life" in again.stderr
-    withdrawn = run_cli(
-        "release", "eol", "0.1", "--withdraw", "--dsn", collector_dsn
-    ).stdout.strip()
+    withdrawn = run_cli("release", "eol", "0.1", "--withdraw", "--dsn", collector_dsn).stdout.strip()
     assert withdrawn == "telemetry 0.1.x: supported again"
-    removed = run_cli(
-        "release", "remove", "15.21", "--product", "postgresql", "--dsn", collector_dsn
-    )
+    removed = run_cli("release", "remove", "15.21", "--product", "postgresql", "--dsn", collector_dsn)
     assert removed.stdout.strip() == "removed postgresql 15.21"
     assert "15.21" not in run_cli("release", "list", "--dsn", collector_dsn).stdout
 
@@ -96,9 +79,7 @@ def products(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p.pop("product"): p for p in body["products"]}
 
 
-def test_the_answer_tells_each_listed_product(
-    collector: Any, collector_dsn: str
-) -> None:
+def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str) -> None:
     for version, options in [
         ("0.1.0", ()),
         ("0.2.0", ()),
@@ -159,10 +140,7 @@ def test_the_answer_tells_each_listed_product(
         "end_of_life": False,
         "notes_url": None,
     }
-    assert (
-        told["timescaledb"]["security"] is False
-        and told["timescaledb"]["newest"] == "2.18.0"
-    )
+    assert told["timescaledb"]["security"] is False and told["timescaledb"]["newest"] == "2.18.0"
 
     # Security in the PostgreSQL minor: 15.8 -> 15.21; an extension behind a security release.
     told = products(
@@ -173,10 +151,7 @@ def test_the_answer_tells_each_listed_product(
             extensions={"versions": {"timescaledb": "2.17.2"}, "num_other": 0},
         )
     )
-    assert (
-        told["telemetry"]["security"] is False
-        and told["telemetry"]["newest"] == "0.3.0"
-    )
+    assert told["telemetry"]["security"] is False and told["telemetry"]["newest"] == "0.3.0"
     assert told["postgresql"] == {
         "installed": "15.8",
         "newest": "18.1",
@@ -186,32 +161,16 @@ def test_the_answer_tells_each_listed_product(
         "end_of_life": False,
         "notes_url": NOTES.format("pg15.21"),
     }
-    assert (
-        told["timescaledb"]["security"] is True
-        and told["timescaledb"]["newest_in_series"] == "2.17.3"
-    )
+    assert told["timescaledb"]["security"] is True and told["timescaledb"]["newest_in_series"] == "2.17.3"
 
     # End of life: 0.1.x and PostgreSQL 13.x.
-    told = products(
-        answer_to(collector, extension_version="0.1.0", postgresql_version="13.5")
-    )
-    assert (
-        told["telemetry"]["end_of_life"] is True
-        and told["telemetry"]["newest_in_series"] == "0.1.0"
-    )
-    assert told["telemetry"]["notes_url"] == NOTES.format(
-        "0.3.0"
-    )  # end of life: go to the newest
-    assert (
-        told["postgresql"]["end_of_life"] is True
-        and told["postgresql"]["newest_in_series"] == "13.22"
-    )
+    told = products(answer_to(collector, extension_version="0.1.0", postgresql_version="13.5"))
+    assert told["telemetry"]["end_of_life"] is True and told["telemetry"]["newest_in_series"] == "0.1.0"
+    assert told["telemetry"]["notes_url"] == NOTES.format("0.3.0")  # end of life: go to the newest
+    assert told["postgresql"]["end_of_life"] is True and told["postgresql"]["newest_in_series"] == "13.22"
     # A PostgreSQL major the vendor lists nothing of: no series step.
     told = products(answer_to(collector, postgresql_version="17.5"))
-    assert (
-        told["postgresql"]["newest_in_series"] is None
-        and told["postgresql"]["security"] is False
-    )
+    assert told["postgresql"]["newest_in_series"] is None and told["postgresql"]["security"] is False
 
 
 def test_the_two_old_fields_are_unchanged(collector: Any, collector_dsn: str) -> None:
@@ -228,10 +187,7 @@ def test_the_two_old_fields_are_unchanged(collector: Any, collector_dsn: str) ->
 
 
 def listed(*releases: tuple[str, bool]) -> tuple[advisories.Listed, ...]:
-    return tuple(
-        advisories.Listed(Version(v), security, NOTES.format(v))
-        for v, security in releases
-    )
+    return tuple(advisories.Listed(Version(v), security, NOTES.format(v)) for v, security in releases)
 
 
 @pytest.mark.parametrize(
@@ -253,9 +209,7 @@ def test_the_step_takes_the_security_fix(
     step: str,
     security_in_series: bool,
 ) -> None:
-    advice = advisories.Book({"telemetry": listed(*releases)}).advise(
-        "telemetry", installed
-    )
+    advice = advisories.Book({"telemetry": listed(*releases)}).advise("telemetry", installed)
     assert advice is not None
     assert advice.security_in_series is security_in_series
     assert advice.notes_url == NOTES.format(step)  # the notes of the release to go to
@@ -264,12 +218,8 @@ def test_the_step_takes_the_security_fix(
 def test_products_are_bounded() -> None:
     """However many listed extensions a report names, the answer tells at most MAX_PRODUCTS."""
     names = [f"ext{i:03d}" for i in range(protocol.MAX_PRODUCTS + 10)]
-    book = advisories.Book(
-        {name: (advisories.Listed(Version("1.1"), False, None),) for name in names}
-    )
-    told = book.products(
-        advisories.report_versions("0.3.0", "15.20", [(name, "1.0") for name in names])
-    )
+    book = advisories.Book({name: (advisories.Listed(Version("1.1"), False, None),) for name in names})
+    told = book.products(advisories.report_versions("0.3.0", "15.20", [(name, "1.0") for name in names]))
     assert len(told) == protocol.MAX_PRODUCTS
     assert told[0].product == "ext000"
 
@@ -328,14 +278,9 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
 
     advisories = data["advisories"]
     assert advisories["now"] == {"security_share": 0.6, "end_of_life_share": 0.2}
-    assert (
-        advisories["security_share"][-1] == 0.6
-        and advisories["end_of_life_share"][-1] == 0.2
-    )
+    assert advisories["security_share"][-1] == 0.6 and advisories["end_of_life_share"][-1] == 0.2
     assert advisories["security_share"][0] is None  # nothing rolled up that day
-    lag = {
-        row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]
-    }
+    lag = {row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]}
     assert lag == {
         "on the newest minor": 3,
         "2 minor releases behind": 1,
@@ -343,9 +288,7 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
     }
 
 
-def test_rows_written_by_hand_never_reach_an_answer(
-    collector: Any, collector_db: psycopg.Connection[Any]
-) -> None:
+def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db: psycopg.Connection[Any]) -> None:
     """The table's checks are looser than the protocol: a link with a control character is left out."""
     collector_db.execute(
         """INSERT INTO collector.releases (product, version, notes_url)
