@@ -89,11 +89,7 @@ def test_report_size_limit_is_the_protocol_s() -> None:
 
 
 def test_notice_tells_the_options_in_force(db) -> None:
-    for name, value in (
-        ("interval", "3 days"),
-        ("grace", "2 hours"),
-        ("endpoint", "https://collector.example/r"),
-    ):
+    for name, value in (("interval", "3 days"), ("grace", "2 hours"), ("endpoint", "https://collector.example/r")):
         db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
     notices = Notices(db)
     db.execute("SELECT _telemetry.announce()")
@@ -127,11 +123,7 @@ def test_install_methods_are_the_protocol_s() -> None:
 
 def test_makefile_default_endpoint_is_the_placeholder() -> None:
     """A build left with the Makefile's endpoint and a source checkout name the same placeholder, no endpoint."""
-    [endpoint] = re.findall(
-        r"^TELEMETRY_ENDPOINT \?= *(\S+)$",
-        (REPO / "Makefile").read_text(),
-        re.MULTILINE,
-    )
+    [endpoint] = re.findall(r"^TELEMETRY_ENDPOINT \?= *(\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
     assert endpoint == build_info.PLACEHOLDER_ENDPOINT
     assert (urlsplit(endpoint).hostname or "").endswith(".invalid")
 

@@ -23,9 +23,7 @@ def add(dsn: str, version: str, *options: str) -> str:
     return run_cli("release", "add", version, *options, "--dsn", dsn).stdout.strip()
 
 
-def test_release_commands_record_product_security_notes_and_end_of_life(
-    collector_dsn: str,
-) -> None:
+def test_release_commands_record_product_security_notes_and_end_of_life(collector_dsn: str) -> None:
     assert add(collector_dsn, "0.2.0") == "added 0.2.0"
     assert add(collector_dsn, "0.2.3", "--security", "--notes-url", NOTES.format("0.2.3")) == "added 0.2.3 (security)"
     assert add(collector_dsn, "15.21", "--product", "postgresql", "--security") == "added postgresql 15.21 (security)"
@@ -86,16 +84,7 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         ("0.2.3", ("--notes-url", NOTES.format("0.2.3"))),
         ("0.3.0", ("--security", "--notes-url", NOTES.format("0.3.0"))),
         ("15.20", ("--product", "postgresql")),
-        (
-            "15.21",
-            (
-                "--product",
-                "postgresql",
-                "--security",
-                "--notes-url",
-                NOTES.format("pg15.21"),
-            ),
-        ),
+        ("15.21", ("--product", "postgresql", "--security", "--notes-url", NOTES.format("pg15.21"))),
         ("18.1", ("--product", "postgresql")),
         ("13.22", ("--product", "postgresql")),
         ("2.17.3", ("--product", "timescaledb", "--security")),
@@ -110,18 +99,11 @@ def test_the_answer_tells_each_listed_product(collector: Any, collector_dsn: str
         collector,
         extension_version="0.2.3",
         postgresql_version="15.21",
-        extensions={
-            "versions": {"plpgsql": "1.0", "timescaledb": "2.18.0"},
-            "num_other": 0,
-        },
+        extensions={"versions": {"plpgsql": "1.0", "timescaledb": "2.18.0"}, "num_other": 0},
     )
     assert (body["latest_version"], body["up_to_date"]) == ("0.3.0", False)
     told = products(body)
-    assert list(told) == [
-        "telemetry",
-        "postgresql",
-        "timescaledb",
-    ]  # plpgsql is not listed
+    assert list(told) == ["telemetry", "postgresql", "timescaledb"]  # plpgsql is not listed
     assert told["telemetry"] == {
         "installed": "0.2.3",
         "newest": "0.3.0",
@@ -204,10 +186,7 @@ def listed(*releases: tuple[str, bool]) -> tuple[advisories.Listed, ...]:
     ],
 )
 def test_the_step_takes_the_security_fix(
-    installed: str,
-    releases: list[tuple[str, bool]],
-    step: str,
-    security_in_series: bool,
+    installed: str, releases: list[tuple[str, bool]], step: str, security_in_series: bool
 ) -> None:
     advice = advisories.Book({"telemetry": listed(*releases)}).advise("telemetry", installed)
     assert advice is not None
@@ -266,12 +245,7 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
         ("0.3.0", "16.4"),  # a major the vendor lists nothing of
     ]
     for version, postgresql in fleet:
-        store(
-            collector_db,
-            at(t, 1),
-            extension_version=version,
-            postgresql_version=postgresql,
-        )
+        store(collector_db, at(t, 1), extension_version=version, postgresql_version=postgresql)
     roll_up(collector_dsn, until=at(t, 23))
     vendor = start_vendor()
     data = requests.get(f"{vendor.url}/v1/fleet?days=7", timeout=30).json()
@@ -281,11 +255,7 @@ def test_the_fleet_shows_security_end_of_life_and_minor_lag(
     assert advisories["security_share"][-1] == 0.6 and advisories["end_of_life_share"][-1] == 0.2
     assert advisories["security_share"][0] is None  # nothing rolled up that day
     lag = {row["value"]: row["databases"] for row in data["now"]["postgresql_minor_lag"]}
-    assert lag == {
-        "on the newest minor": 3,
-        "2 minor releases behind": 1,
-        "major not listed": 1,
-    }
+    assert lag == {"on the newest minor": 3, "2 minor releases behind": 1, "major not listed": 1}
 
 
 def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db: psycopg.Connection[Any]) -> None:
