@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 import telemetry_protocol as protocol
+from telemetry_collector.fleet import rollup
 from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
+from telemetry_extension import build_info
 from telemetry_extension.level_setting import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
 from tests.helpers import REPO, Notices
@@ -117,3 +121,47 @@ def test_the_collector_package_has_the_extension_s_version_and_build_backend_pin
     install_pins = (REPO / "python" / "requirements-collector-install.in").read_text().split()
     for backend in project["build-system"]["requires"]:
         assert backend in install_pins, f"{backend} is not pinned in requirements-collector-install.in"
+
+
+def test_install_methods_are_the_protocol_s() -> None:
+    """What the extension reports, the collector's dictionary accepts and the roll-up counts."""
+    dictionary = json.loads((REPO / "python" / "telemetry_collector" / "report_fields.json").read_text())
+    assert tuple(dictionary["fields"]["install_method"]["values"]) == protocol.INSTALL_METHODS
+    assert build_info.INSTALL_METHODS == protocol.INSTALL_METHODS
+    assert rollup.INSTALL_METHODS == protocol.INSTALL_METHODS
+
+
+def test_makefile_default_endpoint_is_the_placeholder() -> None:
+    """A build left with the Makefile's endpoint and a source checkout name the same placeholder, no endpoint."""
+    [endpoint] = re.findall(r"^TELEMETRY_ENDPOINT \?= *(\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert endpoint == build_info.PLACEHOLDER_ENDPOINT
+    assert (urlsplit(endpoint).hostname or "").endswith(".invalid")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0.2.0",
+        "0.2",
+        "1!2.0",
+        "0!2.0",
+        "v0.2.0",
+        " 0.2.0",
+        "0.3.0rc1",
+        "0.3.0-rc1",
+        "0.3.0RC1",
+        "0.3.0c1",
+        "0.3.0.post1",
+        "0.3.0post1",
+        "0.3.0-1",
+        "0.3.0.dev2",
+        "0.3.0a1.post2.dev3",
+        "01.2",
+        "1.0+local",
+        "not a version",
+        "",
+    ],
+)
+def test_rollup_normal_form_in_sql_is_the_protocol_s(text: str) -> None:
+    """The roll-up finds versions to normalize with a regular expression; the protocol normalizes them."""
+    assert (re.search(rollup._NORMAL_VERSION, text) is not None) == (protocol.normal_version(text) == text)

@@ -5,5 +5,3 @@ with psycopg_pool), answers each with the newest release, and shows the fleet.
 It shares only `telemetry_protocol` with the extension, never the code that
 runs inside PostgreSQL.
 """
-
-__version__ = "0.1.0"

@@ -12,6 +12,7 @@ the vendor side its roll-up dimensions (fleet/rollup.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -52,11 +53,8 @@ class Book:
     def advise(self, product: str, installed_text: str | None) -> protocol.ProductAdvice | None:
         """The answer's entry for `product` at `installed_text`; None when not listed or not a version."""
         newest = self.newest(product)
-        if newest is None or installed_text is None:
-            return None
-        try:
-            installed = protocol.parse_version(installed_text)
-        except protocol.ProtocolError:
+        installed = protocol.version_or_none(installed_text)
+        if newest is None or installed is None:
             return None
         listed = self.releases[product]
         series = protocol.series_of(product, installed)
@@ -87,9 +85,8 @@ class Book:
 
     def minor_lag(self, postgresql_version: str) -> int | None:
         """How many listed PostgreSQL releases of its major are newer; None when none of that major is listed."""
-        try:
-            installed = protocol.parse_version(postgresql_version)
-        except protocol.ProtocolError:
+        installed = protocol.version_or_none(postgresql_version)
+        if installed is None:
             return None
         series = protocol.series_of(protocol.PRODUCT_POSTGRESQL, installed)
         same = [
@@ -177,6 +174,22 @@ async def load_book(conn: psycopg.AsyncConnection[Any]) -> Book:
     return Book({k: tuple(v) for k, v in listed.items()}, {k: tuple(v) for k, v in eol.items()})
 
 
+_Answers = Callable[[str, str, tuple[tuple[str, str | None], ...]], bytes | None]
+
+
+def _answers_from(book: Book) -> _Answers:
+    """answer() from `book`, as JSON bytes; the MAX_CACHED_ANSWERS last asked for are remembered."""
+
+    @functools.lru_cache(maxsize=MAX_CACHED_ANSWERS)
+    def made(
+        extension_version: str, postgresql_version: str, extensions: tuple[tuple[str, str | None], ...]
+    ) -> bytes | None:
+        found = answer(book, extension_version, postgresql_version, extensions)
+        return None if found is None else json.dumps(found).encode()
+
+    return made
+
+
 class AnswerCache:
     """The book, re-read at most every `ttl` seconds (0: on every call), and answers made from it, as bytes."""
 
@@ -188,14 +201,14 @@ class AnswerCache:
         self._clock = clock
         self._book = Book()
         self._loaded_at: float | None = None
-        self._answers: dict[tuple[Any, ...], bytes | None] = {}
+        self._answers = _answers_from(self._book)
 
     async def book(self) -> Book:
         now = self._clock()
         if self._loaded_at is None or now - self._loaded_at >= self._ttl:
             book = await self._load()
             if book != self._book:
-                self._answers.clear()
+                self._answers = _answers_from(book)
             self._book, self._loaded_at = book, now
         return self._book
 
@@ -203,19 +216,9 @@ class AnswerCache:
         self, extension_version: str, postgresql_version: str, extensions: Iterable[tuple[str, str | None]]
     ) -> bytes | None:
         """The answer's JSON; None when there is nothing to answer with (no release, a sender's bad version)."""
-        book = await self.book()
-        listed = book.listed_products()
+        listed = (await self.book()).listed_products()
         relevant = tuple(sorted((n, v) for n, v in extensions if n in listed))
-        key = (extension_version, postgresql_version, relevant)
-        try:
-            return self._answers[key]
-        except KeyError:
-            pass
-        if len(self._answers) >= MAX_CACHED_ANSWERS:
-            self._answers.clear()
-        made = answer(book, extension_version, postgresql_version, relevant)
-        self._answers[key] = None if made is None else json.dumps(made).encode()
-        return self._answers[key]
+        return self._answers(extension_version, postgresql_version, relevant)
 
 
 # The vendor side's roll-up dimensions (fleet/rollup.py), from the same rules as the answer.

@@ -57,10 +57,7 @@ def newest(versions: Iterable[str]) -> str | None:
 
 def _parse_or_none(text: str) -> Version | None:
     """Rows written past `release add` (by hand, in SQL) that are not versions are ignored."""
-    try:
-        return protocol.parse_version(text)
-    except protocol.ProtocolError:
-        return None
+    return protocol.version_or_none(text)
 
 
 def answer(newest_version: str | None, sender_version: str) -> dict[str, Any] | None:
@@ -72,11 +69,8 @@ def answer(newest_version: str | None, sender_version: str) -> dict[str, Any] | 
     """
     if newest_version is not None:
         return protocol.make_answer(newest_version, sender_version)
-    try:
-        own = protocol.parse_version(sender_version)
-    except protocol.ProtocolError:
-        return None
-    return {"latest_version": str(own), "up_to_date": True}
+    own = protocol.normal_version(sender_version)
+    return None if own is None else {"latest_version": own, "up_to_date": True}
 
 
 def canonical(version: str) -> str:

@@ -17,6 +17,7 @@ file, never the extension's code.  `clean()` walks a parsed report along it:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -27,8 +28,6 @@ from typing import Any
 
 import telemetry_protocol as protocol
 
-# Integers beyond 2**53 do not survive a JSON round trip through most readers.
-MAX_SAFE_INTEGER = 2**53 - 1
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?[+-][0-9]{2}:[0-9]{2}")
 # A registered metric's value: a number, null, or an object of numbers.
@@ -223,10 +222,10 @@ def _compile_leaf(node: _Leaf) -> _Check:
     path, json_type = node.path, node.json_type
     nullable = "null" in json_type
     if json_type.startswith("integer"):
-        message = f"{path} must be an integer from 0 to {MAX_SAFE_INTEGER}"
+        message = f"{path} must be an integer from 0 to {protocol.MAX_SAFE_INTEGER}"
 
         def check_integer(item: Any, tally: list[int]) -> Any:
-            if type(item) is int and 0 <= item <= MAX_SAFE_INTEGER:
+            if type(item) is int and 0 <= item <= protocol.MAX_SAFE_INTEGER:
                 return item
             if item is None and nullable:
                 return None
@@ -286,7 +285,7 @@ def _compile_string(node: _Leaf, nullable: bool) -> _Check:
         if lower and not item.islower() and any(c.isalpha() for c in item):
             tally[1] += 1  # stored canonical: lower case
             return item.lower()
-        if canonical and (normal := _VALID_VERSIONS.get(item, item)) != item:
+        if canonical and (normal := _normal_version(item)) != item:
             tally[1] += 1  # stored in PEP 440's normal form: " v0.2.0 " and "0.2.0" are one version
             return normal
         return item
@@ -300,7 +299,7 @@ def _compile_vendor(node: _Leaf) -> _Check:
     key_pattern = node.pattern
 
     def number(item: Any) -> int | float:
-        if type(item) is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+        if type(item) is int and -protocol.MAX_SAFE_INTEGER <= item <= protocol.MAX_SAFE_INTEGER:
             return item
         if type(item) is float and math.isfinite(item):
             return item
@@ -329,23 +328,13 @@ def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     return lambda text: fullmatch(text) is not None
 
 
-# Versions repeat across a fleet (a few releases of each extension): remember the valid ones,
-# each with its PEP 440 normal form.
-_VALID_VERSIONS: dict[str, str] = {}
-_VALID_VERSIONS_MAX = 4096
+# Versions repeat across a fleet (a few releases of each extension): each text's PEP 440
+# normal form (None: no version) is remembered.
+_normal_version = functools.lru_cache(maxsize=4096)(protocol.normal_version)
 
 
 def _is_version(text: str) -> bool:
-    if text in _VALID_VERSIONS:
-        return True
-    try:
-        version = protocol.parse_version(text)
-    except protocol.ProtocolError:
-        return False
-    if len(_VALID_VERSIONS) >= _VALID_VERSIONS_MAX:
-        _VALID_VERSIONS.clear()
-    _VALID_VERSIONS[text] = str(version)
-    return True
+    return _normal_version(text) is not None
 
 
 def _is_timestamp(text: str) -> bool:

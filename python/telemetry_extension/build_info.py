@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import telemetry_protocol as protocol
+
+# The Makefile's TELEMETRY_ENDPOINT default (a test checks they agree): a host under .invalid,
+# no endpoint (is_no_endpoint).
+PLACEHOLDER_ENDPOINT = "https://telemetry.invalid/v1/report"
+
 try:
     from telemetry_extension import _build  # type: ignore[attr-defined]
 
@@ -22,12 +28,12 @@ except ImportError:  # a source checkout, not an installed copy
     INSTALL_METHOD_BUILT = "source"
     BUILD_OS_NAME = "unknown"
     BUILD_OS_VERSION = "unknown"
-    DEFAULT_ENDPOINT = "https://telemetry.invalid/v1/report"
+    DEFAULT_ENDPOINT = PLACEHOLDER_ENDPOINT
     DEFAULT_LEVEL_BUILT = "basic"
 
-# install_method is vocabulary, not free text: a packager's typo must not
+# install_method is vocabulary (the protocol's): a packager's typo must not
 # become a string that leaves the database.
-INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+INSTALL_METHODS = protocol.INSTALL_METHODS
 INSTALL_METHOD = INSTALL_METHOD_BUILT if INSTALL_METHOD_BUILT in INSTALL_METHODS else "other"
 
 # The boot value of telemetry.metrics_level the C module was built with (the

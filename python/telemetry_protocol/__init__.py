@@ -37,6 +37,11 @@ releases (0.10.0 after 0.9.0).  A pre-release (a, b, rc, dev) as the newest
 does not make a final release out of date: a DBA running 0.2.0 is not told
 about 0.3.0rc1.  A DBA running a pre-release is told of any newer version,
 final or pre-release (0.3.0rc1 -> 0.3.0rc2 or 0.3.0).
+
+Versions are read here for both sides, by one parser (packaging's PEP 440):
+parse_version (a release version or ProtocolError), version_or_none,
+normal_version (PEP 440's normal form) and public_version (what a sender may
+report of a version it finds, a local part dropped).
 """
 
 from __future__ import annotations
@@ -76,6 +81,14 @@ PRODUCT_KEYS = frozenset(
 # The report's own format: report_format_version in every report.
 REPORT_FORMAT_VERSION = 1
 
+# install_method is vocabulary, not free text: a packager's typo must not become a string that
+# leaves the database.  A sender reports a method outside it as "other"; a collector counts it so.
+INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+
+# The largest magnitude of a number in a report: every JSON reader (JavaScript's too) holds
+# integers up to 2**53 - 1 exactly; beyond, they do not survive a round trip.
+MAX_SAFE_INTEGER = 2**53 - 1
+
 # What a collector needs to store a report; the extension's report carries more.
 # JSON types as Python types (bool is checked apart from int).
 REQUIRED_REPORT_FIELDS: dict[str, type] = {
@@ -106,17 +119,45 @@ def user_agent(extension_version: str) -> str:
     return f"{USER_AGENT_PRODUCT}/{extension_version}"
 
 
+def _pep440(text: str) -> Version | None:
+    """PEP 440's reading of `text` (packaging's), any form; None when it is no version.  The one parser."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
 def parse_version(text: Any) -> Version:
     """A release version, or ProtocolError: only PEP 440 public versions count."""
     if not isinstance(text, str) or not text or len(text) > MAX_VERSION_LENGTH:
         raise ProtocolError("version must be a non-empty string of at most 64 characters")
-    try:
-        version = Version(text)
-    except InvalidVersion as exc:
-        raise ProtocolError(f"invalid version string: {text[:MAX_VERSION_LENGTH]!r}") from exc
+    version = _pep440(text)
+    if version is None:
+        raise ProtocolError(f"invalid version string: {text[:MAX_VERSION_LENGTH]!r}")
     if version.local is not None:
         raise ProtocolError("version must not carry a local part (+...)")
     return version
+
+
+def version_or_none(text: Any) -> Version | None:
+    """parse_version, with None for what is no release version."""
+    try:
+        return parse_version(text)
+    except ProtocolError:
+        return None
+
+
+def normal_version(text: Any) -> str | None:
+    """A release version in PEP 440's normal form (" v0.2 " is "0.2"), else None."""
+    version = version_or_none(text)
+    return None if version is None else str(version)
+
+
+def public_version(text: str | None) -> str | None:
+    """A version as a sender may report it: its PEP 440 public part in normal form (a local
+    part "+..." dropped), else None."""
+    version = None if text is None else _pep440(text)
+    return None if version is None else version.public
 
 
 def check_product_name(text: Any) -> str:
@@ -292,10 +333,8 @@ def is_up_to_date(installed: Version, latest: Version) -> bool:
 def make_answer(latest_version: str, sender_version: str) -> dict[str, Any]:
     """What a collector answers a sender running `sender_version`."""
     latest = parse_version(latest_version)
-    try:
-        current = is_up_to_date(parse_version(sender_version), latest)
-    except ProtocolError:
-        current = False
+    sender = version_or_none(sender_version)
+    current = sender is not None and is_up_to_date(sender, latest)
     return {"latest_version": str(latest), "up_to_date": current}
 
 

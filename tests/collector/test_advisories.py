@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import psycopg
@@ -265,3 +267,36 @@ def test_rows_written_by_hand_never_reach_an_answer(collector: Any, collector_db
     body = answer_to(collector, extension_version="0.2.0")
     assert body["latest_version"] == "9.0.0"
     assert products(body)["telemetry"]["notes_url"] is None
+
+
+def test_answers_are_remembered_per_book_and_bounded() -> None:
+    """Within the ttl the book is read once; a changed book gives new answers; at most MAX_CACHED_ANSWERS kept."""
+    now = [0.0]
+    newest = ["0.3.0"]
+    loads: list[str] = []
+
+    async def load() -> advisories.Book:
+        loads.append(newest[0])
+        listed = advisories.Listed(Version(newest[0]), False, None)
+        return advisories.Book({protocol.PRODUCT_SELF: (listed,)})
+
+    cache = advisories.AnswerCache(load, ttl=10, clock=lambda: now[0])
+
+    async def latest(sender: str = "0.2.0") -> str:
+        body = await cache.answer(sender, "15.8", ())
+        assert body is not None
+        return json.loads(body)["latest_version"]
+
+    assert asyncio.run(latest()) == "0.3.0"
+    newest[0] = "0.4.0"
+    now[0] = 9.0
+    assert asyncio.run(latest()) == "0.3.0" and loads == ["0.3.0"]
+    now[0] = 10.0
+    assert asyncio.run(latest()) == "0.4.0" and loads == ["0.3.0", "0.4.0"]
+
+    async def many() -> None:
+        for patch in range(advisories.MAX_CACHED_ANSWERS + 10):
+            await cache.answer(f"0.2.{patch}", "15.8", ())
+
+    asyncio.run(many())
+    assert cache._answers.cache_info().currsize == advisories.MAX_CACHED_ANSWERS

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from packaging.version import InvalidVersion, Version
 from psycopg.types.json import Jsonb
 
 import telemetry_protocol as protocol
@@ -66,7 +65,7 @@ DIMENSIONS = (
 )
 ALL = "all"  # the dimension every report has once: totals
 # The protocol's install_method vocabulary; anything else is counted as "other".
-INSTALL_METHODS = ("source", "deb", "rpm", "docker", "homebrew", "windows", "cloud", "other")
+INSTALL_METHODS = protocol.INSTALL_METHODS
 # data_volume buckets: the value stored is width_bucket's index (0 below the first bound).
 SIZE_BOUNDS = (10**7, 10**8, 10**9, 10**10, 10**11, 10**12)
 # Installed everywhere (plpgsql) or by definition (telemetry): no information.
@@ -416,12 +415,8 @@ async def run(
 
 
 def normal_version(text: str) -> str:
-    """PEP 440's normal form of `text` (packaging), or UNPARSABLE for text that is no public version."""
-    try:
-        version = Version(text)
-    except InvalidVersion:
-        return UNPARSABLE
-    return UNPARSABLE if version.local is not None else str(version)
+    """PEP 440's normal form of `text`, or UNPARSABLE for text that is no release version (the protocol's rule)."""
+    return protocol.normal_version(text) or UNPARSABLE
 
 
 async def _bound_values(conn: psycopg.AsyncConnection[Any], max_values_per_day: int) -> None:

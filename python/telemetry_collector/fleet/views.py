@@ -28,8 +28,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
+import telemetry_protocol as protocol
 from telemetry_collector import releases
 from telemetry_collector.fleet import rollup
 
@@ -72,10 +73,7 @@ MINOR_LAG_LABELS = {"0": "on the newest minor", "1": "1 minor release behind", "
 
 
 def parse_version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
+    return protocol.version_or_none(text)
 
 
 def release_order(values: Iterable[str]) -> list[str]:

@@ -68,10 +68,9 @@ def _reported(sent_body: bytes, installed: str) -> dict[str, str]:
 
 
 def _same_version(a: str, b: str) -> bool:
-    try:
-        return protocol.parse_version(a) == protocol.parse_version(b)
-    except protocol.ProtocolError:
-        return False
+    """Whether two texts are one release version (0.2 and 0.2.0 are); never for what is no version."""
+    version = protocol.version_or_none(a)
+    return version is not None and version == protocol.version_or_none(b)
 
 
 def judge(verdict: Verdict, sent_body: bytes) -> list[Product]:

@@ -50,15 +50,6 @@ def check_ca_file(value: str) -> str:
     return value
 
 
-def _interval_checker(minimum: timedelta, maximum: timedelta) -> Callable[[timedelta], timedelta]:
-    def check(value: timedelta) -> timedelta:
-        if not minimum <= value <= maximum:
-            raise InvalidOption(f"must be between {minimum} and {maximum}")
-        return value
-
-    return check
-
-
 @dataclass(frozen=True)
 class OptionSpec:
     name: str
@@ -67,6 +58,19 @@ class OptionSpec:
     default: str | timedelta | None
     check: Callable[..., object]
 
+
+def _interval(name: str, summary: str, default: timedelta, minimum: timedelta, maximum: timedelta) -> OptionSpec:
+    """An interval option, valid from `minimum` to `maximum`."""
+
+    def check(value: timedelta) -> timedelta:
+        if not minimum <= value <= maximum:
+            raise InvalidOption(f"must be between {minimum} and {maximum}")
+        return value
+
+    return OptionSpec(name, summary, "interval", default, check)
+
+
+_SECOND, _HOUR, _DAY = timedelta(seconds=1), timedelta(hours=1), timedelta(days=1)
 
 SPECS: dict[str, OptionSpec] = {
     spec.name: spec
@@ -78,43 +82,21 @@ SPECS: dict[str, OptionSpec] = {
             build_info.DEFAULT_ENDPOINT,
             check_endpoint,
         ),
-        OptionSpec(
-            "interval",
-            "time between reports",
-            "interval",
-            timedelta(hours=24),
-            _interval_checker(timedelta(seconds=1), timedelta(days=31)),
-        ),
+        _interval("interval", "time between reports", 24 * _HOUR, _SECOND, 31 * _DAY),
         # PMM's grace: the first report waits a day, time enough to turn telemetry off.
-        OptionSpec(
-            "grace",
-            "wait after CREATE EXTENSION before the first report",
-            "interval",
-            timedelta(hours=24),
-            _interval_checker(timedelta(0), timedelta(days=31)),
-        ),
-        OptionSpec(
-            "retry_base",
-            "first retry delay after a failure; doubles up to the interval",
-            "interval",
-            timedelta(hours=1),
-            _interval_checker(timedelta(seconds=1), timedelta(days=31)),
+        _interval("grace", "wait after CREATE EXTENSION before the first report", 24 * _HOUR, timedelta(0), 31 * _DAY),
+        _interval(
+            "retry_base", "first retry delay after a failure; doubles up to the interval", _HOUR, _SECOND, 31 * _DAY
         ),
         # A fleet installed together must not call in the same minute.
-        OptionSpec(
-            "jitter",
-            "largest random delay added to each due time",
-            "interval",
-            timedelta(hours=1),
-            _interval_checker(timedelta(0), timedelta(days=1)),
-        ),
+        _interval("jitter", "largest random delay added to each due time", _HOUR, timedelta(0), _DAY),
         # Every network step of one send together, so a tick is bounded.
-        OptionSpec(
+        _interval(
             "deadline",
             "overall time limit of one send, all network steps included",
-            "interval",
-            timedelta(seconds=10),
-            _interval_checker(timedelta(seconds=1), timedelta(seconds=60)),
+            10 * _SECOND,
+            _SECOND,
+            60 * _SECOND,
         ),
         OptionSpec(
             "ca_file",

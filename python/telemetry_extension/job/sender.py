@@ -228,33 +228,37 @@ def _connect_to_looked_up(
     raise failure
 
 
+class _LookingUp(HTTPConnection):
+    """A connection that looks its host up as above and reports its socket; the deadline and the
+    handles are those of one send (class attributes of the subclasses _pool_classes makes)."""
+
+    deadline: float
+    handles: _Handles
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_to_looked_up(self, super()._new_conn, self.deadline, self.handles)
+
+    def connect(self) -> None:
+        super().connect()
+        self.handles.add_socket(self.sock)
+
+
+def _pool_classes(handles: _Handles, deadline: float) -> dict[str, Any]:
+    """urllib3's pool classes by scheme, their connections _LookingUp for this send."""
+    send = {"deadline": deadline, "handles": handles}
+    schemes = (("http", HTTPConnectionPool, HTTPConnection), ("https", HTTPSConnectionPool, HTTPSConnection))
+    pools: dict[str, Any] = {}
+    for scheme, pool, connection in schemes:
+        connection_class = type(f"{scheme}_connection", (_LookingUp, connection), send)
+        pools[scheme] = type(f"{scheme}_pool", (pool,), {"ConnectionCls": connection_class})
+    return pools
+
+
 class _Adapter(HTTPAdapter):
     """requests' adapter whose connections look names up as above, report their sockets and never retry."""
 
     def __init__(self, handles: _Handles, deadline: float) -> None:
-        class Connection(HTTPConnection):
-            def _new_conn(self) -> socket.socket:
-                return _connect_to_looked_up(self, super()._new_conn, deadline, handles)
-
-            def connect(self) -> None:
-                super().connect()
-                handles.add_socket(self.sock)
-
-        class TLSConnection(HTTPSConnection):
-            def _new_conn(self) -> socket.socket:
-                return _connect_to_looked_up(self, super()._new_conn, deadline, handles)
-
-            def connect(self) -> None:
-                super().connect()
-                handles.add_socket(self.sock)
-
-        class Pool(HTTPConnectionPool):
-            ConnectionCls = Connection
-
-        class TLSPool(HTTPSConnectionPool):
-            ConnectionCls = TLSConnection
-
-        self._pools: dict[str, Any] = {"http": Pool, "https": TLSPool}
+        self._pools = _pool_classes(handles, deadline)
         super().__init__(max_retries=NO_RETRY, pool_connections=1, pool_maxsize=1)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import telemetry_protocol as protocol
@@ -26,8 +27,8 @@ from telemetry_extension.db import Database
 from telemetry_extension.job import advisories
 from telemetry_extension.job.audit import record
 from telemetry_extension.job.copies import adopt_own_identity, is_copy
-from telemetry_extension.job.options import read_options
-from telemetry_extension.job.schedule import iso, read_state
+from telemetry_extension.job.options import Options, read_options
+from telemetry_extension.job.schedule import State, iso, read_state
 from telemetry_extension.job.version_check import Verdict, judge, store
 from telemetry_extension.level_setting import Level, effective_level
 from telemetry_extension.report import build_report, to_json
@@ -95,74 +96,93 @@ def _read_answer(answer: bytes, report: bytes) -> tuple[Verdict | None, list[adv
         return None, [], f"invalid answer: it could not be read ({type(exc).__name__})"
 
 
-def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
-    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(db, build_report(db, level)).encode()))
-    if trigger == "job" and state.due > state.now:
-        return {"outcome": "not_due", "next_due": iso(state.due)}
-    started = time.time()
+@dataclass(frozen=True)
+class _Outcome:
+    """What one exchange came to: the answer read (error None), or the failure, with what the wire told."""
+
+    started: float
+    error: str | None
+    seconds: float = 0.0
     http_status: int | None = None
     retry_after: float | None = None
-    seconds = 0.0
     verdict: Verdict | None = None
-    products: list[advisories.Product] = []
+    products: list[advisories.Product] = field(default_factory=list)
+
+
+def _exchange(db: Database, options: Options, body: bytes) -> _Outcome:
+    """The exchange: the report posted and the answer read, or why not; nothing escapes but a cancel."""
+    started = time.time()
     try:
         protocol.check_report_size(body)
     except protocol.ProtocolError as exc:
-        error: str | None = str(exc)
-    else:
-        from telemetry_extension.job.sender import post_report  # loads requests: only when sending
+        return _Outcome(started, str(exc))
+    from telemetry_extension.job.sender import post_report  # loads requests: only when sending
 
-        exchange = post_report(
-            state.options.endpoint,
-            body,
-            user_agent=protocol.user_agent(build_info.VERSION),
-            deadline_seconds=state.options.deadline.total_seconds(),
-            ca_file=state.options.ca_file,
-            check_interrupts=lambda: db.rows("SELECT 1"),
-        )
-        error, http_status, seconds = exchange.error, exchange.status, exchange.seconds
-        retry_after = exchange.retry_after
-        if error is None:
-            verdict, products, error = _read_answer(exchange.body, body)
-    # A copy's first send went out under the identity get_report() shows (derived, not yet
-    # written); now that no network step remains, the copy writes it, then records the attempt.
-    if adopt_own_identity(db):
-        state = read_state(db)
-    due = record(
+    exchange = post_report(
+        options.endpoint,
+        body,
+        user_agent=protocol.user_agent(build_info.VERSION),
+        deadline_seconds=options.deadline.total_seconds(),
+        ca_file=options.ca_file,
+        check_interrupts=lambda: db.rows("SELECT 1"),
+    )
+    on_the_wire = _Outcome(started, exchange.error, exchange.seconds, exchange.status, exchange.retry_after)
+    if exchange.error is not None:
+        return on_the_wire
+    verdict, products, error = _read_answer(exchange.body, body)
+    return replace(on_the_wire, error=error, verdict=verdict, products=products)
+
+
+def _record(db: Database, trigger: str, state: State, body: bytes, outcome: _Outcome) -> float:
+    """The attempt kept for audit; the next due time."""
+    return record(
         db,
         trigger,
         state,
         body,
-        started,
-        seconds=seconds,
-        http_status=http_status,
-        retry_after=retry_after,
-        latest_version=verdict.latest if verdict else None,
-        error=error,
+        outcome.started,
+        seconds=outcome.seconds,
+        http_status=outcome.http_status,
+        retry_after=outcome.retry_after,
+        latest_version=outcome.verdict.latest if outcome.verdict else None,
+        error=outcome.error,
     )
-    endpoint = state.options.endpoint
-    if error is not None:
+
+
+def _judge(db: Database, trigger: str, state: State, body: bytes, outcome: _Outcome) -> dict[str, Any]:
+    """The judgement: the attempt recorded, then a failure's one log line, or the answer stored and told."""
+    # A copy's first send went out under the identity get_report() shows (derived, not yet
+    # written); now that no network step remains, the copy writes it, then records the attempt.
+    if adopt_own_identity(db):
+        state = read_state(db)
+    due = _record(db, trigger, state, body, outcome)
+    timing = {"next_due": iso(due), "duration_ms": round(outcome.seconds * 1000)}
+    if outcome.error is not None:
         # The one log line of this failure.
-        db.plpy.log(f"telemetry: report not sent to {endpoint}: {error}; next try after {iso(due)}")
-        return {
-            "outcome": "failed",
-            "error": error,
-            "http_status": http_status,
-            "next_due": iso(due),
-            "duration_ms": round(seconds * 1000),
-        }
+        db.plpy.log(
+            f"telemetry: report not sent to {state.options.endpoint}: {outcome.error}; next try after {iso(due)}"
+        )
+        return {"outcome": "failed", "error": outcome.error, "http_status": outcome.http_status, **timing}
+    verdict = outcome.verdict
     assert verdict is not None
     store(db, verdict)
-    advisories.store(db, products)
-    advisories.tell(db, verdict, products)
+    advisories.store(db, outcome.products)
+    advisories.tell(db, verdict, outcome.products)
     return {
         "outcome": "sent",
-        "http_status": http_status,
+        "http_status": outcome.http_status,
         "latest_version": verdict.latest,
         "up_to_date": verdict.up_to_date,
-        "next_due": iso(due),
-        "duration_ms": round(seconds * 1000),
+        **timing,
     }
+
+
+def _send(db: Database, level: Level, trigger: str) -> dict[str, Any]:
+    """The report built (without keeping locks), exchanged, and judged."""
+    state, body = _without_keeping_locks(db, lambda: (read_state(db), to_json(db, build_report(db, level)).encode()))
+    if trigger == "job" and state.due > state.now:
+        return {"outcome": "not_due", "next_due": iso(state.due)}
+    return _judge(db, trigger, state, body, _exchange(db, state.options, body))
 
 
 def run(db: Database, trigger: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 An extension's name is vocabulary only when it is on PUBLIC_EXTENSIONS: a
 name a user made up for an in-house extension could say who they are.  Others
-are only counted.  Versions pass through public_version (PEP 440 public part,
+are only counted.  Versions pass through the protocol's public_version (PEP 440 public part,
 else null).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import telemetry_protocol as protocol
 from telemetry_extension.metrics.declaration import Context, Field, Metric
-from telemetry_extension.metrics.values import public_version
 
 # Well-known public extensions whose presence the report tells (true/false).
 RELATED_EXTENSIONS = (
@@ -183,7 +183,7 @@ def extensions(ctx: Context) -> dict[str, Any]:
     installed = ctx.extensions
     known = sorted(name for name in installed if name in PUBLIC_EXTENSIONS)
     return {
-        "versions": {name: public_version(installed[name]) for name in known},
+        "versions": {name: protocol.public_version(installed[name]) for name in known},
         "num_other": len(installed) - len(known),
     }
 

@@ -12,32 +12,27 @@ def _uname(ctx: Context) -> os.uname_result:
     return ctx.shared("uname", os.uname)  # type: ignore[no-any-return]
 
 
+def _uname_metric(key: str, summary: str, flag: str, example: str, part: str) -> Metric:
+    """One part of uname, as its safe text."""
+    return Metric(
+        key,
+        "string",
+        summary,
+        f"uname -{flag} of the server",
+        example,
+        lambda ctx: uname_text(getattr(_uname(ctx), part)),
+        timeout_ms=NO_SQL,
+    )
+
+
 METRICS: tuple[Metric, ...] = (
-    Metric(
-        "os_name",
-        "string",
-        "Operating system of the server.",
-        "uname -s of the server",
-        "Linux",
-        lambda ctx: uname_text(_uname(ctx).sysname),
-        timeout_ms=NO_SQL,
-    ),
-    Metric(
+    _uname_metric("os_name", "Operating system of the server.", "s", "Linux", "sysname"),
+    _uname_metric(
         "os_version",
-        "string",
         "Kernel build of the server.",
-        "uname -v of the server",
+        "v",
         "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)",
-        lambda ctx: uname_text(_uname(ctx).version),
-        timeout_ms=NO_SQL,
+        "version",
     ),
-    Metric(
-        "os_release",
-        "string",
-        "Kernel release of the server.",
-        "uname -r of the server",
-        "6.1.0-28-amd64",
-        lambda ctx: uname_text(_uname(ctx).release),
-        timeout_ms=NO_SQL,
-    ),
+    _uname_metric("os_release", "Kernel release of the server.", "r", "6.1.0-28-amd64", "release"),
 )

@@ -8,7 +8,7 @@ one-line summary and a query; the report carries the query's result under
 vendor_metrics.<key>.  The query must be one SELECT returning one row of
 numbers: one column gives a number, several give an object by column name.
 A number must be finite and within the JSON-safe integer range
-(|n| <= 2**53 - 1, MAX_SAFE_NUMBER), so that every JSON reader gets it exactly.
+(|n| <= 2**53 - 1, the protocol's MAX_SAFE_INTEGER), so that every JSON reader gets it exactly.
 Anything else is an error at registration and {"error": "invalid_result"} in
 a report.
 
@@ -35,11 +35,12 @@ import json
 import re
 from typing import Any
 
+import telemetry_protocol as protocol
 from telemetry_extension.db import Database
 from telemetry_extension.level_setting import LEVELS
 from telemetry_extension.metrics.declaration import NO_SQL, Context, Field, Metric
 from telemetry_extension.metrics.runner import InvalidResult, run_isolated
-from telemetry_extension.metrics.values import MAX_SAFE_NUMBER, OutOfRange, json_safe_number
+from telemetry_extension.metrics.values import OutOfRange, json_safe_number
 
 PREFIX = "vendor_metrics."
 KEY = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -66,7 +67,9 @@ def numeric_value(rows: list[dict[str, Any]]) -> int | float | dict[str, int | f
         try:
             number = json_safe_number(raw)
         except OutOfRange:
-            raise InvalidResult(f"column {name!r} is outside -{MAX_SAFE_NUMBER}..{MAX_SAFE_NUMBER}") from None
+            raise InvalidResult(
+                f"column {name!r} is outside -{protocol.MAX_SAFE_INTEGER}..{protocol.MAX_SAFE_INTEGER}"
+            ) from None
         if number is None and raw is not None:
             raise InvalidResult(f"column {name!r} is not a finite number ({type(raw).__name__})")
         values[name] = number

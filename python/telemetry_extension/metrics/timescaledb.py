@@ -13,13 +13,16 @@ extension named timescaledb that mimics the 2.x catalog (see docs/metrics.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import telemetry_protocol as protocol
 from telemetry_extension.metrics.declaration import Context, Field, Metric
-from telemetry_extension.metrics.values import approx, public_version
+from telemetry_extension.metrics.values import approx
 
 # What "this TimescaleDB has no such view or column" looks like.
 _MISSING = {"42P01", "42703", "42883", "3F000"}
+
+T = TypeVar("T")
 
 
 def _chunk_totals(ctx: Context, hypertables: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -52,34 +55,28 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
     )
 
 
-def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
-    return _chunk_totals(
-        ctx,
-        ctx.db.rows("""
+# Each part's alternatives, newest layout first; every one a constant statement (no SQL is
+# built from the names the catalog holds).  The hypertables' rows (oid, compression_enabled)
+# go on to _chunk_totals; the other parts' statements give their one row.
+_HYPERTABLES = (
+    """
 SELECT c.oid, h.compression_enabled
   FROM timescaledb_information.hypertables AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.hypertable_schema
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.hypertable_name
-"""),
-    )
-
-
-# 1.x: the internal catalog, where compressed hypertables are flagged.
-def _hypertables_1x(ctx: Context) -> dict[str, Any] | None:
-    return _chunk_totals(
-        ctx,
-        ctx.db.rows("""
+""",
+    # 1.x: the internal catalog, where compressed hypertables are flagged.
+    """
 SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
   FROM _timescaledb_catalog.hypertable AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.schema_name
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.table_name
  WHERE NOT h.compressed
-"""),
-    )
+""",
+)
 
-
-def _compression(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+# Sizes summed over compressed chunks; the row counts are the part that differs between versions.
+_COMPRESSION = """
 SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
        coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
@@ -87,45 +84,32 @@ SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
        coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
        coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
-       coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count,
-       coalesce(sum(numrows_post_compression), 0) AS compressed_row_count
+       {row_counts}
   FROM _timescaledb_catalog.compression_chunk_size
-""")
+"""
 
-
-# Before row counts were recorded.
-def _compression_no_rows(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
-SELECT count(*) AS num_compressed_chunks,
-       coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
-       coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
-       coalesce(sum(uncompressed_index_size), 0) AS uncompressed_index_size,
-       coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
-       coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
-       coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
-       NULL::bigint AS uncompressed_row_count,
-       NULL::bigint AS compressed_row_count
-  FROM _timescaledb_catalog.compression_chunk_size
-""")
-
-
-def _caggs(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+_ROW_STATEMENTS: dict[str, tuple[str, ...]] = {
+    "compression": (
+        _COMPRESSION.format(
+            row_counts="coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count, "
+            "coalesce(sum(numrows_post_compression), 0) AS compressed_row_count"
+        ),
+        # Before row counts were recorded.
+        _COMPRESSION.format(row_counts="NULL::bigint AS uncompressed_row_count, NULL::bigint AS compressed_row_count"),
+    ),
+    "caggs": (
+        """
 SELECT count(*) AS num_continuous_aggregates, count(*) FILTER (WHERE NOT materialized_only) AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-""")
-
-
-def _caggs_count_only(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+""",
+        """
 SELECT count(*) AS num_continuous_aggregates, NULL::bigint AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-""")
-
-
-# Jobs below 1000 are TimescaleDB's own (its telemetry, log retention).
-def _policies_2x(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+""",
+    ),
+    # Jobs below 1000 are TimescaleDB's own (its telemetry, log retention).
+    "policies": (
+        """
 SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
        count(*) FILTER (WHERE proc_name = 'policy_retention') AS retention,
        count(*) FILTER (WHERE proc_name = 'policy_reorder') AS reorder,
@@ -134,11 +118,8 @@ SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
            AS user_defined
   FROM timescaledb_information.jobs
  WHERE job_id >= 1000
-""")
-
-
-def _policies_1x(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("""
+""",
+        """
 SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        count(*) FILTER (WHERE job_type = 'drop_chunks') AS retention,
        count(*) FILTER (WHERE job_type = 'reorder') AS reorder,
@@ -146,15 +127,13 @@ SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        0::bigint AS user_defined
   FROM _timescaledb_config.bgw_job
  WHERE id >= 1000
-""")
-
-
-def _num_hypertables_2x(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertables")
-
-
-def _num_hypertables_1x(ctx: Context) -> dict[str, Any] | None:
-    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertable")
+""",
+    ),
+    "count": (
+        "SELECT count(*) FROM timescaledb_information.hypertables",
+        "SELECT count(*) FROM timescaledb_information.hypertable",
+    ),
+}
 
 
 HYPERTABLE_KEYS = (
@@ -181,29 +160,28 @@ CAGG_KEYS = ("num_continuous_aggregates", "num_realtime")
 POLICY_KEYS = ("compression", "retention", "reorder", "continuous_aggregate_refresh", "user_defined")
 
 
-def _first_row(ctx: Context, which: str) -> dict[str, Any] | None:
-    """The row of the first alternative this TimescaleDB can answer, else None.
+def _first(ctx: Context, statements: tuple[str, ...], read: Callable[[str], T]) -> T | None:
+    """What `read` makes of the first statement this TimescaleDB can answer, else None.
 
-    Each alternative is a constant statement: no SQL is built from the names
-    the catalog holds.
+    Each runs in a subtransaction of its own: one that names a relation or column this
+    version lacks is skipped.
     """
-    for alternative in _ALTERNATIVES[which]:
+    for statement in statements:
         try:
             with ctx.db.plpy.subtransaction():
-                return alternative(ctx)
+                return read(statement)
         except Exception as exc:
             if getattr(exc, "sqlstate", None) not in _MISSING:
                 raise
     return None
 
 
-_ALTERNATIVES: dict[str, tuple[Callable[[Context], dict[str, Any] | None], ...]] = {
-    "hypertables": (_hypertables_2x, _hypertables_1x),
-    "compression": (_compression, _compression_no_rows),
-    "caggs": (_caggs, _caggs_count_only),
-    "policies": (_policies_2x, _policies_1x),
-    "count": (_num_hypertables_2x, _num_hypertables_1x),
-}
+def _first_row(ctx: Context, which: str) -> dict[str, Any] | None:
+    return _first(ctx, _ROW_STATEMENTS[which], ctx.db.row)
+
+
+def _hypertable_totals(ctx: Context) -> dict[str, Any] | None:
+    return _first(ctx, _HYPERTABLES, lambda statement: _chunk_totals(ctx, ctx.db.rows(statement)))
 
 
 def num_hypertables(ctx: Context) -> int:
@@ -237,7 +215,7 @@ def timescaledb(ctx: Context) -> dict[str, dict[str, int | None]]:
     block = ctx.block_size
     result: dict[str, dict[str, int | None]] = {}
 
-    ht = _first_row(ctx, "hypertables")
+    ht = _hypertable_totals(ctx)
     hypertables: dict[str, int | None] = dict.fromkeys(HYPERTABLE_KEYS)
     hypertables["num_hypertables"] = num_hypertables(ctx)
     if ht is not None:
@@ -300,7 +278,7 @@ METRICS: tuple[Metric, ...] = (
         "TimescaleDB version when it is installed in this database.",
         "pg_extension",
         "2.17.2",
-        lambda ctx: public_version(ctx.extensions.get("timescaledb")),
+        lambda ctx: protocol.public_version(ctx.extensions.get("timescaledb")),
     ),
     Metric(
         "num_hypertables",

@@ -1,4 +1,4 @@
-"""Values as the report may carry them: rounded counts, public versions, finite numbers."""
+"""Values as the report may carry them: rounded counts, finite numbers, uname text."""
 
 from __future__ import annotations
 
@@ -7,22 +7,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
-
-def public_version(text: str | None) -> str | None:
-    """A version string as vocabulary: PEP 440 public part only, else None.
-
-    Extension versions come from control files; a local build could put
-    anything there, so only the numeric public version is sent.
-    """
-    if text is None:
-        return None
-    try:
-        return Version(text).public
-    except InvalidVersion:
-        return None
-
+import telemetry_protocol as protocol
 
 SIGNIFICANT_DIGITS = 2
 
@@ -44,36 +29,14 @@ def approx(value: int | float | Decimal | None) -> int:
     return int(round(number, -digits))
 
 
-def as_number(value: Any) -> int | float | None:
-    """A SQL number as a JSON number: int when integral, float when finite, else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < 2**63 else value
-    return None
-
-
-# The largest magnitude a number of the report may have: every JSON reader
-# (JavaScript's too) holds integers up to 2**53 - 1 exactly.
-MAX_SAFE_NUMBER = 2**53 - 1
-
-
 class OutOfRange(ValueError):
-    """A number beyond +-MAX_SAFE_NUMBER."""
+    """A number beyond +-protocol.MAX_SAFE_INTEGER."""
 
 
 def json_safe_number(value: Any) -> int | float | None:
     """A SQL number as a JSON number that every reader reads exactly.
 
-    None when it is not a finite number; OutOfRange beyond +-MAX_SAFE_NUMBER.
+    None when it is not a finite number; OutOfRange beyond +-protocol.MAX_SAFE_INTEGER.
     The magnitude is checked before any conversion: a numeric of 5,000 digits
     never becomes a Python int (whose str() stops at 4,300 digits).
     """
@@ -84,7 +47,7 @@ def json_safe_number(value: Any) -> int | float | None:
         return None
     if isinstance(number, float) and not math.isfinite(number):
         return None
-    if number > MAX_SAFE_NUMBER or number < -MAX_SAFE_NUMBER:
+    if number > protocol.MAX_SAFE_INTEGER or number < -protocol.MAX_SAFE_INTEGER:
         raise OutOfRange(type(value).__name__)
     if isinstance(number, Decimal):
         return int(number) if number == number.to_integral_value() else float(number)
