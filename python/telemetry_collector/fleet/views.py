@@ -149,6 +149,7 @@ async def _fetch(conn: psycopg.AsyncConnection[Any], query: str, params: Any = N
 
 
 async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) -> dict[str, Any]:
+    """GET /v1/fleet's JSON: each view (the module's text) over the `days` up to the roll-up's watermark."""
     days = max(1, min(days, MAX_DAYS))
     ((watermark, generated_at),) = await _fetch(conn, "SELECT watermark, now() FROM collector.rollup_state")
     listed = await releases.list_releases(conn)
