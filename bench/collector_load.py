@@ -25,11 +25,9 @@ import os
 import random
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -38,11 +36,11 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from port_for import get_port
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "python"), str(REPO)]  # the report's owner, the shared bench data, the tests' cluster
 
+from bench import throwaway  # noqa: E402
 from bench.reports import CONSTANT_FIELDS, RELATED_EXTENSIONS  # noqa: E402
 from telemetry_extension.metrics import timescaledb  # noqa: E402
 
@@ -220,6 +218,16 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
+async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> int | str:
+    """One report posted and its answer read: the HTTP status, or the client error's name."""
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return type(exc).__name__
+
+
 async def load_aiohttp(url: str, fleet: Fleet, duration: float, warmup: float, concurrency: int) -> dict[str, Any]:
     """The steady load from this process (Python): costs about as much CPU per report as the collector."""
     latencies: list[float] = []
@@ -234,13 +242,7 @@ async def load_aiohttp(url: str, fleet: Fleet, duration: float, warmup: float, c
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while (now := time.perf_counter()) < deadline:
-            body = fleet.body(rng.randrange(len(fleet)))
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status: int | str = response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                status = type(exc).__name__
+            status = await post(session, url, fleet.body(rng.randrange(len(fleet))), headers)
             done = time.perf_counter()
             if now >= measure_from:
                 statuses[status] += 1
@@ -304,13 +306,7 @@ async def burst(url: str, fleet: Fleet, count: int, concurrency: int) -> dict[st
     async def worker(session: aiohttp.ClientSession) -> None:
         for body in bodies:
             sent = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status: int | str = response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                status = type(exc).__name__
-            statuses[status] += 1
+            statuses[await post(session, url, body, headers)] += 1
             latencies.append(time.perf_counter() - sent)
 
     start = time.perf_counter()
@@ -326,23 +322,6 @@ def latency_line(result: dict[str, Any]) -> str:
         f"p50 {result['p50'] * 1000:.1f} ms  p90 {result['p90'] * 1000:.1f} ms  "
         f"p99 {result['p99'] * 1000:.1f} ms  max {result['max'] * 1000:.1f} ms  mean {result['mean'] * 1000:.1f} ms"
     )
-
-
-def wait_healthy(url: str, server: subprocess.Popen[str], seconds: float = 60) -> None:
-    import urllib.error
-    import urllib.request
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            raise RuntimeError(f"collector exited: {server.communicate()[0]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise RuntimeError("collector did not become healthy")
 
 
 def main() -> int:
@@ -370,151 +349,120 @@ def main() -> int:
     )
     parser.add_argument("--serve-args", default="", help="more options for `serve`, e.g. '--event-loop asyncio'")
     args = parser.parse_args()
-    from tests.cluster import Cluster
-    from tests.pgtree import build_tree
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]))
-    root = Path(tempfile.mkdtemp(prefix="collector-bench-"))
-    cluster: Cluster | None = None
-    server: subprocess.Popen[str] | None = None
-    try:
-        print(f"building a PostgreSQL tree and fleet of {args.databases} databases ...", flush=True)
-        fleet = Fleet(args.databases)
-        cluster = Cluster(build_tree(root), name="bench").start()
-        with cluster.connect() as admin:
-            admin.execute("CREATE DATABASE collector")
-        dsn = f"host={cluster.socketdir} port={cluster.port} user={cluster.user} dbname=collector"
-        cli = [sys.executable, "-m", "telemetry_collector"]
-        subprocess.run([*cli, "migrate", "--dsn", dsn], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([*cli, "release", "add", "0.2.1", "--dsn", dsn], env=env, check=True, stdout=subprocess.DEVNULL)
-
-        port = get_port(None)
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                *cli,
-                "serve",
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--workers",
-                str(args.workers),
-                "--writers",
-                str(args.writers),
-                "--new-databases-per-address",
-                str(args.databases),
-                "--pool-min-size",
-                str(args.pool_max_size),
-                "--pool-max-size",
-                str(args.pool_max_size),
-                *shlex.split(args.serve_args),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_healthy(url, server)
-        load_before = os.getloadavg()
-        print(
-            f"posting with {args.client} for {args.warmup:g}+{args.duration:g} s, {args.concurrency} in flight, "
-            f"{args.workers} "
-            f"collector processes with {args.pool_max_size} connections each, {os.cpu_count()} cores shared by all; "
-            f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} ...",
-            flush=True,
-        )
-        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
-        roots = {"collector": server.pid, "PostgreSQL": postmaster}
-        report_url = f"{url}/v1/report"
-        if args.client == "wrk":
-            data = root / "fleet.txt"
-            fleet.write_wrk_data(data)
-            if args.warmup > 0:
-                load_wrk(report_url, data, args.warmup, args.concurrency)
-            cpu_before = cpu_of(roots)
-            result = load_wrk(report_url, data, args.duration, args.concurrency)
-            cpu_after = cpu_of(roots)
-            measured_share = 1.0  # CPU sampled around the measured run only
-        else:
-            cpu_before, self_before = cpu_of(roots), time.process_time()
-            result = asyncio.run(load_aiohttp(report_url, fleet, args.duration, args.warmup, args.concurrency))
-            cpu_after = cpu_of(roots)
-            result["client_cpu"] = time.process_time() - self_before
-            measured_share = args.duration / (args.duration + args.warmup)  # CPU includes the warm-up
-        spike = None
-        if args.burst:
-            print(f"burst: {args.burst} reports at once over {args.burst_concurrency} connections ...", flush=True)
-            spike = asyncio.run(burst(f"{url}/v1/report", fleet, args.burst, args.burst_concurrency))
-
-        stop(server)
-        load_after = os.getloadavg()
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                """SELECT count(*), count(DISTINCT db_uuid),
-                          (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
-                            WHERE inhparent = 'collector.reports'::regclass)
-                     FROM collector.reports"""
-            ).fetchone()
-            assert row is not None
-            rows, distinct, size = row
-        print(f"floor: single-row INSERTs of the same reports for {args.floor_seconds:g} s ...", flush=True)
-        floor_rate = insert_floor(dsn, fleet, args.floor_seconds)
-        copy_rate = copy_reference(dsn, fleet)
-
-        ok = result["statuses"].get(200, 0)
-        answered = sum(result["statuses"].values())
-        handled = answered / measured_share
-        cpu_ms = {
-            name: sum(after - cpu_before[name].get(pid, 0.0) for pid, after in cpu_after[name].items()) / handled * 1000
-            for name in roots
-        }
-        cpu_ms[f"load generator ({args.client})"] = result["client_cpu"] / handled * 1000
-        print()
-        print(f"measured           {result['elapsed']:.1f} s")
-        print(f"accepted (200)     {ok} reports, {ok / result['elapsed']:.0f} reports/s sustained")
-        other = {k: v for k, v in result["statuses"].items() if k != 200}
-        print(f"other answers      {other or 'none'}")
-        print(f"latency            {latency_line(result)}")
-        print("CPU per report     " + ", ".join(f"{name} {ms:.3f} ms" for name, ms in cpu_ms.items()))
-        if spike is not None:
-            spike_ok = spike["statuses"].get(200, 0)
-            print(
-                f"burst              {args.burst} reports answered in {spike['elapsed']:.2f} s "
-                f"({spike_ok / spike['elapsed']:.0f} accepted/s), answers {dict(spike['statuses'])}"
-            )
-            print(f"burst latency      {latency_line(spike)}")
-        print(f"stored             {rows} rows (warm-up and burst included), {distinct} distinct db_uuids")
-        print(f"report size        {fleet.mean_bytes:.0f} bytes of JSON on average")
-        print(f"storage            {size / max(rows, 1):.0f} bytes per report, heap+indexes+TOAST")
-        print(f"floor              {floor_rate:.0f} reports/s: single-row INSERT, 1 connection, autocommit")
-        print(f"COPY (for scale)   {copy_rate:.0f} reports/s: COPY, 1 connection, 1,000 rows per commit")
-        print(
-            f"ratio              {ok / result['elapsed'] / floor_rate:.2f}x the floor "
-            f"({ok / result['elapsed'] / copy_rate:.2f}x COPY)"
-        )
-        print(
-            f"load average       {load_before[0]:.2f} before, {load_after[0]:.2f} after the HTTP load "
-            f"(1-minute; other work on the machine shows here)"
-        )
-        return 0
-    finally:
-        if server is not None:
-            stop(server)
-        if cluster is not None:
-            cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def stop(server: subprocess.Popen[str]) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGINT)
+    print(f"building a PostgreSQL tree and fleet of {args.databases} databases ...", flush=True)
+    server: throwaway.Server | None = None
+    with throwaway.scratch("collector-bench-") as db:
         try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            fleet = Fleet(args.databases)
+            throwaway.run("migrate", "--dsn", db.dsn)
+            throwaway.run("release", "add", "0.2.1", "--dsn", db.dsn)
+            server = throwaway.start(
+                "serve",
+                db.dsn,
+                *("--workers", str(args.workers), "--writers", str(args.writers)),
+                *("--new-databases-per-address", str(args.databases)),
+                *("--pool-min-size", str(args.pool_max_size), "--pool-max-size", str(args.pool_max_size)),
+                *shlex.split(args.serve_args),
+            )
+            result = _measure(args, db, fleet, server)
+        finally:
+            if server is not None:
+                throwaway.stop(server)
+        _print(args, fleet, result, _floor(db.dsn, fleet, args.floor_seconds))
+    return 0
+
+
+def _measure(args: argparse.Namespace, db: throwaway.Scratch, fleet: Fleet, server: throwaway.Server) -> dict[str, Any]:
+    """The steady HTTP load and the burst against the running collector, which is stopped after."""
+    load_before = os.getloadavg()
+    print(
+        f"posting with {args.client} for {args.warmup:g}+{args.duration:g} s, {args.concurrency} in flight, "
+        f"{args.workers} "
+        f"collector processes with {args.pool_max_size} connections each, {os.cpu_count()} cores shared by all; "
+        f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} ...",
+        flush=True,
+    )
+    postmaster = int((db.cluster.datadir / "postmaster.pid").read_text().split()[0])
+    roots = {"collector": server.process.pid, "PostgreSQL": postmaster}
+    report_url = f"{server.url}/v1/report"
+    if args.client == "wrk":
+        data = db.root / "fleet.txt"
+        fleet.write_wrk_data(data)
+        if args.warmup > 0:
+            load_wrk(report_url, data, args.warmup, args.concurrency)
+        cpu_before = cpu_of(roots)
+        result = load_wrk(report_url, data, args.duration, args.concurrency)
+        cpu_after = cpu_of(roots)
+        measured_share = 1.0  # CPU sampled around the measured run only
+    else:
+        cpu_before, self_before = cpu_of(roots), time.process_time()
+        result = asyncio.run(load_aiohttp(report_url, fleet, args.duration, args.warmup, args.concurrency))
+        cpu_after = cpu_of(roots)
+        result["client_cpu"] = time.process_time() - self_before
+        measured_share = args.duration / (args.duration + args.warmup)  # CPU includes the warm-up
+    spike = None
+    if args.burst:
+        print(f"burst: {args.burst} reports at once over {args.burst_concurrency} connections ...", flush=True)
+        spike = asyncio.run(burst(report_url, fleet, args.burst, args.burst_concurrency))
+    throwaway.stop(server)
+    handled = sum(result["statuses"].values()) / measured_share
+    cpu_ms = {
+        name: sum(after - cpu_before[name].get(pid, 0.0) for pid, after in cpu_after[name].items()) / handled * 1000
+        for name in roots
+    }
+    cpu_ms[f"load generator ({args.client})"] = result["client_cpu"] / handled * 1000
+    return {**result, "cpu_ms": cpu_ms, "spike": spike, "load": (load_before, os.getloadavg())}
+
+
+def _floor(dsn: str, fleet: Fleet, seconds: float) -> dict[str, Any]:
+    """What the collector stored, and the floor (single-row INSERTs) and COPY on the same table."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            """SELECT count(*), count(DISTINCT db_uuid),
+                      (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+                        WHERE inhparent = 'collector.reports'::regclass)
+                 FROM collector.reports"""
+        ).fetchone()
+        assert row is not None
+    print(f"floor: single-row INSERTs of the same reports for {seconds:g} s ...", flush=True)
+    return {
+        "rows": row[0],
+        "distinct": row[1],
+        "size": row[2],
+        "floor": insert_floor(dsn, fleet, seconds),
+        "copy": copy_reference(dsn, fleet),
+    }
+
+
+def _print(args: argparse.Namespace, fleet: Fleet, result: dict[str, Any], floor: dict[str, Any]) -> None:
+    ok = result["statuses"].get(200, 0)
+    rate = ok / result["elapsed"]
+    print()
+    print(f"measured           {result['elapsed']:.1f} s")
+    print(f"accepted (200)     {ok} reports, {rate:.0f} reports/s sustained")
+    other = {k: v for k, v in result["statuses"].items() if k != 200}
+    print(f"other answers      {other or 'none'}")
+    print(f"latency            {latency_line(result)}")
+    print("CPU per report     " + ", ".join(f"{name} {ms:.3f} ms" for name, ms in result["cpu_ms"].items()))
+    if (spike := result["spike"]) is not None:
+        spike_ok = spike["statuses"].get(200, 0)
+        print(
+            f"burst              {args.burst} reports answered in {spike['elapsed']:.2f} s "
+            f"({spike_ok / spike['elapsed']:.0f} accepted/s), answers {dict(spike['statuses'])}"
+        )
+        print(f"burst latency      {latency_line(spike)}")
+    rows = floor["rows"]
+    print(f"stored             {rows} rows (warm-up and burst included), {floor['distinct']} distinct db_uuids")
+    print(f"report size        {fleet.mean_bytes:.0f} bytes of JSON on average")
+    print(f"storage            {floor['size'] / max(rows, 1):.0f} bytes per report, heap+indexes+TOAST")
+    print(f"floor              {floor['floor']:.0f} reports/s: single-row INSERT, 1 connection, autocommit")
+    print(f"COPY (for scale)   {floor['copy']:.0f} reports/s: COPY, 1 connection, 1,000 rows per commit")
+    print(f"ratio              {rate / floor['floor']:.2f}x the floor ({rate / floor['copy']:.2f}x COPY)")
+    before, after = result["load"]
+    print(
+        f"load average       {before[0]:.2f} before, {after[0]:.2f} after the HTTP load "
+        f"(1-minute; other work on the machine shows here)"
+    )
 
 
 _INSERT = """INSERT INTO collector.reports

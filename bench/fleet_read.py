@@ -23,14 +23,9 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -38,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from port_for import get_port
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "python"), str(REPO)]
 
+from bench import throwaway  # noqa: E402
 from bench.reports import CONSTANT_FIELDS, RELATED_EXTENSIONS  # noqa: E402
 from telemetry_collector import storage  # noqa: E402
 from telemetry_collector.fleet import rollup, views  # noqa: E402
@@ -143,138 +138,103 @@ def main() -> int:
     parser.add_argument("--reports", type=int, default=1_000_000, help="reports to load (1000000)")
     parser.add_argument("--days", type=int, default=30, help="days they span; databases = reports / days (30)")
     args = parser.parse_args()
-    from tests.cluster import Cluster
-    from tests.pgtree import build_tree
+    with throwaway.scratch("fleet-bench-") as db:
+        rolled = _load_and_roll_up(db.dsn, args.reports, args.days)
+        reads = asyncio.run(time_reads(db.dsn))
+        server = throwaway.start("serve-fleet", db.dsn, "--rollup-every-seconds", "0")
+        try:
+            health_ms = http_ms(f"{server.url}/healthz")
+            fleet_http_ms = http_ms(f"{server.url}/v1/fleet?days=90")
+        finally:
+            throwaway.stop(server)
+    total = rolled["loaded"] + rolled["one_more"]
+    full, step, tables = rolled["full"], rolled["step"], rolled["tables"]
+    print()
+    print(
+        f"stored             {total} reports, {rolled['databases']} databases, "
+        f"{rolled['size'] / total:.0f} bytes per report"
+    )
+    print(f"roll-up tables     rollup_daily {tables[0]} rows, rollup_latest {tables[1]}, rollup_counters {tables[2]}")
+    print(
+        f"rollup, all        {rolled['loaded']} reports in {full.seconds:.1f} s = "
+        f"{full.seconds / rolled['loaded'] * 1e6:.1f} s per million reports"
+    )
+    print(
+        f"rollup, next day   {rolled['one_more']} reports in {step.seconds:.1f} s = "
+        f"{step.seconds / rolled['one_more'] * 1e6:.1f} s per million reports"
+    )
+    print(f"floor SELECT 1     {reads['select_1']:.3f} ms (median of {READS})")
+    print(f"floor plain read   {reads['plain']:.3f} ms: all {tables[0]} rows of rollup_daily")
+    print(
+        f"fleet read (90 d)  {reads['fleet']:.3f} ms = {reads['fleet'] / reads['select_1']:.1f}x SELECT 1, "
+        f"{reads['fleet'] / reads['plain']:.2f}x the plain read"
+    )
+    print(f"GET /healthz       {health_ms:.3f} ms (HTTP + SELECT 1, median of 100)")
+    print(f"GET /v1/fleet      {fleet_http_ms:.3f} ms = {fleet_http_ms / health_ms:.1f}x GET /healthz")
+    print(
+        f"raw reports        {rolled['raw_ms']:.0f} ms for one count(DISTINCT db_uuid) over 30 days, without roll-ups"
+    )
+    return 0
 
-    root = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    cluster: Cluster | None = None
-    server: subprocess.Popen[str] | None = None
-    try:
-        cluster = Cluster(build_tree(root), name="bench").start()
-        with cluster.connect() as admin:
-            admin.execute("CREATE DATABASE collector")
-        dsn = f"host={cluster.socketdir} port={cluster.port} user={cluster.user} dbname=collector"
-        rng = random.Random(9)
-        databases = max(1, args.reports // args.days)
-        dbs = [Database(rng, args.days) for _ in range(databases)]
-        with psycopg.connect(dsn, autocommit=True) as conn:
 
-            async def migrate() -> None:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-                    await storage.migrate(aconn, months_ahead=1, months_back=(args.days // 28) + 2)
+def _load_and_roll_up(dsn: str, reports: int, days: int) -> dict[str, Any]:
+    """The synthetic fleet loaded with COPY and rolled up, all at once and then one more day."""
+    rng = random.Random(9)
+    databases = max(1, reports // days)
+    dbs = [Database(rng, days) for _ in range(databases)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
 
-            asyncio.run(migrate())
-            conn.execute(
-                "INSERT INTO collector.releases (version, added_at) VALUES ('0.2.0', now() - interval "
-                "'40 days'), ('0.3.0', now() - interval '10 days')"
-            )
-            row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
-            assert row is not None
-            first = row[0] - dt.timedelta(days=args.days)
-            print(
-                f"loading {databases * args.days} reports ({databases} databases x {args.days} days) with COPY ...",
-                flush=True,
-            )
-            started = time.perf_counter()
-            loaded = load_days(conn, dbs, first, range(args.days), rng)
-            conn.execute("ANALYZE collector.reports")
-            print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
-            size = conn.execute(
-                """SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
-                    WHERE inhparent = 'collector.reports'::regclass"""
-            ).fetchone()
+        async def migrate() -> None:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
+                await storage.migrate(aconn, months_ahead=1, months_back=(days // 28) + 2)
 
-            async def roll(until: dt.datetime) -> rollup.RollupResult:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-                    return await rollup.run(aconn, settle_seconds=0, until=until)
-
-            day_end = dt.datetime.combine(first + dt.timedelta(days=args.days), dt.time(), dt.UTC)
-            full = asyncio.run(roll(day_end - dt.timedelta(microseconds=1)))
-            one_more = load_days(conn, dbs, first, range(args.days, args.days + 1), rng)
-            step = asyncio.run(roll(day_end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)))
-            conn.execute("ANALYZE")
-            tables = conn.execute(
-                """SELECT (SELECT count(*) FROM collector.rollup_daily), (SELECT count(*) FROM collector.rollup_latest),
-                          (SELECT count(*) FROM collector.rollup_counters)"""
-            ).fetchone()
-            assert tables is not None
-            started = time.perf_counter()
-            conn.execute(
-                "SELECT count(DISTINCT db_uuid) FROM collector.reports WHERE received_at >= now() - interval '30 days'"
-            ).fetchone()
-            raw_ms = (time.perf_counter() - started) * 1000
-
-        reads = asyncio.run(time_reads(dsn))
-
-        port = get_port(None)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), str(REPO)]), PYTHONSAFEPATH="1")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "telemetry_collector",
-                "serve-fleet",
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--rollup-every-seconds",
-                "0",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        asyncio.run(migrate())
+        conn.execute(
+            "INSERT INTO collector.releases (version, added_at) VALUES ('0.2.0', now() - interval "
+            "'40 days'), ('0.3.0', now() - interval '10 days')"
         )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        health_ms = http_ms(f"{url}/healthz")
-        fleet_http_ms = http_ms(f"{url}/v1/fleet?days=90")
+        row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+        assert row is not None
+        first = row[0] - dt.timedelta(days=days)
+        print(f"loading {databases * days} reports ({databases} databases x {days} days) with COPY ...", flush=True)
+        started = time.perf_counter()
+        loaded = load_days(conn, dbs, first, range(days), rng)
+        conn.execute("ANALYZE collector.reports")
+        print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+        size = conn.execute(
+            """SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+                WHERE inhparent = 'collector.reports'::regclass"""
+        ).fetchone()
 
-        total = loaded + one_more
-        print()
-        print(
-            f"stored             {total} reports, {databases} databases, "
-            f"{(size[0] if size else 0) / total:.0f} bytes per report"
-        )
-        print(
-            f"roll-up tables     rollup_daily {tables[0]} rows, rollup_latest {tables[1]}, rollup_counters {tables[2]}"
-        )
-        print(
-            f"rollup, all        {loaded} reports in {full.seconds:.1f} s = "
-            f"{full.seconds / loaded * 1e6:.1f} s per million reports"
-        )
-        print(
-            f"rollup, next day   {one_more} reports in {step.seconds:.1f} s = "
-            f"{step.seconds / one_more * 1e6:.1f} s per million reports"
-        )
-        print(f"floor SELECT 1     {reads['select_1']:.3f} ms (median of {READS})")
-        print(f"floor plain read   {reads['plain']:.3f} ms: all {tables[0]} rows of rollup_daily")
-        print(
-            f"fleet read (90 d)  {reads['fleet']:.3f} ms = {reads['fleet'] / reads['select_1']:.1f}x SELECT 1, "
-            f"{reads['fleet'] / reads['plain']:.2f}x the plain read"
-        )
-        print(f"GET /healthz       {health_ms:.3f} ms (HTTP + SELECT 1, median of 100)")
-        print(f"GET /v1/fleet      {fleet_http_ms:.3f} ms = {fleet_http_ms / health_ms:.1f}x GET /healthz")
-        print(f"raw reports        {raw_ms:.0f} ms for one count(DISTINCT db_uuid) over 30 days, without roll-ups")
-        return 0
-    finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        if cluster is not None:
-            cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+        async def roll(until: dt.datetime) -> rollup.RollupResult:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
+                return await rollup.run(aconn, settle_seconds=0, until=until)
+
+        day_end = dt.datetime.combine(first + dt.timedelta(days=days), dt.time(), dt.UTC)
+        full = asyncio.run(roll(day_end - dt.timedelta(microseconds=1)))
+        one_more = load_days(conn, dbs, first, range(days, days + 1), rng)
+        step = asyncio.run(roll(day_end + dt.timedelta(days=1) - dt.timedelta(microseconds=1)))
+        conn.execute("ANALYZE")
+        tables = conn.execute(
+            """SELECT (SELECT count(*) FROM collector.rollup_daily), (SELECT count(*) FROM collector.rollup_latest),
+                      (SELECT count(*) FROM collector.rollup_counters)"""
+        ).fetchone()
+        assert tables is not None
+        started = time.perf_counter()
+        conn.execute(
+            "SELECT count(DISTINCT db_uuid) FROM collector.reports WHERE received_at >= now() - interval '30 days'"
+        ).fetchone()
+        raw_ms = (time.perf_counter() - started) * 1000
+    return {
+        "databases": databases,
+        "loaded": loaded,
+        "one_more": one_more,
+        "size": size[0] if size and size[0] else 0,
+        "full": full,
+        "step": step,
+        "tables": tables,
+        "raw_ms": raw_ms,
+    }
 
 
 if __name__ == "__main__":

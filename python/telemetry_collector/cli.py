@@ -12,10 +12,10 @@ import datetime as dt
 import logging
 import os
 import re
-import ssl
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,12 +26,35 @@ from telemetry_collector import country, listener, operator_metrics, releases, s
 from telemetry_collector.config import Settings
 from telemetry_collector.fleet import cli as fleet_cli
 from telemetry_collector.geo import CountryLookup, load_lookup
+from telemetry_collector.options import ConfigError, add_options, from_args, option
 
 DSN_ENV = "TELEMETRY_COLLECTOR_DSN"
 
 
-class UsageError(ValueError):
-    pass
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeProcess:
+    """`serve`'s options for its processes, beside the service's Settings."""
+
+    workers: int = option(
+        1, "processes sharing the port with SO_REUSEPORT ({default}); per-client limits are per process"
+    )
+    geo_lookup: str | None = option(
+        None,
+        "country lookup: a CountryLookup object or factory; `none` for no country "
+        "(default: the Regional Internet Registries' allocations shipped in iptocc)",
+        metavar="MODULE:NAME",
+    )
+    event_loop: str = option(
+        listener.EVENT_LOOPS[0],
+        "uvloop (libuv, less CPU per request; the default) or Python's own asyncio loop",
+        choices=listener.EVENT_LOOPS,
+    )
+    log_level: str = option(
+        "INFO", "least severe log lines written ({default}); none of them holds a client's address", choices=LOG_LEVELS
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,140 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     erase = sub.add_parser("erase", parents=[common], help="delete every report of one database (erasure request)")
     erase.add_argument("--db-uuid", required=True, type=_uuid, help="the database's db_uuid (SELECT get_report())")
 
-    defaults = Settings(dsn="")
     serve = sub.add_parser(
         "serve", parents=[common], help="run the public edge: POST /v1/report, GET /healthz and the landing page GET /"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for all)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="processes sharing the port with SO_REUSEPORT (1); per-client limits are per process",
-    )
-    serve.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=defaults.max_body_bytes,
-        help=f"largest report accepted, in bytes ({defaults.max_body_bytes}); larger ones get 413",
-    )
-    serve.add_argument(
-        "--header-timeout",
-        type=float,
-        default=defaults.header_timeout,
-        help=f"seconds for a request's headers to arrive, and an idle connection's life ({defaults.header_timeout:g})",
-    )
-    serve.add_argument(
-        "--body-timeout",
-        type=float,
-        default=defaults.body_timeout,
-        help=f"seconds for the body to arrive once the headers are in ({defaults.body_timeout:g}); then 408",
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=int,
-        default=defaults.max_connections,
-        help=f"open connections per process ({defaults.max_connections}); past it a 503 and close",
-    )
-    serve.add_argument(
-        "--max-connections-per-address",
-        type=int,
-        default=defaults.max_connections_per_address,
-        help=f"open connections per client address (an IPv6 /64) and process "
-        f"({defaults.max_connections_per_address}); past it a 429 and close; off with --trust-x-forwarded-for",
-    )
-    serve.add_argument(
-        "--max-connections-per-network",
-        type=int,
-        default=defaults.max_connections_per_network,
-        help=f"open connections per IPv6 /48 and process ({defaults.max_connections_per_network}); "
-        "past it a 429 and close; off with --trust-x-forwarded-for",
-    )
-    serve.add_argument(
-        "--tls-handshake-timeout",
-        type=float,
-        default=defaults.tls_handshake_timeout,
-        help=f"seconds for a TLS client to complete its handshake ({defaults.tls_handshake_timeout:g}); then close",
-    )
-    serve.add_argument(
-        "--rate-limit-burst",
-        type=int,
-        default=defaults.rate_limit_burst,
-        help=f"reports one db_uuid may send at once ({defaults.rate_limit_burst}); then 429",
-    )
-    serve.add_argument(
-        "--rate-limit-per-hour",
-        type=float,
-        default=defaults.rate_limit_per_hour,
-        help=f"reports one db_uuid may send per hour after its burst ({defaults.rate_limit_per_hour:g})",
-    )
-    serve.add_argument(
-        "--new-databases-per-address",
-        type=int,
-        default=defaults.new_databases_per_address_per_day,
-        help=f"distinct db_uuids one source address may report per UTC day "
-        f"({defaults.new_databases_per_address_per_day}); then 429",
-    )
-    serve.add_argument(
-        "--new-databases-per-network",
-        type=int,
-        default=defaults.new_databases_per_network_per_day,
-        help=f"distinct db_uuids one IPv6 /48 may report per UTC day "
-        f"({defaults.new_databases_per_network_per_day}); then 429",
-    )
-    serve.add_argument(
-        "--release-cache-seconds",
-        type=float,
-        default=defaults.release_cache_seconds,
-        help=f"how soon `release add` reaches the answers ({defaults.release_cache_seconds:g})",
-    )
-    serve.add_argument(
-        "--pool-min-size",
-        type=int,
-        default=defaults.pool_min_size,
-        help=f"PostgreSQL connections kept open per process ({defaults.pool_min_size})",
-    )
-    serve.add_argument(
-        "--pool-max-size",
-        type=int,
-        default=defaults.pool_max_size,
-        help=f"PostgreSQL connections at most per process ({defaults.pool_max_size})",
-    )
-    serve.add_argument(
-        "--writers",
-        type=int,
-        default=defaults.writers,
-        help=f"concurrent batched writes per process, each one COPY and one commit ({defaults.writers})",
-    )
-    serve.add_argument(
-        "--geo-lookup",
-        metavar="MODULE:NAME",
-        help="country lookup: a CountryLookup object or factory; `none` for no country "
-        "(default: the Regional Internet Registries' allocations shipped in iptocc)",
-    )
-    serve.add_argument(
-        "--trust-x-forwarded-for",
-        action="store_true",
-        help="behind a reverse proxy: take the client's address (for the limits and the country only) "
-        "from the last X-Forwarded-For entry",
-    )
-    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
-    serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
-    serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
-    _add_public_face(serve, defaults)
-    serve.add_argument(
-        "--event-loop",
-        choices=listener.EVENT_LOOPS,
-        default=listener.EVENT_LOOPS[0],
-        help="uvloop (libuv, less CPU per request; the default) or Python's own asyncio loop",
-    )
-    serve.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="least severe log lines written (INFO); none of them holds a client's address",
-    )
+    add_options(serve, Settings)
+    add_options(serve, EdgeProcess)
     fleet_cli.add_commands(sub, common)
     return parser
 
@@ -220,27 +114,6 @@ def _release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     eol.add_argument("--withdraw", action="store_true", help="the series is supported again")
     rsub.add_parser(
         "list", parents=[common], help="releases by product, newest first; * marks the newest one reports are told"
-    )
-
-
-def _add_public_face(serve: argparse.ArgumentParser, defaults: Settings) -> None:
-    """What the landing page states, and the operator's metrics listener."""
-    serve.add_argument("--operator-name", default="", help="who runs this collector, stated on the landing page")
-    serve.add_argument(
-        "--operator-contact", default="", help="where to ask about it or for erasure (an e-mail address or URL)"
-    )
-    serve.add_argument(
-        "--retention-days",
-        type=int,
-        default=defaults.retention_days,
-        help=f"how long reports are kept, as the landing page states it ({defaults.retention_days}); "
-        "keep it equal to prune --older-than",
-    )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; default: none)",
     )
 
 
@@ -325,51 +198,24 @@ async def _erase(dsn: str, db_uuid: uuid.UUID) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    process = from_args(EdgeProcess, args)
+    settings = from_args(Settings, args, dsn=args.dsn)
+    settings.check()
     # Built here, before `--workers` forks: the table is loaded once and shared.
-    geo: CountryLookup = load_lookup(args.geo_lookup) if args.geo_lookup else country.default_lookup()
-    settings = Settings(
-        dsn=args.dsn,
-        max_body_bytes=args.max_body_bytes,
-        rate_limit_burst=args.rate_limit_burst,
-        rate_limit_per_hour=args.rate_limit_per_hour,
-        new_databases_per_address_per_day=args.new_databases_per_address,
-        new_databases_per_network_per_day=args.new_databases_per_network,
-        release_cache_seconds=args.release_cache_seconds,
-        pool_min_size=args.pool_min_size,
-        pool_max_size=args.pool_max_size,
-        writers=args.writers,
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        max_connections=args.max_connections,
-        max_connections_per_address=args.max_connections_per_address,
-        max_connections_per_network=args.max_connections_per_network,
-        tls_handshake_timeout=args.tls_handshake_timeout,
-        trust_x_forwarded_for=args.trust_x_forwarded_for,
-        operator_name=args.operator_name,
-        operator_contact=args.operator_contact,
-        retention_days=args.retention_days,
-        metrics_port=args.metrics_port,
-    )
-    if args.metrics_port is not None and args.metrics_port == args.port:
-        raise UsageError("--metrics-port must differ from --port: metrics are never served on the public port")
-    if not (args.operator_name and args.operator_contact):
+    geo: CountryLookup = load_lookup(process.geo_lookup) if process.geo_lookup else country.default_lookup()
+    if not (settings.operator_name and settings.operator_contact):
         logging.getLogger(__name__).warning(
             "the landing page names no operator: give --operator-name and --operator-contact"
         )
-    tls: ssl.SSLContext | None = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            raise UsageError("--tls-cert and --tls-key go together")
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.tls_cert, args.tls_key)
-    multiprocess_dir = operator_metrics.use_multiprocess_dir() if args.metrics_port and args.workers > 1 else None
+    tls = settings.tls_context()
+    metrics_dir = operator_metrics.use_multiprocess_dir() if settings.metrics_port and process.workers > 1 else None
     try:
         return listener.serve(
-            settings, geo, args.host, args.port, tls, args.workers, not args.no_access_log, args.event_loop
+            settings, geo, settings.host, settings.port, tls, process.workers, settings.access_log, process.event_loop
         )
     finally:
-        if multiprocess_dir is not None:
-            operator_metrics.remove_multiprocess_dir(multiprocess_dir)
+        if metrics_dir is not None:
+            operator_metrics.remove_multiprocess_dir(metrics_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -393,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_erase(args.dsn, args.db_uuid))
         else:
             return _serve(args)
-    except UsageError as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (releases.ReleaseError, storage.SchemaMissing, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:

@@ -177,3 +177,24 @@ def test_every_serve_flag_has_help_text() -> None:
     for name in ("serve", "prune", "erase", "migrate"):
         for action in commands.choices[name]._actions:
             assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (("serve", "--tls-cert", "server.pem"), "--tls-cert and --tls-key go together"),
+        (("serve-fleet", "--tls-key", "server.pem"), "--tls-cert and --tls-key go together"),
+        (("serve", "--port", "9000", "--metrics-port", "9000"), "--metrics-port must differ from --port"),
+        (("serve-fleet", "--metrics-port", "8081"), "--metrics-port must differ from --port"),
+        (("serve-fleet", "--statement-timeout-ms", "0"), "--statement-timeout-ms must be at least 1"),
+        (("serve-fleet", "--rollup-every-seconds", "-1"), "--rollup-every-seconds must be at least 0"),
+        (("serve", "--pool-max-size", "many"), "argument --pool-max-size: invalid int value: 'many'"),
+        (("serve-fleet", "--header-timeout", "soon"), "argument --header-timeout: invalid float value: 'soon'"),
+    ],
+)
+def test_options_that_cannot_work_are_refused_before_serving(args: tuple[str, ...], refusal: str) -> None:
+    """Both services' settings are their options: each refusal names the option, and nothing starts."""
+    result = run_cli(*args, "--dsn", "dbname=never_connected", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert refusal in result.stderr
+    assert "serving on" not in result.stdout

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from telemetry_collector.fleet import rollup, views
 from tests.collector.browser import dump_dom, screenshot
 from tests.collector.fleet_helpers import at, known_fleet, roll_up, store, today
 from tests.collector.helpers import REPO
@@ -133,6 +134,13 @@ def test_a_screenshot_a_vendor_can_read(
     screenshot(f"{vendor.url}/?days=60", SCREENSHOT, size="1280,1960")
     assert SCREENSHOT.stat().st_size > 50_000
     print(f"screenshot: {SCREENSHOT}")
+
+
+def test_the_page_has_a_bar_chart_for_each_dimension_but_the_advisory_shares(start_vendor: Any) -> None:
+    """fleet.js draws each chart of the page from the JSON's dimension of that name; the page names them."""
+    page = start_vendor().get("/").text
+    charts = re.findall(r'<svg id="chart-([a-z_]+)" class="chart"', page)
+    assert sorted(charts) == sorted(set(rollup.DIMENSIONS) - set(views.ADVISORY_FLAGS))
 
 
 def test_the_page_loads_nothing_from_elsewhere(start_vendor: Any) -> None:

@@ -15,19 +15,18 @@ import psycopg_pool
 from telemetry_collector import listener
 from telemetry_collector.fleet import rollup
 from telemetry_collector.fleet.app import make_app
-from telemetry_collector.fleet.auth import TOKEN_ENV, AuthConfigError, is_loopback, load_token
+from telemetry_collector.fleet.auth import TOKEN_ENV, AuthConfigError, is_loopback
 from telemetry_collector.fleet.config import FleetSettings
+from telemetry_collector.options import ConfigError, add_options, from_args
 
 # serve-vendor: the name serve-fleet had until 0.3.0, accepted until 0.4.0.
 SERVE_ALIASES = ("serve-vendor",)
 COMMANDS = ("rollup", "serve-fleet", *SERVE_ALIASES)
-DEFAULT_PORT = 8081
 
 log = logging.getLogger(__name__)
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    defaults = FleetSettings(dsn="")
     roll = sub.add_parser(
         "rollup",
         parents=[common],
@@ -36,80 +35,22 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
     roll.add_argument(
         "--settle-seconds",
         type=float,
-        default=defaults.settle_seconds,
+        default=rollup.SETTLE_SECONDS,
         help="leave reports younger than this for the next run, so transactions in flight can commit "
-        f"(default {defaults.settle_seconds:g})",
+        f"(default {rollup.SETTLE_SECONDS:g})",
     )
     roll.add_argument(
         "--rebuild",
         action="store_true",
         help="empty the roll-ups and recompute them from every stored report (after importing old reports)",
     )
-
     serve = sub.add_parser(
         "serve-fleet",
         aliases=list(SERVE_ALIASES),
         parents=[common],
         help="run the vendor service: fleet page, JSON and CSV exports from the roll-ups",
     )
-    serve.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1); a non-loopback address needs a token",
-    )
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    serve.add_argument(
-        "--token-file",
-        metavar="PATH",
-        help=f"file whose first line is the access token (at least 16 characters; default: ${TOKEN_ENV}); "
-        "clients send it as 'Authorization: Bearer TOKEN' or as the Basic password",
-    )
-    serve.add_argument(
-        "--statement-timeout-ms",
-        type=int,
-        default=defaults.statement_timeout_ms,
-        help=f"cancel any vendor query running longer (default {defaults.statement_timeout_ms})",
-    )
-    serve.add_argument(
-        "--pool-min-size",
-        type=int,
-        default=defaults.pool_min_size,
-        help=f"connections kept open for vendor reads (default {defaults.pool_min_size})",
-    )
-    serve.add_argument(
-        "--pool-max-size",
-        type=int,
-        default=defaults.pool_max_size,
-        help=f"most connections vendor reads may hold (default {defaults.pool_max_size})",
-    )
-    serve.add_argument(
-        "--pool-timeout",
-        type=float,
-        default=defaults.pool_timeout,
-        help=f"seconds a request waits for a connection before a 503 (default {defaults.pool_timeout:g})",
-    )
-    serve.add_argument(
-        "--rollup-every-seconds",
-        type=float,
-        default=defaults.rollup_every_seconds,
-        help="also run the roll-up this often, on a connection of its own; 0: never, leave it to a timer "
-        f"(default {defaults.rollup_every_seconds:g})",
-    )
-    serve.add_argument(
-        "--settle-seconds",
-        type=float,
-        default=defaults.settle_seconds,
-        help=f"the periodic roll-up's --settle-seconds (default {defaults.settle_seconds:g})",
-    )
-    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain ...")
-    serve.add_argument("--tls-key", metavar="PEM", help="... and this private key")
-    serve.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; default: none)",
-    )
+    add_options(serve, FleetSettings)
 
 
 async def _rollup(dsn: str, settle_seconds: float, rebuild: bool) -> None:
@@ -127,42 +68,21 @@ async def _rollup(dsn: str, settle_seconds: float, rebuild: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    token = load_token(args.token_file)
-    if token is None and not is_loopback(args.host):
+    settings = from_args(FleetSettings, args, dsn=args.dsn)
+    public = not is_loopback(settings.host)
+    if settings.token is None and public:
         raise AuthConfigError(
-            f"refusing to serve the fleet on {args.host}, which is not a loopback address, without "
+            f"refusing to serve the fleet on {settings.host}, which is not a loopback address, without "
             f"authentication: set {TOKEN_ENV} or give --token-file"
         )
-    if args.rollup_every_seconds < 0 or args.statement_timeout_ms <= 0:
-        raise AuthConfigError("--rollup-every-seconds must be >= 0 and --statement-timeout-ms > 0")
-    tls: ssl.SSLContext | None = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            raise AuthConfigError("--tls-cert and --tls-key go together")
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.tls_cert, args.tls_key)
-    elif token is not None and not is_loopback(args.host):
+    settings.check()
+    tls = settings.tls_context()
+    if tls is None and public:
         log.warning("the token travels in clear text: give --tls-cert/--tls-key or put a TLS proxy in front")
-    settings = FleetSettings(
-        dsn=args.dsn,
-        token=token,
-        host=args.host,
-        statement_timeout_ms=args.statement_timeout_ms,
-        pool_min_size=args.pool_min_size,
-        pool_max_size=args.pool_max_size,
-        pool_timeout=args.pool_timeout,
-        rollup_every_seconds=args.rollup_every_seconds,
-        settle_seconds=args.settle_seconds,
-        metrics_port=args.metrics_port,
-    )
-    if args.metrics_port is not None and args.metrics_port == args.port:
-        raise AuthConfigError("--metrics-port must differ from --port")
-    asyncio.run(_serve_until_signalled(settings, args.port, tls, not args.no_access_log))
+    asyncio.run(_serve_until_signalled(settings, tls))
 
 
-async def _serve_until_signalled(
-    settings: FleetSettings, port: int, tls: ssl.SSLContext | None, with_access_log: bool
-) -> None:
+async def _serve_until_signalled(settings: FleetSettings, tls: ssl.SSLContext | None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -170,7 +90,14 @@ async def _serve_until_signalled(
     # The edge's listener: JSON answers to malformed requests, no address or client bytes in a log.
     limits = listener.ConnectionLimits(settings.max_connections, 0, settings.tls_handshake_timeout)
     site = await listener.start_site(
-        make_app(settings), settings.host, port, limits, settings.header_timeout, tls, False, with_access_log
+        make_app(settings),
+        settings.host,
+        settings.port,
+        limits,
+        settings.header_timeout,
+        tls,
+        False,
+        settings.access_log,
     )
     print(f"serving on {site.url}", flush=True)
     try:
@@ -186,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(_rollup(args.dsn, args.settle_seconds, args.rebuild))
         else:
             _serve(args)
-    except AuthConfigError as exc:
+    except (AuthConfigError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (rollup.RollupMissing, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:

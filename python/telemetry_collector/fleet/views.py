@@ -147,43 +147,44 @@ async def _fetch(conn: psycopg.AsyncConnection[Any], query: str, params: Any = N
 
 
 async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) -> dict[str, Any]:
+    """GET /v1/fleet's JSON: each view (the module's text) over the `days` up to the roll-up's watermark."""
     days = max(1, min(days, MAX_DAYS))
     ((watermark, generated_at),) = await _fetch(conn, "SELECT watermark, now() FROM collector.rollup_state")
     listed = await releases.list_releases(conn)
     if watermark is None:
         return _empty(generated_at, days, listed)
     as_of: dt.date = watermark.astimezone(dt.UTC).date()
-    first = as_of - dt.timedelta(days=days - 1)
-    series_days = _days(first, as_of)
-
-    # Running sums of the activity deltas up to each day that has one.
-    active: dict[str, dict[dt.date, int]] = defaultdict(dict)
-    for counter, day, value in await _fetch(
-        conn,
-        """SELECT counter, day, (sum(value) OVER (PARTITION BY counter ORDER BY day))::bigint
-             FROM collector.rollup_counters WHERE counter = ANY(%s) AND day <= %s""",
-        (list(rollup.ACTIVE_WINDOWS), as_of),
-    ):
-        active[counter][day] = value
-    counted: dict[str, dict[dt.date, int]] = defaultdict(dict)
-    for counter, day, value in await _fetch(
-        conn,
-        """SELECT counter, day, value FROM collector.rollup_counters
-            WHERE counter IN ('new_databases', 'restored_databases', 'restored_exports') AND day <= %s""",
-        (as_of,),
-    ):
-        counted[counter][day] = value
-    quiet = {
-        day + dt.timedelta(days=QUIET_DAYS): n
-        for day, n in await _fetch(
-            conn,
-            """SELECT last_day, databases FROM collector.rollup_latest
-                WHERE dimension = %s AND last_day BETWEEN %s AND %s""",
-            (rollup.ALL, first - dt.timedelta(days=QUIET_DAYS), as_of - dt.timedelta(days=QUIET_DAYS)),
-        )
+    series_days = _days(as_of - dt.timedelta(days=days - 1), as_of)
+    reporting, by_version = await _reporting(conn, as_of)
+    counted = await _counted(conn, as_of)
+    activity = await _activity(conn, series_days, reporting, counted)
+    now_counts = await _now_counts(conn, as_of)
+    return {
+        "generated_at": generated_at.astimezone(dt.UTC).isoformat(),
+        "rolled_up_to": watermark.astimezone(dt.UTC).isoformat(),
+        "days": days,
+        "window_days": WINDOW_DAYS,
+        "active": {
+            "last_7_days": activity["active_7_days"][-1],
+            "last_30_days": activity["active_30_days"][-1],
+        },
+        "activity": activity,
+        "adoption": _adoption(listed, reporting, by_version, series_days),
+        "up_to_date": _up_to_date(listed, series_days, reporting, by_version, now_counts),
+        "advisories": await _advisories(conn, series_days, now_counts),
+        "now": await _now(conn, as_of, now_counts),
+        "restored_from_dump": {
+            "exports": sum(counted["restored_exports"].values()),
+            "restored_databases": sum(counted["restored_databases"].values()),
+        },
     }
-    # The day's reporting databases, by extension version: every day kept (the
-    # adoption of an old release began before the window shown).
+
+
+async def _reporting(
+    conn: psycopg.AsyncConnection[Any], as_of: dt.date
+) -> tuple[dict[dt.date, int], dict[dt.date, dict[str, int]]]:
+    """The day's reporting databases, in all and by extension version: every day kept (the
+    adoption of an old release began before the window shown)."""
     reporting: dict[dt.date, int] = {}
     by_version: dict[dt.date, dict[str, int]] = defaultdict(dict)
     for day, dimension, value, n in await _fetch(
@@ -196,28 +197,93 @@ async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) ->
             reporting[day] = n
         else:
             by_version[day][value] = n
+    return reporting, by_version
 
-    def running(counter: str) -> list[int]:
-        out, value = [], 0
-        known = active[counter]
-        # The value before the window starts: the last running sum at or before it.
-        before = [d for d in known if d < first]
-        if before:
-            value = known[max(before)]
-        for day in series_days:
-            value = known.get(day, value)
-            out.append(value)
-        return out
 
-    activity: dict[str, Any] = {
+async def _counted(conn: psycopg.AsyncConnection[Any], as_of: dt.date) -> dict[str, dict[dt.date, int]]:
+    """Per day: new databases, databases restored from a dump, and the dumps they came from."""
+    counted: dict[str, dict[dt.date, int]] = defaultdict(dict)
+    for counter, day, value in await _fetch(
+        conn,
+        """SELECT counter, day, value FROM collector.rollup_counters
+            WHERE counter IN ('new_databases', 'restored_databases', 'restored_exports') AND day <= %s""",
+        (as_of,),
+    ):
+        counted[counter][day] = value
+    return counted
+
+
+async def _activity(
+    conn: psycopg.AsyncConnection[Any],
+    series_days: list[dt.date],
+    reporting: dict[dt.date, int],
+    counted: dict[str, dict[dt.date, int]],
+) -> dict[str, Any]:
+    """Per day: reporting, active in the trailing 7 and 30 days, new, gone quiet."""
+    first, as_of = series_days[0], series_days[-1]
+    # Running sums of the activity deltas up to each day that has one.
+    active: dict[str, dict[dt.date, int]] = defaultdict(dict)
+    for counter, day, value in await _fetch(
+        conn,
+        """SELECT counter, day, (sum(value) OVER (PARTITION BY counter ORDER BY day))::bigint
+             FROM collector.rollup_counters WHERE counter = ANY(%s) AND day <= %s""",
+        (list(rollup.ACTIVE_WINDOWS), as_of),
+    ):
+        active[counter][day] = value
+    quiet = {
+        day + dt.timedelta(days=QUIET_DAYS): n
+        for day, n in await _fetch(
+            conn,
+            """SELECT last_day, databases FROM collector.rollup_latest
+                WHERE dimension = %s AND last_day BETWEEN %s AND %s""",
+            (rollup.ALL, first - dt.timedelta(days=QUIET_DAYS), as_of - dt.timedelta(days=QUIET_DAYS)),
+        )
+    }
+    return {
         "days": [d.isoformat() for d in series_days],
         "reporting": [reporting.get(d, 0) for d in series_days],
-        "active_7_days": running("active_7"),
-        "active_30_days": running("active_30"),
+        "active_7_days": _running(active["active_7"], series_days),
+        "active_30_days": _running(active["active_30"], series_days),
         "new": [counted["new_databases"].get(d, 0) for d in series_days],
         "gone_quiet": [quiet.get(d, 0) for d in series_days],
     }
 
+
+def _running(known: dict[dt.date, int], series_days: list[dt.date]) -> list[int]:
+    """A running sum known on some days, on each day of the series."""
+    out, value = [], 0
+    # The value before the window starts: the last running sum at or before it.
+    before = [d for d in known if d < series_days[0]]
+    if before:
+        value = known[max(before)]
+    for day in series_days:
+        value = known.get(day, value)
+        out.append(value)
+    return out
+
+
+def _up_to_date(
+    listed: list[releases.Release],
+    series_days: list[dt.date],
+    reporting: dict[dt.date, int],
+    by_version: dict[dt.date, dict[str, int]],
+    now_counts: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """Per day and now, the share on the newest release listed by then."""
+    newest_now = releases.newest(r.version for r in listed)
+    total = now_counts[rollup.ALL].get("", 0)
+    return {
+        "days": [d.isoformat() for d in series_days],
+        "share": [
+            _up_to_date_share(listed, day, reporting.get(day, 0), by_version.get(day, {})) for day in series_days
+        ],
+        "newest_release": newest_now,
+        "now": _share(_at_or_above(newest_now, now_counts["extension_version"]), total) if newest_now else None,
+    }
+
+
+async def _now_counts(conn: psycopg.AsyncConnection[Any], as_of: dt.date) -> dict[str, dict[str, int]]:
+    """Databases active in the window by their latest report: per dimension, per value."""
     now_rows = await _fetch(
         conn,
         """SELECT dimension, value, sum(databases)::bigint FROM collector.rollup_latest
@@ -228,6 +294,13 @@ async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) ->
     for dimension, value, n in now_rows:
         if dimension in now_counts:
             now_counts[dimension][value] = n
+    return now_counts
+
+
+async def _now(
+    conn: psycopg.AsyncConnection[Any], as_of: dt.date, now_counts: dict[str, dict[str, int]]
+) -> dict[str, Any]:
+    """The fleet now: active databases, new and gone quiet in the window, and each dimension's rows."""
     total = now_counts[rollup.ALL].get("", 0)
     ((new_recent, quiet_recent),) = await _fetch(
         conn,
@@ -243,38 +316,11 @@ async def fleet(conn: psycopg.AsyncConnection[Any], days: int = DEFAULT_DAYS) ->
             "quiet_end": as_of - dt.timedelta(days=QUIET_DAYS),
         },
     )
-    newest_now = releases.newest(r.version for r in listed)
-
     return {
-        "generated_at": generated_at.astimezone(dt.UTC).isoformat(),
-        "rolled_up_to": watermark.astimezone(dt.UTC).isoformat(),
-        "days": days,
-        "window_days": WINDOW_DAYS,
-        "active": {
-            "last_7_days": activity["active_7_days"][-1],
-            "last_30_days": activity["active_30_days"][-1],
-        },
-        "activity": activity,
-        "adoption": _adoption(listed, reporting, by_version, series_days),
-        "up_to_date": {
-            "days": activity["days"],
-            "share": [
-                _up_to_date_share(listed, day, reporting.get(day, 0), by_version.get(day, {})) for day in series_days
-            ],
-            "newest_release": newest_now,
-            "now": _share(_at_or_above(newest_now, now_counts["extension_version"]), total) if newest_now else None,
-        },
-        "advisories": await _advisories(conn, series_days, now_counts),
-        "now": {
-            "databases": total,
-            "new_last_30_days": new_recent,
-            "gone_quiet_last_30_days": quiet_recent,
-            **{dim: _rows(dim, now_counts[dim], total) for dim in rollup.DIMENSIONS},
-        },
-        "restored_from_dump": {
-            "exports": sum(counted["restored_exports"].values()),
-            "restored_databases": sum(counted["restored_databases"].values()),
-        },
+        "databases": total,
+        "new_last_30_days": new_recent,
+        "gone_quiet_last_30_days": quiet_recent,
+        **{dim: _rows(dim, now_counts[dim], total) for dim in rollup.DIMENSIONS},
     }
 
 
@@ -363,8 +409,8 @@ def _adoption(
     return {"days": [d.isoformat() for d in series_days], "releases": out}
 
 
-# The advisory dimensions' values that count against the fleet.
-_ADVISORY_FLAGS = {"security": "outstanding", "end_of_life": "yes"}
+# The advisory dimensions' values that count against the fleet (the page draws these as shares, not bars).
+ADVISORY_FLAGS = {"security": "outstanding", "end_of_life": "yes"}
 
 
 async def _advisories(
@@ -380,10 +426,10 @@ async def _advisories(
         conn,
         """SELECT day, dimension, value, databases FROM collector.rollup_daily
             WHERE dimension = ANY(%s) AND day BETWEEN %s AND %s""",
-        (list(_ADVISORY_FLAGS), series_days[0], series_days[-1]),
+        (list(ADVISORY_FLAGS), series_days[0], series_days[-1]),
     ):
         judged[dimension][day] = judged[dimension].get(day, 0) + n
-        if value == _ADVISORY_FLAGS[dimension]:
+        if value == ADVISORY_FLAGS[dimension]:
             flagged[dimension][day] = n
 
     def share(dimension: str, day: dt.date) -> float | None:
@@ -391,7 +437,7 @@ async def _advisories(
 
     def now(dimension: str) -> float | None:
         counts = now_counts[dimension]
-        return _share(counts.get(_ADVISORY_FLAGS[dimension], 0), sum(counts.values()))
+        return _share(counts.get(ADVISORY_FLAGS[dimension], 0), sum(counts.values()))
 
     return {
         "days": [d.isoformat() for d in series_days],

@@ -1,13 +1,9 @@
 // The fleet page: fetches v1/fleet and draws it: time series with uPlot (vendored,
-// static/uplot/), the fleet now as SVG bars.  Values come from reports, i.e. from
+// static/third_party/uplot/), the fleet now as SVG bars.  Values come from reports, i.e. from
 // anyone: they are only ever set as text, never as markup.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const DIMENSIONS = [
-  "extension_version", "postgresql_major", "os_name", "install_method",
-  "size", "timescaledb", "timescaledb_version", "extension", "country", "postgresql_minor_lag",
-];
 const ROW = 24, LABEL_W = 165, COUNT_W = 100, WIDTH = 420, MAX_ROWS = 12, MAX_LABEL = 21;
 const COLORS = ["#2f6fb0", "#d9822b", "#3c9a5f", "#b8463e", "#7b5ea7", "#8c6d31", "#c2559b", "#5f7a8a"];
 const PLOT_HEIGHT = 230;
@@ -167,7 +163,9 @@ function render(data) {
     { label: "end-of-life series", values: adv.end_of_life_share },
   ], { share: true });
   drawAdoptionTable(adoption.releases, adoption.days.length - 1);
-  for (const dim of DIMENSIONS) drawBars(document.getElementById(`chart-${dim}`), data.now[dim]);
+  // Each bar chart of the page (index.html, <svg id="chart-DIMENSION" class="chart">) draws that
+  // dimension of the fleet now; the dimensions are the roll-up's, as the JSON carries them.
+  for (const svg of document.querySelectorAll("svg.chart")) drawBars(svg, data.now[svg.id.replace(/^chart-/, "")]);
 }
 
 async function load() {
