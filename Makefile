@@ -238,11 +238,12 @@ test: deps
 	@PG_MAJORS='$(PG_MAJORS)' PYTEST_ARGS='$(PYTEST_ARGS)' PYTHON='$(VENV)/bin/python' \
 		PROVIDE_POSTGRES='$(PROVIDE_POSTGRES)' MAKE='$(MAKE)' tools/run-tests
 
-# Needs the virtualenv only: no root, no PostgreSQL, nothing from apt.
+# Needs the virtualenv only: no root, no PostgreSQL, nothing from apt.  The settings (and
+# mypy's list of files) are in pyproject.toml.
 lint: $(VENV)/.stamp
-	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
-	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
-	$(VENV)/bin/mypy --config-file python/pyproject.toml
+	$(VENV)/bin/ruff check python tests extension bench demo
+	$(VENV)/bin/ruff format --check python tests extension bench demo
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python extension/lint_sql.py --version '$(EXTVERSION)' --sql-dir sql
 
 # ---- pg_regress on a temporary instance, and the Debian package ---------------
