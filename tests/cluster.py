@@ -16,6 +16,7 @@ import psycopg
 from port_for import get_port
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
+from tests.helpers import scalar
 from tests.pgtree import PgTree, as_server_user, server_os_user
 
 DEFAULT_CONF = {
@@ -166,12 +167,12 @@ class Cluster:
         signal, and sessions started after that inherit its new pg_conf_load_time().
         """
         with self.connect() as conn:
-            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            before = scalar(conn, "SELECT pg_conf_load_time()")
             conn.execute("SELECT pg_reload_conf()")
         deadline = time.monotonic() + seconds
         while True:
             with self.connect() as conn:
-                if conn.execute("SELECT pg_conf_load_time() > %s", [before]).fetchone()[0]:
+                if scalar(conn, "SELECT pg_conf_load_time() > %s", [before]):
                     return
             assert time.monotonic() < deadline, "the configuration was not reloaded"
             time.sleep(0.05)

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from packaging.version import Version
+from psycopg.abc import Params, QueryNoTemplate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,10 +29,20 @@ def release_after(version: str = EXTENSION_VERSION, *, step: str = "minor") -> s
     return f"{major}.{minor + 1}.0" if step == "minor" else f"{major}.{minor}.{patch + 1}"
 
 
+def one_row(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params | None = None) -> Any:
+    """The one row a query returns (it must return one)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row
+
+
+def scalar(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params | None = None) -> Any:
+    """The first column of the one row a query returns."""
+    return one_row(conn, query, params)[0]
+
+
 def report(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    row = conn.execute("SELECT get_report()").fetchone()
-    assert row is not None
-    value: dict[str, Any] = row[0]
+    value: dict[str, Any] = scalar(conn, "SELECT get_report()")
     return value
 
 

@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.extension.job.helpers import answer, attempts, configure, tick
-from tests.helpers import report
+from tests.helpers import report, scalar
 
 MAX_SAFE = 2**53 - 1
 
@@ -82,7 +82,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     db.execute("CHECKPOINT")  # the database's size settles: nothing is written until the send
-    shown = db.execute("SELECT get_report()::text").fetchone()[0]
+    shown = scalar(db, "SELECT get_report()::text")
     assert tick(db)["outcome"] == "sent"
     [(request, _)] = httpserver.log
     sent = request.get_data()
@@ -101,7 +101,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
         assert set(vendor[key]) == {"error"} and vendor[key]["error"] in {"25006", "0A000"}, (key, vendor[key])
     assert b"Infinity" not in sent and b"NaN" not in sent
     # Nothing was written, not even while sending.
-    assert db.execute("SELECT count(*) FROM public.sink").fetchone()[0] == 2
+    assert scalar(db, "SELECT count(*) FROM public.sink") == 2
     assert db.execute("SELECT last_value, is_called FROM public.counter").fetchone() == (1, False)
 
 
@@ -133,11 +133,11 @@ def test_registration_refuses_side_effects_and_unsafe_numbers(
     with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
         register(db, key, query)
     assert complaint in str(refused.value)
-    assert db.execute("SELECT count(*) FROM _telemetry.vendor_metrics").fetchone()[0] == 0
+    assert scalar(db, "SELECT count(*) FROM _telemetry.vendor_metrics") == 0
     assert db.execute("SELECT count(*), max(id) FROM public.sink").fetchone() == (2, 2)
 
 
-def test_the_report_deadline_caps_the_sum_of_metric_deadlines(db) -> None:
+def test_the_report_deadline_caps_the_sum_of_metric_deadlines(db: psycopg.Connection[Any]) -> None:
     # Two metrics of 60 s each would hold the report two minutes: the report's
     # own deadline (30 s) cuts the first, and the second, instant, never runs.
     store_unchecked(db, "a_slow", "SELECT count(*) FROM pg_catalog.pg_sleep(120)", timeout_ms=60_000)

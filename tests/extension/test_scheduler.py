@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
+import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, configure
-from tests.helpers import Notices, release_after
+from tests.helpers import Notices, release_after, scalar
+from tests.pgtree import PgTree
 
 NEWER = release_after()
 
@@ -23,11 +26,11 @@ CRON_CONF = {
 }
 
 
-def cron_jobs(conn) -> list[tuple[str, str, str]]:
+def cron_jobs(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
     return conn.execute("SELECT jobname, schedule, command FROM cron.job ORDER BY jobid").fetchall()
 
 
-def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, httpserver: HTTPServer) -> None:
+def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree: PgTree, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer(NEWER))
     c = Cluster(pg_tree, name="cron", conf=CRON_CONF).start()
     try:
@@ -73,9 +76,7 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
             # pg_cron shows each role its own jobs only; a pg_monitor member still learns the truth.
             conn.execute("CREATE ROLE cron_monitor LOGIN IN ROLE pg_monitor")
             with c.connect("crondb", user="cron_monitor") as monitor:
-                assert monitor.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0] == (
-                    "pg_cron job in this database"
-                )
+                assert scalar(monitor, "SELECT tick_caller FROM telemetry_status") == ("pg_cron job in this database")
             # Another database of the cluster: the NOTICE's command, run where it says, schedules its tick.
             with c.database("otherdb", extension=False) as other:
                 notices = Notices(other)
@@ -91,7 +92,7 @@ def test_pg_cron_sends_with_no_manual_call_and_follows_the_extension(pg_tree, ht
         c.destroy()
 
 
-def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTTPServer) -> None:
+def test_http_proxy_from_the_server_environment_is_used(pg_tree: PgTree, httpserver: HTTPServer) -> None:
     # The "proxy" is the loopback test server: the request for a host that does not
     # resolve can only arrive there through the proxy setting.
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
@@ -100,7 +101,7 @@ def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTT
     try:
         with c.database("proxied") as conn:
             configure(conn, "http://telemetry.invalid/v1/report")
-            outcome = conn.execute("SELECT telemetry_send_report()").fetchone()[0]
+            outcome = scalar(conn, "SELECT telemetry_send_report()")
             assert outcome["outcome"] == "sent", outcome
         [(request, _)] = httpserver.log
         assert request.headers["Host"] == "telemetry.invalid"
@@ -108,7 +109,7 @@ def test_http_proxy_from_the_server_environment_is_used(pg_tree, httpserver: HTT
         c.destroy()
 
 
-def test_a_plain_roles_drop_schema_and_drop_owned_log_nothing(pg_tree) -> None:
+def test_a_plain_roles_drop_schema_and_drop_owned_log_nothing(pg_tree: PgTree) -> None:
     """The event triggers behind the pg_cron entry fire for every role's DROP; a plain role's is none of ours."""
     c = Cluster(pg_tree, name="cron-plain", conf=CRON_CONF).start()
     try:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 PACKAGE = Path(__file__).resolve().parents[2] / "python" / "telemetry_extension"
 
 
-def test_every_extension_function_pins_search_path(db) -> None:
+def test_every_extension_function_pins_search_path(db: psycopg.Connection[Any]) -> None:
     rows = db.execute(
         """
         SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
@@ -30,7 +32,7 @@ def test_every_extension_function_pins_search_path(db) -> None:
     assert unpinned == []
 
 
-def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) -> None:
+def test_plain_role_is_denied_and_pg_monitor_is_allowed(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     db.execute("CREATE ROLE plain_user LOGIN")
     db.execute("CREATE ROLE monitor_user LOGIN IN ROLE pg_monitor")
     try:
@@ -45,7 +47,7 @@ def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) ->
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
         with cluster.connect(db.info.dbname, user="monitor_user") as conn:
-            assert conn.execute("SELECT get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
+            assert scalar(conn, "SELECT get_report() ->> 'metrics_level'") == "basic"
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("DELETE FROM _telemetry.instance")
     finally:
@@ -53,7 +55,8 @@ def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) ->
         db.execute("DROP ROLE monitor_user")
 
 
-def _sql_calls(tree: ast.AST):
+def _sql_calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
+    """Each call of a method that takes SQL, with the method's name."""
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
@@ -61,7 +64,7 @@ def _sql_calls(tree: ast.AST):
             and node.func.attr in {"rows", "row", "value", "prepare", "execute", "registered_query_rows"}
             and node.args
         ):
-            yield node
+            yield node.func.attr, node
 
 
 # The one statement whose text is not a constant: a metric's query that a superuser
@@ -79,11 +82,11 @@ def test_sql_text_is_always_a_constant() -> None:
     for path in PACKAGE.rglob("*.py"):
         if path.name == "db.py":
             continue  # the door itself: it passes its callers' constant text on to plpy.prepare
-        for call in _sql_calls(ast.parse(path.read_text())):
+        for method, call in _sql_calls(ast.parse(path.read_text())):
             first = call.args[0]
-            if call.func.attr == "execute" and isinstance(first, ast.Name) and first.id == "plan":
+            if method == "execute" and isinstance(first, ast.Name) and first.id == "plan":
                 continue  # executing a prepared plan
-            if call.func.attr == "registered_query_rows":
+            if method == "registered_query_rows":
                 registered_calls.append((path.name, first.id if isinstance(first, ast.Name) else ast.dump(first)))
                 continue
             checked += 1

@@ -6,19 +6,21 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.pgtree import REPO, build_tree
+from tests.helpers import scalar
+from tests.pgtree import REPO, PgTree, build_tree
 
 OTHER = "9.9.9"
 
 
 @pytest.fixture(scope="module")
-def two_version_tree(tmp_path_factory):
+def two_version_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgTree]:
     """A tree with this checkout installed, and the same code installed again as version 9.9.9."""
     root = Path(tempfile.mkdtemp(prefix="telemetry-versions-"))  # not under pytest's 0700 tmp: the server reads it
     tree = build_tree(root)
@@ -40,12 +42,12 @@ def two_version_tree(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_session_with_old_python_refuses_new_sql(two_version_tree) -> None:
+def test_session_with_old_python_refuses_new_sql(two_version_tree: PgTree) -> None:
     c = Cluster(two_version_tree, name="versions").start()
     try:
         with c.database("versions", extension=False) as old_session:
             old_session.execute("CREATE EXTENSION telemetry CASCADE")
-            current = old_session.execute("SELECT get_report() ->> 'extension_version'").fetchone()[0]
+            current = scalar(old_session, "SELECT get_report() ->> 'extension_version'")
             assert current != OTHER
             with c.connect("versions") as other:
                 other.execute("DROP EXTENSION telemetry")
@@ -58,7 +60,7 @@ def test_session_with_old_python_refuses_new_sql(two_version_tree) -> None:
             )
             assert "Reconnect" in (diag.message_hint or "")
             with c.connect("versions") as fresh:
-                assert fresh.execute("SELECT get_report() ->> 'extension_version'").fetchone()[0] == OTHER
+                assert scalar(fresh, "SELECT get_report() ->> 'extension_version'") == OTHER
             # The package directory of that version disappears: a clear error, not an ImportError.
             shutil.rmtree(two_version_tree.python_dir / OTHER)
             with c.connect("versions") as fresh:

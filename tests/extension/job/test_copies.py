@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from tests import peers
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, attempts, configure, in_thread, telemetry_log_lines, tick
-from tests.helpers import report
+from tests.helpers import report, scalar
 
 
 def _create_copy(cluster: Cluster, name: str, template: str) -> None:
@@ -73,8 +73,8 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
             db_uuid, fraction = _instance(copy_a)
             assert db_uuid == shown["db_uuid"] and fraction != orig_fraction
             assert attempts(copy_a) == []
-            assert copy_a.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
-            assert copy_a.execute("SELECT value FROM _telemetry.options WHERE name = 'endpoint'").fetchone()[0] == (
+            assert scalar(copy_a, "SELECT count(*) FROM _telemetry.latest_version") == 0
+            assert scalar(copy_a, "SELECT value FROM _telemetry.options WHERE name = 'endpoint'") == (
                 httpserver.url_for("/v1/report")
             )
             assert report(copy_a)["db_uuid"] == shown["db_uuid"]
@@ -129,8 +129,8 @@ def test_a_copys_first_send_now_locks_no_row_while_sending(cluster: Cluster, htt
             # Then the copy took its identity, the one the report carried, and recorded its one attempt.
             [row] = attempts(other)
             assert json.loads(row["body"])["db_uuid"] == shown["db_uuid"] == _instance(other)[0]
-            assert other.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
-            assert other.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+            assert scalar(other, "SELECT failures FROM _telemetry.schedule") == 1
+            assert scalar(other, "SELECT count(*) FROM _telemetry.latest_version") == 0
     finally:
         peer.close()
         _drop(cluster, "lock_orig", "lock_copy")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import trustme
 from pytest_httpserver import HTTPServer
@@ -24,10 +25,12 @@ from tests.extension.job.helpers import (
     telemetry_log_lines,
     tick,
 )
+from tests.helpers import scalar
+from tests.pgtree import PgTree
 
 
 @pytest.fixture
-def tls_server(pg_tree) -> Iterator[tuple[HTTPServer, str]]:
+def tls_server(pg_tree: PgTree) -> Iterator[tuple[HTTPServer, str]]:
     """An HTTPS peer whose certificate no system CA signed; and a CA file that trusts it."""
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -90,7 +93,7 @@ HTTP_FAULTS = [
 
 
 def _assert_failure_handled(
-    db, cluster: Cluster, offset: int, started: float, outcome: dict[str, Any], error: str
+    db: psycopg.Connection[Any], cluster: Cluster, offset: int, started: float, outcome: dict[str, Any], error: str
 ) -> None:
     elapsed = time.monotonic() - started
     assert outcome["outcome"] == "failed"
@@ -99,16 +102,18 @@ def _assert_failure_handled(
     assert elapsed < DEADLINE + HANG, f"tick took {elapsed:.1f}s"
     [audit] = attempts(db)
     assert audit["outcome"] == "failed" and audit["error"].startswith(error)
-    assert db.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+    assert scalar(db, "SELECT count(*) FROM _telemetry.latest_version") == 0
     lines = telemetry_log_lines(cluster, offset)
     assert len(lines) == 1 and "report not sent" in lines[0], lines
     assert "Traceback" not in cluster.log_since(offset)
-    assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
+    assert scalar(db, "SELECT failures FROM _telemetry.schedule") == 1
     assert abs(seconds_until(db) - 3600) < 60  # back-off: retry_base, 1 hour
 
 
 @pytest.mark.parametrize("kind", HTTP_FAULTS)
-def test_http_faults_are_recorded_and_contained(db, cluster: Cluster, httpserver: HTTPServer, kind: str) -> None:
+def test_http_faults_are_recorded_and_contained(
+    db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer, kind: str
+) -> None:
     url, error = _http_fault(httpserver, kind)
     configure(db, url)
     offset, started = cluster.log_offset(), time.monotonic()
@@ -116,7 +121,7 @@ def test_http_faults_are_recorded_and_contained(db, cluster: Cluster, httpserver
 
 
 @pytest.mark.parametrize("kind", list(RAW_FAULTS))
-def test_raw_faults_are_recorded_and_contained(db, cluster: Cluster, kind: str) -> None:
+def test_raw_faults_are_recorded_and_contained(db: psycopg.Connection[Any], cluster: Cluster, kind: str) -> None:
     behave, error = RAW_FAULTS[kind]
     peer = peers.RawPeer(behave)
     try:
@@ -128,7 +133,7 @@ def test_raw_faults_are_recorded_and_contained(db, cluster: Cluster, kind: str) 
 
 
 @pytest.mark.parametrize("kind", ["no answer", "slow drip"])
-def test_no_lock_is_held_across_a_faulty_exchange(db, cluster: Cluster, kind: str) -> None:
+def test_no_lock_is_held_across_a_faulty_exchange(db: psycopg.Connection[Any], cluster: Cluster, kind: str) -> None:
     """While the tick waits on the peer, another session takes every lock of the extension's tables and rows."""
     behave, error = RAW_FAULTS[kind]
     peer = peers.RawPeer(behave)
@@ -154,13 +159,15 @@ def test_no_lock_is_held_across_a_faulty_exchange(db, cluster: Cluster, kind: st
     assert result["value"]["outcome"] == "failed" and result["value"]["error"].startswith(error)
 
 
-def test_connection_refused(db, cluster: Cluster) -> None:
+def test_connection_refused(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     configure(db, peers.closed_port())
     offset, started = cluster.log_offset(), time.monotonic()
     _assert_failure_handled(db, cluster, offset, started, tick(db), "connection failed")
 
 
-def test_self_signed_certificate_fails_then_ca_file_trusts_it(db, cluster: Cluster, tls_server) -> None:
+def test_self_signed_certificate_fails_then_ca_file_trusts_it(
+    db: psycopg.Connection[Any], cluster: Cluster, tls_server: tuple[HTTPServer, str]
+) -> None:
     server, ca_file = tls_server
     configure(db, server.url_for("/v1/report"))
     offset, started = cluster.log_offset(), time.monotonic()
@@ -169,7 +176,7 @@ def test_self_signed_certificate_fails_then_ca_file_trusts_it(db, cluster: Clust
     assert tick(db, "telemetry_send_report")["outcome"] == "sent"
 
 
-def test_retry_after_is_respected(db, httpserver: HTTPServer) -> None:
+def test_retry_after_is_respected(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_data("slow down", status=429, headers={"Retry-After": "7200"})
     configure(db, httpserver.url_for("/v1/report"))
     outcome = tick(db)
@@ -177,7 +184,7 @@ def test_retry_after_is_respected(db, httpserver: HTTPServer) -> None:
     assert abs(seconds_until(db) - 7200) < 60  # the server's 2 hours beat the 1 hour back-off
 
 
-def test_back_off_doubles_up_to_the_interval(db, httpserver: HTTPServer) -> None:
+def test_back_off_doubles_up_to_the_interval(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_data("boom", status=500)
     configure(db, httpserver.url_for("/v1/report"), retry_base="1 hour", interval="5 hours")
     delays = []
@@ -188,5 +195,5 @@ def test_back_off_doubles_up_to_the_interval(db, httpserver: HTTPServer) -> None
     httpserver.clear()
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     tick(db, "telemetry_send_report")
-    assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 0
+    assert scalar(db, "SELECT failures FROM _telemetry.schedule") == 0
     assert round(seconds_until(db) / 3600, 1) == 5.0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
+from tests.helpers import scalar
 
 
-def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None:
+def test_unprivileged_role_cannot_send_or_redirect(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     db.execute("CREATE ROLE job_plain LOGIN")
     db.execute("CREATE ROLE job_monitor LOGIN IN ROLE pg_monitor")
     try:
@@ -24,8 +27,8 @@ def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         conn.execute(sql)
         with cluster.connect(db.info.dbname, user="job_monitor") as conn:
-            assert conn.execute("SELECT metrics_level FROM telemetry_status").fetchone()[0] == "basic"
-            assert conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0] == 0
+            assert scalar(conn, "SELECT metrics_level FROM telemetry_status") == "basic"
+            assert scalar(conn, "SELECT count(*) FROM _telemetry.attempts") == 0
     finally:
         db.execute("DROP ROLE job_plain")
         db.execute("DROP ROLE job_monitor")
@@ -43,7 +46,9 @@ def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None
         ("colour", "blue", "unknown option"),
     ],
 )
-def test_invalid_options_are_refused_and_change_nothing(db, name: str, value: str, message: str) -> None:
+def test_invalid_options_are_refused_and_change_nothing(
+    db: psycopg.Connection[Any], name: str, value: str, message: str
+) -> None:
     with pytest.raises(psycopg.Error, match=message):
         db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
-    assert db.execute("SELECT count(*) FROM _telemetry.options").fetchone()[0] == 0
+    assert scalar(db, "SELECT count(*) FROM _telemetry.options") == 0

@@ -7,19 +7,23 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.helpers import Notices
+from tests.helpers import Notices, one_row, scalar
+from tests.pgtree import PgTree
 
 
-def _status(conn, *columns: str) -> tuple:
-    return conn.execute(f"SELECT {', '.join(columns)} FROM telemetry_status").fetchone()
+def _status(conn: psycopg.Connection[Any], *columns: str) -> tuple[Any, ...]:
+    row: tuple[Any, ...] = one_row(conn, f"SELECT {', '.join(columns)} FROM telemetry_status")
+    return row
 
 
 @pytest.fixture(scope="module")
-def cron_only(pg_tree) -> Iterator[Cluster]:
+def cron_only(pg_tree: PgTree) -> Iterator[Cluster]:
     """pg_cron preloaded (living in database postgres), telemetry not: no background worker."""
     conf = {"shared_preload_libraries": "'pg_cron'", "session_preload_libraries": "'telemetry'"}
     c = Cluster(pg_tree, name="cronly", conf=conf).start()
@@ -61,11 +65,11 @@ def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) ->
         conn.execute("CREATE ROLE schema_plain LOGIN")
         try:
             with cluster.connect("truth_schema", user="schema_monitor") as monitor:
-                assert monitor.execute("SELECT tools.get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
-                assert monitor.execute("SELECT metrics_level FROM tools.telemetry_status").fetchone()[0] == "basic"
-                assert not monitor.execute("SELECT has_schema_privilege('tools', 'CREATE')").fetchone()[0]
+                assert scalar(monitor, "SELECT tools.get_report() ->> 'metrics_level'") == "basic"
+                assert scalar(monitor, "SELECT metrics_level FROM tools.telemetry_status") == "basic"
+                assert not scalar(monitor, "SELECT has_schema_privilege('tools', 'CREATE')")
             with cluster.connect("truth_schema", user="schema_plain") as plain:
-                assert not plain.execute("SELECT has_schema_privilege('tools', 'USAGE')").fetchone()[0]
+                assert not scalar(plain, "SELECT has_schema_privilege('tools', 'USAGE')")
         finally:
             conn.execute("DROP EXTENSION telemetry")
             conn.execute("DROP OWNED BY schema_monitor, schema_plain")
@@ -73,7 +77,7 @@ def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) ->
             conn.execute("DROP ROLE schema_plain")
 
 
-def test_without_pg_cron_the_crontab_line_given_works(pg_tree) -> None:
+def test_without_pg_cron_the_crontab_line_given_works(pg_tree: PgTree) -> None:
     conf = {"shared_preload_libraries": "''", "session_preload_libraries": "'telemetry'"}
     c = Cluster(pg_tree, name="nocron", conf=conf).start()
     try:

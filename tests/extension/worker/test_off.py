@@ -13,6 +13,7 @@ from pytest_httpserver import HTTPServer
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer
 from tests.extension.worker.helpers import create_database, sent_attempts, wait_for, worker_cluster, workers
+from tests.helpers import scalar
 from tests.pgtree import PgTree, server_os_user
 
 
@@ -24,7 +25,7 @@ def preloaded(pg_tree: PgTree) -> Iterator[Cluster]:
 
 def _commits(cluster: Cluster, dbname: str) -> int:
     with cluster.connect() as conn:
-        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]).fetchone()[0]
+        return int(scalar(conn, "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]))
 
 
 def _visits_pass(cluster: Cluster, dbname: str, visits: int = 3) -> None:
