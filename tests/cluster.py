@@ -75,6 +75,13 @@ class Cluster:
         give_to_server_user(path)
         return path
 
+    def __enter__(self) -> Cluster:
+        """`with Cluster(...) as c:` starts it, and destroys it (data directory and all) at the end."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
     def start(self) -> Cluster:
         saved = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
@@ -177,17 +184,42 @@ class Cluster:
             assert time.monotonic() < deadline, "the configuration was not reloaded"
             time.sleep(0.05)
 
+    def create_database(self, name: str, *, template: str | None = None, extension: bool = False) -> None:
+        """CREATE DATABASE `name` (a copy of `template`, if given), and the extension in it if asked."""
+        statement = "CREATE DATABASE {}" if template is None else "CREATE DATABASE {} TEMPLATE {}"
+        names = (name,) if template is None else (name, template)
+        with self.connect() as admin:
+            admin.execute(psycopg.sql.SQL(statement).format(*map(psycopg.sql.Identifier, names)))
+        if extension:
+            with self.connect(name) as conn:
+                conn.execute("CREATE EXTENSION telemetry CASCADE")
+
+    def drop_databases(self, *names: str) -> None:
+        with self.connect() as admin:
+            for name in names:
+                admin.execute(
+                    psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+                )
+
     @contextmanager
     def database(self, name: str, extension: bool = True) -> Iterator[psycopg.Connection[Any]]:
-        with self.connect() as admin:
-            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        self.create_database(name)
         try:
             with self.connect(name) as conn:
                 if extension:
                     conn.execute("CREATE EXTENSION telemetry CASCADE")
                 yield conn
         finally:
-            with self.connect() as admin:
-                admin.execute(
-                    psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
-                )
+            self.drop_databases(name)
+
+    def standby(self, name: str = "standby", conf: Mapping[str, str | None] | None = None) -> Cluster:
+        """A streaming standby of this cluster made by pg_basebackup; not started."""
+        standby = Cluster(self.tree, name=name, conf=conf)
+        command = [
+            str(self.tree.bindir / "pg_basebackup"),
+            "-h", str(self.socketdir), "-p", str(self.port), "-U", self.user,
+            "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast",
+        ]  # fmt: skip
+        subprocess.run(as_server_user(command), check=True, cwd="/", capture_output=True)
+        standby.executor._directory_initialised = True  # the base backup is the data directory: no initdb
+        return standby

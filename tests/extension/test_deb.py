@@ -21,8 +21,7 @@ from pytest_httpserver import HTTPServer
 from tests import pgtree
 from tests.cluster import Cluster
 from tests.extension.test_regress import regress_tests, run_installcheck
-from tests.extension.test_release import control_version
-from tests.helpers import Notices, report, scalar
+from tests.helpers import Notices, control_version, report, scalar
 from tests.pgtree import REPO, system_tree
 
 pytestmark = pytest.mark.deb

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from tests.cluster import Cluster
-from tests.helpers import Notices, one_row, report, scalar
-
-CONTROL = Path(__file__).resolve().parents[2] / "telemetry.control"
-CONTROL_VERSION = re.search(r"default_version = '(.+)'", CONTROL.read_text()).group(1)  # type: ignore[union-attr]
+from tests.helpers import EXTENSION_VERSION, Notices, one_row, report, scalar
 
 
 def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -51,9 +46,9 @@ def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
             conn,
             "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'",
         )
-        assert version == CONTROL_VERSION
+        assert version == EXTENSION_VERSION
         assert "telemetry" in comment.lower() and "\n" not in comment
-        assert report(conn)["extension_version"] == CONTROL_VERSION
+        assert report(conn)["extension_version"] == EXTENSION_VERSION
 
 
 def test_user_facing_functions_follow_the_extension_schema(cluster: Cluster) -> None:

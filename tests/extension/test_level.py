@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.helpers import Notices, report, scalar
+from tests.helpers import Notices, report, roles, scalar
 from tests.pgtree import PgTree
 
 
@@ -65,15 +65,12 @@ def test_alter_database(db: psycopg.Connection[Any], cluster: Cluster) -> None:
 
 
 def test_alter_user(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    db.execute("CREATE ROLE level_watcher LOGIN IN ROLE pg_monitor")
-    try:
+    with roles(db, "level_watcher LOGIN IN ROLE pg_monitor"):
         db.execute("ALTER USER level_watcher SET telemetry.metrics_level = off")
         with cluster.connect(db.info.dbname, user="level_watcher") as conn:
             assert level(conn) == ("off", "user")
         with cluster.connect(db.info.dbname) as conn:  # other roles keep the default
             assert level(conn) == ("basic", "default")
-    finally:
-        db.execute("DROP ROLE level_watcher")
 
 
 def test_invalid_value_warns_and_counts_as_off(db: psycopg.Connection[Any]) -> None:
@@ -86,15 +83,12 @@ def test_invalid_value_warns_and_counts_as_off(db: psycopg.Connection[Any]) -> N
 
 
 def test_only_superusers_can_change_the_level(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    db.execute("CREATE ROLE plain_setter LOGIN")
-    try:
-        with (
-            cluster.connect(db.info.dbname, user="plain_setter") as conn,
-            pytest.raises(psycopg.errors.InsufficientPrivilege),
-        ):
-            conn.execute("SET telemetry.metrics_level = basic")
-    finally:
-        db.execute("DROP ROLE plain_setter")
+    with (
+        roles(db, "plain_setter LOGIN"),
+        cluster.connect(db.info.dbname, user="plain_setter") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("SET telemetry.metrics_level = basic")
 
 
 def test_level_spellings_are_read_trimmed_and_in_any_case(db: psycopg.Connection[Any]) -> None:
@@ -112,35 +106,26 @@ def test_level_spellings_are_read_trimmed_and_in_any_case(db: psycopg.Connection
 # Fail closed: anything but an explicit false value disables, a typo included.
 @pytest.mark.parametrize("value", ["1", "true", "YES", "ture", " 2 ", "disable"])
 def test_disable_telemetry_environment_forces_off(pg_tree: PgTree, value: str) -> None:
-    c = Cluster(pg_tree, name="envoff", env={"DISABLE_TELEMETRY": value}).start()
-    try:
-        with c.database("envoff") as conn:
-            conn.execute("ALTER DATABASE envoff SET telemetry.metrics_level = basic")
-            with c.connect("envoff") as fresh:
-                assert level(fresh) == ("off", "environment")
-                assert scalar(fresh, "SELECT telemetry_tick()") == {
-                    "outcome": "disabled",
-                    "metrics_level": "off",
-                    "metrics_level_source": "environment",
-                }
-    finally:
-        c.destroy()
+    with Cluster(pg_tree, name="envoff", env={"DISABLE_TELEMETRY": value}) as c, c.database("envoff") as conn:
+        conn.execute("ALTER DATABASE envoff SET telemetry.metrics_level = basic")
+        with c.connect("envoff") as fresh:
+            assert level(fresh) == ("off", "environment")
+            assert scalar(fresh, "SELECT telemetry_tick()") == {
+                "outcome": "disabled",
+                "metrics_level": "off",
+                "metrics_level_source": "environment",
+            }
 
 
 @pytest.mark.parametrize("value", ["", "0", " False ", "no", "OFF"])
 def test_explicit_false_values_leave_the_settings_in_charge(pg_tree: PgTree, value: str) -> None:
-    c = Cluster(pg_tree, name="envon", env={"DISABLE_TELEMETRY": value}).start()
-    try:
-        with c.database("envon") as conn:
-            assert level(conn) == ("basic", "default")
-    finally:
-        c.destroy()
+    with Cluster(pg_tree, name="envon", env={"DISABLE_TELEMETRY": value}) as c, c.database("envon") as conn:
+        assert level(conn) == ("basic", "default")
 
 
 def test_without_preload_the_conf_line_makes_alter_system_work(pg_tree: PgTree) -> None:
     """The no-restart route of the README: one line in postgresql.conf, then reload."""
-    c = Cluster(pg_tree, name="nopreload", conf={"shared_preload_libraries": "''"}).start()
-    try:
+    with Cluster(pg_tree, name="nopreload", conf={"shared_preload_libraries": "''"}) as c:
         # Without the line, 15 and 16 refuse the name and 17+ accept it: tests/extension/test_majors.py.
         conf = Path(c.datadir) / "postgresql.conf"
         conf.write_text(conf.read_text() + "\ntelemetry.metrics_level = basic\n")
@@ -151,5 +136,3 @@ def test_without_preload_the_conf_line_makes_alter_system_work(pg_tree: PgTree) 
         c.reload()
         with c.database("nopreload") as conn:
             assert level(conn) == ("off", "alter system")
-    finally:
-        c.destroy()

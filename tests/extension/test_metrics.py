@@ -147,27 +147,26 @@ def test_server_facts_on_the_shared_cluster(db: psycopg.Connection[Any]) -> None
 
 
 def test_server_features_switched_on(pg_tree: PgTree) -> None:
-    c = Cluster(
-        pg_tree,
-        name="features",
-        conf={
-            "shared_preload_libraries": "'telemetry,pg_stat_statements'",
-            "wal_level": "logical",
-            "archive_mode": "on",
-            "archive_command": "'/bin/true'",
-        },
-    ).start()
-    try:
-        with c.database("features") as conn:
-            assert report(conn)["server_features"] == {
-                "ssl": False,
-                "wal_level_logical": True,
-                "archive_mode": True,
-                "pg_stat_statements_loaded": True,
-                "data_checksums": False,
-            }
-    finally:
-        c.destroy()
+    with (
+        Cluster(
+            pg_tree,
+            name="features",
+            conf={
+                "shared_preload_libraries": "'telemetry,pg_stat_statements'",
+                "wal_level": "logical",
+                "archive_mode": "on",
+                "archive_command": "'/bin/true'",
+            },
+        ) as c,
+        c.database("features") as conn,
+    ):
+        assert report(conn)["server_features"] == {
+            "ssl": False,
+            "wal_level_logical": True,
+            "archive_mode": True,
+            "pg_stat_statements_loaded": True,
+            "data_checksums": False,
+        }
 
 
 def test_extensions_on_the_allowlist_are_named_the_others_counted(db: psycopg.Connection[Any], fakes: None) -> None:

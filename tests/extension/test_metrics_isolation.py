@@ -11,19 +11,12 @@ import pytest
 
 from telemetry_extension.metrics import METRICS
 from tests.cluster import Cluster
-from tests.helpers import report, scalar
+from tests.helpers import assert_denied, assert_registration_refused, register_metric, report, roles, scalar
 
 SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(60)"
 # Tells "a deadline ended the metric" from "the 60 s sleep ran out" on a loaded machine; how long a
 # report takes is measured in bench/, not asserted here.
 CUT_SHORT = 30
-
-
-def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute(
-        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
-    )
-    return row.fetchone()[0]  # type: ignore[index]
 
 
 def test_a_metric_that_raises_is_an_error_marker_and_the_rest_is_intact(db: psycopg.Connection[Any]) -> None:
@@ -40,8 +33,8 @@ def test_a_metric_that_raises_is_an_error_marker_and_the_rest_is_intact(db: psyc
 
 def test_a_vendor_metric_that_raises_is_an_error_marker(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE widgets (id int)")
-    register(db, "widgets", "SELECT count(*) FROM public.widgets")
-    register(db, "other", "SELECT 7")
+    register_metric(db, "widgets", "SELECT count(*) FROM public.widgets")
+    register_metric(db, "other", "SELECT 7")
     db.execute("DROP TABLE widgets")
     r = report(db)
     assert r["vendor_metrics"] == {"widgets": {"error": "42P01"}, "other": 7}
@@ -56,17 +49,17 @@ def test_an_sqlstate_a_user_made_up_is_not_reported(db: psycopg.Connection[Any])
                       END IF;
                       RETURN 1;
                   END $$""")
-    register(db, "picky", "SELECT public.picky()")
-    register(db, "raiser", "SELECT 1")
+    register_metric(db, "picky", "SELECT public.picky()")
+    register_metric(db, "raiser", "SELECT 1")
     db.execute("UPDATE _telemetry.vendor_metrics SET query = 'SELECT pg_catalog.sqrt(-1)' WHERE key = 'raiser'")
     db.execute("CREATE TABLE trigger_it ()")
     assert report(db)["vendor_metrics"] == {"picky": {"error": "other"}, "raiser": {"error": "2201F"}}
 
 
 def test_a_metric_over_its_deadline_is_a_timeout_marker(db: psycopg.Connection[Any]) -> None:
-    register(db, "slow", "SELECT 1", timeout_ms=300)
+    register_metric(db, "slow", "SELECT 1", timeout_ms=300)
     db.execute("UPDATE _telemetry.vendor_metrics SET query = %s WHERE key = 'slow'", [SLEEP])
-    register(db, "fast", "SELECT 2")
+    register_metric(db, "fast", "SELECT 2")
     started = time.monotonic()
     r = report(db)
     elapsed = time.monotonic() - started
@@ -76,7 +69,7 @@ def test_a_metric_over_its_deadline_is_a_timeout_marker(db: psycopg.Connection[A
 
 
 def test_the_callers_statement_timeout_is_kept(db: psycopg.Connection[Any]) -> None:
-    register(db, "quick", "SELECT 1")
+    register_metric(db, "quick", "SELECT 1")
     db.execute("SET statement_timeout = '1500ms'")
     assert report(db)["vendor_metrics"] == {"quick": 1}
     # The caller's own deadline is armed again after each metric: it still ends a long statement.
@@ -93,7 +86,7 @@ def test_the_callers_statement_timeout_is_kept(db: psycopg.Connection[Any]) -> N
 
 
 def test_a_cancel_is_not_swallowed(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    register(db, "sleepy", "SELECT 1", timeout_ms=10_000)
+    register_metric(db, "sleepy", "SELECT 1", timeout_ms=10_000)
     db.execute("UPDATE _telemetry.vendor_metrics SET query = %s WHERE key = 'sleepy'", [SLEEP])
     with cluster.connect(db.info.dbname) as session:
         pid = session.info.backend_pid
@@ -123,8 +116,8 @@ def test_vendor_registration(db: psycopg.Connection[Any], cluster: Cluster) -> N
     db.execute("CREATE SCHEMA myext")
     db.execute("CREATE TABLE myext.widgets (id int, weight numeric)")
     db.execute("INSERT INTO myext.widgets SELECT g, g / 4.0 FROM generate_series(1, 10) g")
-    assert register(db, "myext_widgets", "SELECT count(*) FROM myext.widgets") == 10
-    assert register(
+    assert register_metric(db, "myext_widgets", "SELECT count(*) FROM myext.widgets") == 10
+    assert register_metric(
         db, "myext_weights", "SELECT sum(weight) AS total, max(id) AS biggest, NULL::int AS none FROM myext.widgets"
     ) == {"total": 13.75, "biggest": 10, "none": None}
     r = report(db)
@@ -139,7 +132,7 @@ def test_vendor_registration(db: psycopg.Connection[Any], cluster: Cluster) -> N
     declared = [row[0] for row in db.execute("SELECT key FROM telemetry_metrics WHERE origin = 'declared'")]
     assert declared == [m.key for m in METRICS]
     # Registering again replaces; unregistering removes.
-    assert register(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
+    assert register_metric(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
     assert scalar(db, "SELECT telemetry_unregister_metric('myext_weights')") is True
     assert scalar(db, "SELECT telemetry_unregister_metric('myext_weights')") is False
     assert report(db)["vendor_metrics"] == {"myext_widgets": 20}
@@ -163,38 +156,33 @@ def test_vendor_registration(db: psycopg.Connection[Any], cluster: Cluster) -> N
 def test_registration_refuses_what_is_not_numbers(
     db: psycopg.Connection[Any], key: str, query: str, complaint: str
 ) -> None:
-    with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
-        register(db, key, query)
-    assert complaint in str(refused.value)
-    assert scalar(db, "SELECT count(*) FROM _telemetry.vendor_metrics") == 0
+    assert_registration_refused(db, key, query, complaint)
 
 
 def test_a_registered_query_that_stops_returning_numbers_is_invalid_result(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE settings_like (v text)")
     db.execute("INSERT INTO settings_like VALUES ('42')")
-    register(db, "drifting", "SELECT max(v)::int FROM public.settings_like")
+    register_metric(db, "drifting", "SELECT max(v)::int FROM public.settings_like")
     db.execute("UPDATE _telemetry.vendor_metrics SET query = 'SELECT max(v) FROM public.settings_like'")
     assert report(db)["vendor_metrics"] == {"drifting": {"error": "invalid_result"}}
 
 
 def test_only_superusers_register_and_switch(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    db.execute("CREATE ROLE monitor_only LOGIN IN ROLE pg_monitor")
-    try:
-        with cluster.connect(db.info.dbname, user="monitor_only") as conn:
-            for statement in (
-                "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
-                "SELECT telemetry_unregister_metric('x')",
-                "SELECT telemetry_set_metric_enabled('relations', false)",
-            ):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)
-            assert scalar(conn, "SELECT count(*) FROM telemetry_metrics") == len(METRICS)
-    finally:
-        db.execute("DROP ROLE monitor_only")
+    with (
+        roles(db, "monitor_only LOGIN IN ROLE pg_monitor"),
+        cluster.connect(db.info.dbname, user="monitor_only") as conn,
+    ):
+        assert_denied(
+            conn,
+            "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
+            "SELECT telemetry_unregister_metric('x')",
+            "SELECT telemetry_set_metric_enabled('relations', false)",
+        )
+        assert scalar(conn, "SELECT count(*) FROM telemetry_metrics") == len(METRICS)
 
 
 def test_switching_a_metric_off_and_on(db: psycopg.Connection[Any]) -> None:
-    register(db, "gadgets", "SELECT 3")
+    register_metric(db, "gadgets", "SELECT 3")
     assert scalar(db, "SELECT telemetry_set_metric_enabled('relations', false)") is False
     db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', false)")
     db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.not_yet_registered', false)")
@@ -227,7 +215,7 @@ def test_switches_survive_dump_and_restore_but_registrations_do_not(
     import subprocess
 
     db.execute("SELECT telemetry_set_metric_enabled('uptime_days', false)")
-    register(db, "kept_only_by_its_vendor", "SELECT 1")
+    register_metric(db, "kept_only_by_its_vendor", "SELECT 1")
     bindir = cluster.tree.bindir
     conn = ["-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user]
     dump = subprocess.run(

@@ -10,16 +10,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.extension.job.helpers import answer, attempts, configure, tick
-from tests.helpers import report, scalar
+from tests.helpers import assert_registration_refused, register_metric, report, scalar
 
 MAX_SAFE = 2**53 - 1
-
-
-def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute(
-        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
-    )
-    return row.fetchone()[0]  # type: ignore[index]
 
 
 def store_unchecked(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> None:
@@ -65,13 +58,13 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
     side_effects: psycopg.Connection[Any], httpserver: HTTPServer
 ) -> None:
     db = side_effects
-    assert register(db, "count", "SELECT count(*) FROM public.sink") == 2
-    assert register(db, "float", "SELECT 0.1::float8 AS f, 2.5::numeric AS n, 1e-7::float8 AS tiny") == {
+    assert register_metric(db, "count", "SELECT count(*) FROM public.sink") == 2
+    assert register_metric(db, "float", "SELECT 0.1::float8 AS f, 2.5::numeric AS n, 1e-7::float8 AS tiny") == {
         "f": 0.1,
         "n": 2.5,
         "tiny": 1e-7,
     }
-    assert register(db, "largest", f"SELECT {MAX_SAFE}::int8 AS up, {-MAX_SAFE}::numeric AS down") == {
+    assert register_metric(db, "largest", f"SELECT {MAX_SAFE}::int8 AS up, {-MAX_SAFE}::numeric AS down") == {
         "up": MAX_SAFE,
         "down": -MAX_SAFE,
     }
@@ -130,10 +123,7 @@ def test_registration_refuses_side_effects_and_unsafe_numbers(
     side_effects: psycopg.Connection[Any], key: str, query: str, complaint: str
 ) -> None:
     db = side_effects
-    with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
-        register(db, key, query)
-    assert complaint in str(refused.value)
-    assert scalar(db, "SELECT count(*) FROM _telemetry.vendor_metrics") == 0
+    assert_registration_refused(db, key, query, complaint)
     assert db.execute("SELECT count(*), max(id) FROM public.sink").fetchone() == (2, 2)
 
 

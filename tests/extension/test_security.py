@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.helpers import scalar
+from tests.helpers import assert_denied, roles, scalar
 from tests.pgtree import PgTree
 
 PACKAGE = Path(__file__).resolve().parents[2] / "python" / "telemetry_extension"
@@ -33,26 +33,19 @@ def test_every_extension_function_pins_search_path(db: psycopg.Connection[Any]) 
 
 
 def test_plain_role_is_denied_and_pg_monitor_is_allowed(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    db.execute("CREATE ROLE plain_user LOGIN")
-    db.execute("CREATE ROLE monitor_user LOGIN IN ROLE pg_monitor")
-    try:
+    with roles(db, "plain_user LOGIN", "monitor_user LOGIN IN ROLE pg_monitor"):
         with cluster.connect(db.info.dbname, user="plain_user") as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 conn.execute("SELECT get_report()")
-            for statement in (
+            assert_denied(
+                conn,
                 "SELECT * FROM _telemetry.instance",
                 "INSERT INTO _telemetry.lineage DEFAULT VALUES",
                 "SELECT _telemetry.load_python()",
-            ):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)
+            )
         with cluster.connect(db.info.dbname, user="monitor_user") as conn:
             assert scalar(conn, "SELECT get_report() ->> 'metrics_level'") == "basic"
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("DELETE FROM _telemetry.instance")
-    finally:
-        db.execute("DROP ROLE plain_user")
-        db.execute("DROP ROLE monitor_user")
+            assert_denied(conn, "DELETE FROM _telemetry.instance")
 
 
 def _sql_calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
@@ -101,11 +94,8 @@ def test_sql_text_is_always_a_constant() -> None:
 def cron_cluster(pg_tree: PgTree) -> Iterator[Cluster]:
     """pg_cron (in database postgres) without telemetry's preload: no background worker, so the
     status view looks for a pg_cron entry."""
-    c = Cluster(pg_tree, name="cron-lookalike", conf={"shared_preload_libraries": "'pg_cron'"}).start()
-    try:
+    with Cluster(pg_tree, name="cron-lookalike", conf={"shared_preload_libraries": "'pg_cron'"}) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 def test_a_look_alike_cron_schema_is_never_read_written_or_called(cron_cluster: Cluster) -> None:

@@ -28,6 +28,16 @@ def tick(conn: psycopg.Connection[Any], function: str = "telemetry_tick") -> dic
     return outcome
 
 
+@contextmanager
+def first_report_sent(cluster: Cluster, dbname: str, endpoint: str) -> Iterator[psycopg.Connection[Any]]:
+    """A new database `dbname` (kept after the block) with the extension, its first report sent to `endpoint`."""
+    cluster.create_database(dbname, extension=True)
+    with cluster.connect(dbname) as conn:
+        configure(conn, endpoint)
+        assert tick(conn)["outcome"] == "sent"
+        yield conn
+
+
 def attempts(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cur.execute("SELECT * FROM _telemetry.attempts ORDER BY id").fetchall()

@@ -67,8 +67,7 @@ def test_cancel_ends_a_send_at_once(db: psycopg.Connection[Any], cluster: Cluste
 
 
 def test_fast_shutdown_is_not_held_hostage(pg_tree: PgTree) -> None:
-    c = Cluster(pg_tree, name="shutdown").start()
-    try:
+    with Cluster(pg_tree, name="shutdown") as c:
         with c.connect() as admin:
             admin.execute("CREATE EXTENSION telemetry CASCADE")
             with tick_on_hung_peer(c, admin, FAR_DEADLINE) as result:
@@ -77,5 +76,3 @@ def test_fast_shutdown_is_not_held_hostage(pg_tree: PgTree) -> None:
                 stopped_after = time.monotonic() - started
         assert stopped_after < WELL_BEFORE_THE_PEER_HANGS_UP, stopped_after
         assert isinstance(result["error"], psycopg.errors.AdminShutdown)
-    finally:
-        c.destroy()

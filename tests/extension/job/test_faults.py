@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
@@ -26,25 +23,6 @@ from tests.extension.job.helpers import (
     tick,
 )
 from tests.helpers import scalar
-from tests.pgtree import PgTree
-
-
-@pytest.fixture
-def tls_server(pg_tree: PgTree) -> Iterator[tuple[HTTPServer, str]]:
-    """An HTTPS peer whose certificate no system CA signed; and a CA file that trusts it."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
-    server.start()
-    server.expect_request("/v1/report").respond_with_json(answer())
-    ca_file = pg_tree.tempdir("ca-") / "ca.pem"  # readable by the server
-    ca.cert_pem.write_to_path(str(ca_file))
-    ca_file.chmod(0o644)
-    try:
-        yield server, str(ca_file)
-    finally:
-        server.stop()
 
 
 def _http_fault(httpserver: HTTPServer, kind: str) -> tuple[str, str]:
@@ -166,9 +144,9 @@ def test_connection_refused(db: psycopg.Connection[Any], cluster: Cluster) -> No
 
 
 def test_self_signed_certificate_fails_then_ca_file_trusts_it(
-    db: psycopg.Connection[Any], cluster: Cluster, tls_server: tuple[HTTPServer, str]
+    db: psycopg.Connection[Any], cluster: Cluster, tls_peer: tuple[HTTPServer, str]
 ) -> None:
-    server, ca_file = tls_server
+    server, ca_file = tls_peer
     configure(db, server.url_for("/v1/report"))
     offset, started = cluster.log_offset(), time.monotonic()
     _assert_failure_handled(db, cluster, offset, started, tick(db), "TLS verification failed")

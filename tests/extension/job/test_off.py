@@ -41,12 +41,9 @@ def test_off_means_no_io_no_log_and_on_again_resumes(
 
 def test_off_by_environment_blocks_the_job(pg_tree: PgTree, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
-    c = Cluster(pg_tree, name="envjob", env={"DISABLE_TELEMETRY": "1"}).start()
-    try:
+    with Cluster(pg_tree, name="envjob", env={"DISABLE_TELEMETRY": "1"}) as c:
         with c.database("envjob") as conn:
             configure(conn, httpserver.url_for("/v1/report"))
             assert tick(conn)["outcome"] == "disabled"
             assert tick(conn, "telemetry_send_report")["outcome"] == "disabled"
         assert httpserver.log == []
-    finally:
-        c.destroy()

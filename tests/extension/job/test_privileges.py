@@ -8,30 +8,24 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.helpers import scalar
+from tests.helpers import assert_denied, roles, scalar
 
 
 def test_unprivileged_role_cannot_send_or_redirect(db: psycopg.Connection[Any], cluster: Cluster) -> None:
-    db.execute("CREATE ROLE job_plain LOGIN")
-    db.execute("CREATE ROLE job_monitor LOGIN IN ROLE pg_monitor")
-    try:
+    with roles(db, "job_plain LOGIN", "job_monitor LOGIN IN ROLE pg_monitor"):
         for user in ("job_plain", "job_monitor"):
             with cluster.connect(db.info.dbname, user=user) as conn:
-                for sql in (
+                assert_denied(
+                    conn,
                     "SELECT telemetry_tick()",
                     "SELECT telemetry_send_report()",
                     "SELECT telemetry_set_option('endpoint', 'http://127.0.0.1:9/')",
                     "SELECT _telemetry.tick()",
                     "UPDATE _telemetry.options SET value = 'x'",
-                ):
-                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                        conn.execute(sql)
+                )
         with cluster.connect(db.info.dbname, user="job_monitor") as conn:
             assert scalar(conn, "SELECT metrics_level FROM telemetry_status") == "basic"
             assert scalar(conn, "SELECT count(*) FROM _telemetry.attempts") == 0
-    finally:
-        db.execute("DROP ROLE job_plain")
-        db.execute("DROP ROLE job_monitor")
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from typing import Any
 
 import psycopg
@@ -12,7 +10,6 @@ from pytest_httpserver import HTTPServer
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, attempts, configure, telemetry_log_lines
 from tests.helpers import Notices, scalar
-from tests.pgtree import PgTree, server_os_user
 
 
 def test_read_only_transaction_sends_nothing_and_says_so(
@@ -41,22 +38,11 @@ def test_read_only_transaction_sends_nothing_and_says_so(
     assert len(httpserver.log) == 1
 
 
-def test_standby_sends_nothing(pg_tree: PgTree, cluster: Cluster, httpserver: HTTPServer) -> None:
+def test_standby_sends_nothing(cluster: Cluster, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     with cluster.database("replicated") as primary:
         configure(primary, httpserver.url_for("/v1/report"))  # due now
-        standby = Cluster(pg_tree, name="standby")
-        command = [
-            str(pg_tree.bindir / "pg_basebackup"),
-            "-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user,
-            "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast",
-        ]  # fmt: skip
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", server_os_user(), "--", *command]
-        subprocess.run(command, check=True, cwd="/", capture_output=True)
-        standby.executor._directory_initialised = True  # the base backup is the data directory: no initdb
-        standby.start()
-        try:
+        with cluster.standby() as standby:
             with standby.connect("replicated") as conn:
                 assert scalar(conn, "SELECT pg_is_in_recovery()") is True
                 for function in ("telemetry_tick", "telemetry_send_report"):
@@ -65,8 +51,6 @@ def test_standby_sends_nothing(pg_tree: PgTree, cluster: Cluster, httpserver: HT
                     assert "standby" in outcome["detail"]
             assert httpserver.log == []
             assert "ERROR" not in standby.log()
-        finally:
-            standby.destroy()
         assert attempts(primary) == []
         # The primary itself still sends.
         assert scalar(primary, "SELECT telemetry_tick()")["outcome"] == "sent"

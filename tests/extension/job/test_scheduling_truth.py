@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.helpers import Notices, one_row, scalar
+from tests.helpers import Notices, one_row, roles, scalar
 from tests.pgtree import PgTree
 
 
@@ -26,11 +26,8 @@ def _status(conn: psycopg.Connection[Any], *columns: str) -> tuple[Any, ...]:
 def cron_only(pg_tree: PgTree) -> Iterator[Cluster]:
     """pg_cron preloaded (living in database postgres), telemetry not: no background worker."""
     conf = {"shared_preload_libraries": "'pg_cron'", "session_preload_libraries": "'telemetry'"}
-    c = Cluster(pg_tree, name="cronly", conf=conf).start()
-    try:
+    with Cluster(pg_tree, name="cronly", conf=conf) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 def test_without_a_caller_the_notice_and_status_give_the_pg_cron_command(cron_only: Cluster) -> None:
@@ -47,13 +44,10 @@ def test_without_a_caller_the_notice_and_status_give_the_pg_cron_command(cron_on
         assert _status(conn, "tick_caller", "tick_last_seen", "tick_command") == (None, None, command)
         # A tick seen (any scheduler) is a caller; a pg_monitor member reads the same.
         conn.execute("SELECT _telemetry.tick()")
-        conn.execute("CREATE ROLE truth_monitor LOGIN IN ROLE pg_monitor")
-        try:
+        with roles(conn, "truth_monitor LOGIN IN ROLE pg_monitor"):
             with cluster.connect("truth_cron", user="truth_monitor") as monitor:
                 caller, seen, advice = _status(monitor, "tick_caller", "tick_last_seen", "tick_command")
             assert caller == "a scheduler: the tick ran lately" and seen is not None and advice is None
-        finally:
-            conn.execute("DROP ROLE truth_monitor")
 
 
 def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) -> None:
@@ -79,22 +73,18 @@ def test_pg_monitor_reads_the_report_in_a_schema_of_its_own(cluster: Cluster) ->
 
 def test_without_pg_cron_the_crontab_line_given_works(pg_tree: PgTree) -> None:
     conf = {"shared_preload_libraries": "''", "session_preload_libraries": "'telemetry'"}
-    c = Cluster(pg_tree, name="nocron", conf=conf).start()
-    try:
-        with c.database("nocron", extension=False) as conn:
-            notices = Notices(conn)
-            conn.execute("CREATE EXTENSION telemetry CASCADE")
-            [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
-            line = "*/15 * * * * psql -d nocron -XAtqc 'SELECT _telemetry.tick()'"
-            assert "in the crontab of the server's OS user: " + line in text
-            [command] = _status(conn, "tick_command")
-            assert command.endswith(line)
-            # Run the line's command as cron would (connection defaults from the environment).
-            argv = shlex.split(line.split(" ", 5)[5])
-            env = {**os.environ, "PGHOST": str(c.socketdir), "PGPORT": str(c.port), "PGUSER": c.user}
-            out = subprocess.run([str(pg_tree.bindir / argv[0]), *argv[1:]], env=env, capture_output=True, text=True)
-            assert out.returncode == 0, out.stderr
-            assert re.search(r'"outcome": "not_due"', out.stdout)
-            assert _status(conn, "tick_caller", "tick_command") == ("a scheduler: the tick ran lately", None)
-    finally:
-        c.destroy()
+    with Cluster(pg_tree, name="nocron", conf=conf) as c, c.database("nocron", extension=False) as conn:
+        notices = Notices(conn)
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
+        line = "*/15 * * * * psql -d nocron -XAtqc 'SELECT _telemetry.tick()'"
+        assert "in the crontab of the server's OS user: " + line in text
+        [command] = _status(conn, "tick_command")
+        assert command.endswith(line)
+        # Run the line's command as cron would (connection defaults from the environment).
+        argv = shlex.split(line.split(" ", 5)[5])
+        env = {**os.environ, "PGHOST": str(c.socketdir), "PGPORT": str(c.port), "PGUSER": c.user}
+        out = subprocess.run([str(pg_tree.bindir / argv[0]), *argv[1:]], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert re.search(r'"outcome": "not_due"', out.stdout)
+        assert _status(conn, "tick_caller", "tick_command") == ("a scheduler: the tick ran lately", None)

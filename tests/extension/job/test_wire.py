@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
@@ -363,24 +360,6 @@ def test_a_same_origin_redirect_is_followed(db: psycopg.Connection[Any], httpser
     assert second.method == "POST" and second.get_data() == first.get_data() != b""
     [audit] = attempts(db)
     assert audit["outcome"] == "sent" and audit["http_status"] == 200
-
-
-@pytest.fixture
-def tls_peer(pg_tree: PgTree) -> Iterator[tuple[HTTPServer, str]]:
-    """An https peer whose certificate no system CA signed, and a CA file (readable by the server) that trusts it."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
-    server.start()
-    server.expect_request("/v1/report", method="POST").respond_with_json(answer())
-    ca_file = pg_tree.tempdir("ca-") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    ca_file.chmod(0o644)
-    try:
-        yield server, str(ca_file)
-    finally:
-        server.stop()
 
 
 def test_ca_bundle_variables_and_all_proxy_are_ignored_https_proxy_is_used_lowercase_first(

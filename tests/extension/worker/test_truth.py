@@ -88,12 +88,8 @@ def test_the_worker_sends_where_tcp_needs_a_password(pg_tree: PgTree, httpserver
 
 def test_no_pg_cron_entry_where_the_worker_runs(pg_tree: PgTree) -> None:
     conf = {**WORKER_CONF, "shared_preload_libraries": "'telemetry,pg_cron'", "cron.database_name": "'both'"}
-    cluster = Cluster(pg_tree, name="both", conf=conf).start()
-    try:
-        with cluster.database("both", extension=False) as conn:
-            conn.execute("CREATE EXTENSION pg_cron")
-            conn.execute("CREATE EXTENSION telemetry CASCADE")
-            assert scalar(conn, "SELECT count(*) FROM cron.job") == 0
-            assert scalar(conn, "SELECT tick_caller FROM telemetry_status").startswith("the background worker")
-    finally:
-        cluster.destroy()
+    with Cluster(pg_tree, name="both", conf=conf) as cluster, cluster.database("both", extension=False) as conn:
+        conn.execute("CREATE EXTENSION pg_cron")
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert scalar(conn, "SELECT count(*) FROM cron.job") == 0
+        assert scalar(conn, "SELECT tick_caller FROM telemetry_status").startswith("the background worker")
