@@ -77,8 +77,8 @@ all install installcheck:
 	@echo "PostgreSQL server headers are missing: run 'make deps' (postgresql-server-dev-15)." >&2; exit 1
 endif
 
-PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir)
-BINDIR_    := $(shell $(PG_CONFIG) --bindir)
+PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir 2>/dev/null)
+BINDIR_    := $(shell $(PG_CONFIG) --bindir 2>/dev/null)
 PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
 SQL_SOURCES = $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/releases/*.sha256) sql/ledger.sql
 # The packages the server imports, installed together per extension version:
