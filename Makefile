@@ -77,8 +77,8 @@ all install installcheck:
 	@echo "PostgreSQL server headers are missing: run 'make deps' (postgresql-server-dev-15)." >&2; exit 1
 endif
 
-PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir)
-BINDIR_    := $(shell $(PG_CONFIG) --bindir)
+PKGLIBDIR_ := $(shell $(PG_CONFIG) --pkglibdir 2>/dev/null)
+BINDIR_    := $(shell $(PG_CONFIG) --bindir 2>/dev/null)
 PYTHON_DIR  = $(PKGLIBDIR_)/telemetry/$(EXTVERSION)
 SQL_SOURCES = $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/releases/*.sha256) sql/ledger.sql
 # The packages the server imports, installed together per extension version:
@@ -238,11 +238,12 @@ test: deps
 	@PG_MAJORS='$(PG_MAJORS)' PYTEST_ARGS='$(PYTEST_ARGS)' PYTHON='$(VENV)/bin/python' \
 		PROVIDE_POSTGRES='$(PROVIDE_POSTGRES)' MAKE='$(MAKE)' tools/run-tests
 
-# Needs the virtualenv only: no root, no PostgreSQL, nothing from apt.
+# Needs the virtualenv only: no root, no PostgreSQL, nothing from apt.  The settings (and
+# mypy's list of files) are in pyproject.toml.
 lint: $(VENV)/.stamp
-	$(VENV)/bin/ruff check --config python/pyproject.toml python tests extension bench demo
-	$(VENV)/bin/ruff format --config python/pyproject.toml --check python tests extension bench demo
-	$(VENV)/bin/mypy --config-file python/pyproject.toml
+	$(VENV)/bin/ruff check python tests extension bench demo
+	$(VENV)/bin/ruff format --check python tests extension bench demo
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python extension/lint_sql.py --version '$(EXTVERSION)' --sql-dir sql
 
 # ---- pg_regress on a temporary instance, and the Debian package ---------------

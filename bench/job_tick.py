@@ -20,9 +20,13 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from tests import peers
 from tests.cluster import Cluster
+from tests.helpers import scalar
 from tests.pgtree import build_tree
 
 RUNS = 300
@@ -30,7 +34,7 @@ COLD_RUNS = 60
 TICK = "SELECT _telemetry.tick()"
 
 
-def median_ms(conn, sql: str, runs: int = RUNS) -> float:
+def median_ms(conn: psycopg.Connection[Any], sql: str, runs: int = RUNS) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -50,8 +54,8 @@ def cold_median_ms(cluster: Cluster, dbname: str, sql: str, runs: int = COLD_RUN
     return statistics.median(times)
 
 
-def print_tick(label: str, cluster: Cluster, dbname: str, conn, outcome: str) -> None:
-    assert conn.execute(TICK).fetchone()[0]["outcome"] == outcome
+def print_tick(label: str, cluster: Cluster, dbname: str, conn: psycopg.Connection[Any], outcome: str) -> None:
+    assert scalar(conn, TICK)["outcome"] == outcome
     floor = cold_median_ms(cluster, dbname, "SELECT 1")
     cold = cold_median_ms(cluster, dbname, TICK)
     warm = median_ms(conn, TICK)
@@ -83,7 +87,7 @@ def main() -> None:
             for _ in range(3):
                 conn.execute("UPDATE _telemetry.schedule SET next_due = now() - interval '1 second'")
                 started = time.perf_counter()
-                outcome = conn.execute("SELECT telemetry_tick()").fetchone()[0]
+                outcome = scalar(conn, "SELECT telemetry_tick()")
                 walls.append(time.perf_counter() - started)
                 assert outcome["outcome"] == "failed", outcome
             worst = max(walls)

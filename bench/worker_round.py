@@ -20,8 +20,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from tests.cluster import Cluster
+from tests.helpers import one_row
 from tests.pgtree import build_tree
 
 DATABASES = 100
@@ -40,16 +44,16 @@ def postmaster_pid(cluster: Cluster) -> int:
     return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
 
-def set_interval(conn, value: str) -> None:
+def set_interval(conn: psycopg.Connection[Any], value: str) -> None:
     conn.execute(f"ALTER SYSTEM SET telemetry.tick_interval = '{value}'")
     conn.execute("SELECT pg_reload_conf()")
 
 
-def commits(conn) -> dict[str, int]:
+def commits(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return dict(conn.execute("SELECT datname, xact_commit FROM pg_stat_database WHERE datname LIKE 'w%'").fetchall())
 
 
-def one_round(cluster: Cluster, conn) -> tuple[float, float]:
+def one_round(cluster: Cluster, conn: psycopg.Connection[Any]) -> tuple[float, float]:
     """Wall seconds and visitors' CPU ms of one round, started by shortening the interval."""
     before = commits(conn)
     postmaster = postmaster_pid(cluster)
@@ -80,8 +84,8 @@ def floor_round(cluster: Cluster) -> tuple[float, float]:
     return seconds, cpu_ms(postmaster, children=True) - cpu
 
 
-def launcher_minute(cluster: Cluster, conn, interval: str) -> float:
-    [pid] = conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry launcher'").fetchone()
+def launcher_minute(cluster: Cluster, conn: psycopg.Connection[Any], interval: str) -> float:
+    [pid] = one_row(conn, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry launcher'")
     set_interval(conn, interval)
     time.sleep(1)
     cpu = cpu_ms(pid)

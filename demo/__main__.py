@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 from port_for import get_port
 
 from tests.cluster import Cluster
-from tests.helpers import EXTENSION_VERSION, Notices, release_after, report
+from tests.helpers import EXTENSION_VERSION, Notices, release_after, report, scalar
 from tests.pgtree import REPO, system_tree
 
 NEWER_RELEASE = release_after()
@@ -47,7 +48,7 @@ def collector_cli(*args: str, dsn: str) -> list[str]:
 def postgresql_patch(cluster: Cluster) -> str:
     """The minor release after the demo server's own (it is newer, and the demo says it fixes security issues)."""
     with cluster.connect() as conn:
-        num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+        num = int(scalar(conn, "SELECT current_setting('server_version_num')"))
     return f"{num // 10000}.{num % 10000 + 1}"
 
 
@@ -112,7 +113,7 @@ def main() -> None:
             print("waiting for the background worker's next visit (telemetry.tick_interval = 2s) ...", flush=True)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0]:
+                if scalar(conn, "SELECT count(*) FROM _telemetry.attempts"):
                     break
                 time.sleep(1)
             row = conn.execute(
@@ -131,8 +132,9 @@ def main() -> None:
             ).fetchall():
                 print(row)
             step("SELECT * FROM telemetry_status;")
-            cur = conn.execute("SELECT * FROM telemetry_status")
-            for column, value in zip([c.name for c in cur.description], cur.fetchone(), strict=True):
+            status = conn.cursor(row_factory=psycopg.rows.dict_row).execute("SELECT * FROM telemetry_status").fetchone()
+            assert status is not None
+            for column, value in status.items():
                 print(f"{column:22} {value}")
         step("the vendor side: rollup, then serve-fleet's fleet view (/v1/fleet on its own listener)")
         time.sleep(0.5)  # the edge writes in batches
@@ -164,7 +166,7 @@ def main() -> None:
             fresh.execute("ALTER SYSTEM SET telemetry.metrics_level = off")
         cluster.reload()
         with cluster.connect("demo") as again:
-            print("SELECT telemetry_send_report();  ->", again.execute("SELECT telemetry_send_report()").fetchone()[0])
+            print("SELECT telemetry_send_report();  ->", scalar(again, "SELECT telemetry_send_report()"))
         print("\ndemo done; the throwaway cluster and collector are removed.")
     finally:
         if collector is not None:

@@ -16,6 +16,7 @@ import psycopg
 from port_for import get_port
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
+from tests.helpers import scalar
 from tests.pgtree import PgTree, as_server_user, server_os_user
 
 DEFAULT_CONF = {
@@ -73,6 +74,13 @@ class Cluster:
         path.mkdir(mode=0o755)
         give_to_server_user(path)
         return path
+
+    def __enter__(self) -> Cluster:
+        """`with Cluster(...) as c:` starts it, and destroys it (data directory and all) at the end."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
 
     def start(self) -> Cluster:
         saved = {key: os.environ.get(key) for key in self.env}
@@ -166,27 +174,52 @@ class Cluster:
         signal, and sessions started after that inherit its new pg_conf_load_time().
         """
         with self.connect() as conn:
-            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            before = scalar(conn, "SELECT pg_conf_load_time()")
             conn.execute("SELECT pg_reload_conf()")
         deadline = time.monotonic() + seconds
         while True:
             with self.connect() as conn:
-                if conn.execute("SELECT pg_conf_load_time() > %s", [before]).fetchone()[0]:
+                if scalar(conn, "SELECT pg_conf_load_time() > %s", [before]):
                     return
             assert time.monotonic() < deadline, "the configuration was not reloaded"
             time.sleep(0.05)
 
+    def create_database(self, name: str, *, template: str | None = None, extension: bool = False) -> None:
+        """CREATE DATABASE `name` (a copy of `template`, if given), and the extension in it if asked."""
+        statement = "CREATE DATABASE {}" if template is None else "CREATE DATABASE {} TEMPLATE {}"
+        names = (name,) if template is None else (name, template)
+        with self.connect() as admin:
+            admin.execute(psycopg.sql.SQL(statement).format(*map(psycopg.sql.Identifier, names)))
+        if extension:
+            with self.connect(name) as conn:
+                conn.execute("CREATE EXTENSION telemetry CASCADE")
+
+    def drop_databases(self, *names: str) -> None:
+        with self.connect() as admin:
+            for name in names:
+                admin.execute(
+                    psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+                )
+
     @contextmanager
     def database(self, name: str, extension: bool = True) -> Iterator[psycopg.Connection[Any]]:
-        with self.connect() as admin:
-            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        self.create_database(name)
         try:
             with self.connect(name) as conn:
                 if extension:
                     conn.execute("CREATE EXTENSION telemetry CASCADE")
                 yield conn
         finally:
-            with self.connect() as admin:
-                admin.execute(
-                    psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
-                )
+            self.drop_databases(name)
+
+    def standby(self, name: str = "standby", conf: Mapping[str, str | None] | None = None) -> Cluster:
+        """A streaming standby of this cluster made by pg_basebackup; not started."""
+        standby = Cluster(self.tree, name=name, conf=conf)
+        command = [
+            str(self.tree.bindir / "pg_basebackup"),
+            "-h", str(self.socketdir), "-p", str(self.port), "-U", self.user,
+            "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast",
+        ]  # fmt: skip
+        subprocess.run(as_server_user(command), check=True, cwd="/", capture_output=True)
+        standby.executor._directory_initialised = True  # the base backup is the data directory: no initdb
+        return standby

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.cluster import Cluster
-from tests.pgtree import PG_CONFIG, PgTree, build_tree, pg_major, pg_version
+from tests.pgtree import PG_CONFIG, PgTree, pg_major, pg_version, temporary_tree
 
 # Folders of tests that do not depend on the PostgreSQL major: `make test` runs them once.
 ANY_MAJOR_FOLDERS = {"collector"}
@@ -42,21 +40,15 @@ def pg_major_fixture() -> int:
 
 @pytest.fixture(scope="session")
 def pg_tree() -> Iterator[PgTree]:
-    root = Path(tempfile.mkdtemp(prefix="telemetry-test-"))
-    try:
-        yield build_tree(root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with temporary_tree("telemetry-test-") as tree:
+        yield tree
 
 
 @pytest.fixture(scope="session")
 def cluster(pg_tree: PgTree) -> Iterator[Cluster]:
     """The shared cluster: telemetry and pg_cron preloaded, as the README's install says."""
-    c = Cluster(pg_tree).start()
-    try:
+    with Cluster(pg_tree) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 _names = itertools.count()

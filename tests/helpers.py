@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from packaging.version import Version
+from psycopg.abc import Params, QueryNoTemplate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,10 +32,54 @@ def release_after(version: str = EXTENSION_VERSION, *, step: str = "minor") -> s
     return f"{major}.{minor + 1}.0" if step == "minor" else f"{major}.{minor}.{patch + 1}"
 
 
+def one_row(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params | None = None) -> Any:
+    """The one row a query returns (it must return one)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row
+
+
+def scalar(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params | None = None) -> Any:
+    """The first column of the one row a query returns."""
+    return one_row(conn, query, params)[0]
+
+
+def register_metric(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
+    """telemetry_register_metric(), with a summary made from the key."""
+    return scalar(
+        conn, "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
+    )
+
+
+def assert_registration_refused(conn: psycopg.Connection[Any], key: str, query: str, complaint: str) -> None:
+    """telemetry_register_metric() refuses the metric, saying `complaint`, and nothing is registered."""
+    with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
+        register_metric(conn, key, query)
+    assert complaint in str(refused.value)
+    assert scalar(conn, "SELECT count(*) FROM _telemetry.vendor_metrics") == 0
+
+
+def assert_denied(conn: psycopg.Connection[Any], *statements: str) -> None:
+    """Each statement fails for lack of privilege."""
+    for statement in statements:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+@contextmanager
+def roles(conn: psycopg.Connection[Any], *definitions: str) -> Iterator[None]:
+    """Roles for the block, dropped after it; each definition is what follows CREATE ROLE."""
+    for definition in definitions:
+        conn.execute(f"CREATE ROLE {definition}")
+    try:
+        yield
+    finally:
+        for definition in definitions:
+            conn.execute(f"DROP ROLE {definition.split()[0]}")
+
+
 def report(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    row = conn.execute("SELECT get_report()").fetchone()
-    assert row is not None
-    value: dict[str, Any] = row[0]
+    value: dict[str, Any] = scalar(conn, "SELECT get_report()")
     return value
 
 

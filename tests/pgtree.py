@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +138,27 @@ def build_tree(root: Path, source: Path = REPO, make_vars: tuple[str, ...] = TES
     )
     _write_pg_ctl_wrapper(root, bindir)
     return PgTree(root, bindir, sharedir, pkglibdir)
+
+
+@contextmanager
+def temporary_tree(prefix: str, source: Path = REPO, make_vars: tuple[str, ...] = TEST_BUILD) -> Iterator[PgTree]:
+    """build_tree() in a new directory, removed afterwards (not under pytest's 0700 tmp: the server reads it)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield build_tree(root, source, make_vars)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def copy_of_checkout(target: Path) -> Path:
+    """This checkout's tracked and new files, copied to `target`; with its pinned Python dependencies, not a
+    second download of them."""
+    files = subprocess.check_output(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, text=True
+    ).split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    shutil.copytree(REPO / "python" / "build" / "deps", target / "python" / "build" / "deps")
+    return target

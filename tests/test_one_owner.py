@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -16,28 +17,29 @@ from telemetry_collector.ingest import DEFAULT_MAX_BODY_BYTES
 from telemetry_extension import build_info
 from telemetry_extension.level_setting import DEFAULT_LEVEL, KNOWN_SOURCES, LEVELS
 from telemetry_extension.metrics import registered
-from tests.helpers import REPO, Notices
+from tests.helpers import REPO, Notices, scalar
 
 
-def test_default_level_is_the_same_in_c_sql_and_python(db) -> None:
-    boot = db.execute("SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'").fetchone()[0]
+def test_default_level_is_the_same_in_c_sql_and_python(db: psycopg.Connection[Any]) -> None:
+    boot = scalar(db, "SELECT boot_val FROM pg_settings WHERE name = 'telemetry.metrics_level'")
     assert boot == DEFAULT_LEVEL
-    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+    arguments = scalar(db, "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)")
     assert f"level text DEFAULT '{DEFAULT_LEVEL}'::text" in arguments
-    column = db.execute(
+    column = scalar(
+        db,
         "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
         " WHERE adrelid = '_telemetry.vendor_metrics'::regclass"
-        " AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = adrelid AND attname = 'level')"
-    ).fetchone()[0]
+        " AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = adrelid AND attname = 'level')",
+    )
     assert column == f"'{DEFAULT_LEVEL}'::text"
 
 
-def test_registration_default_timeout_is_python_s(db) -> None:
-    arguments = db.execute("SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)").fetchone()[0]
+def test_registration_default_timeout_is_python_s(db: psycopg.Connection[Any]) -> None:
+    arguments = scalar(db, "SELECT pg_get_function_arguments('telemetry_register_metric'::regproc)")
     assert f"timeout_ms integer DEFAULT {registered.DEFAULT_TIMEOUT_MS}" in arguments
 
 
-def _row_accepted(db, key: str, summary: str, timeout_ms: int) -> bool:
+def _row_accepted(db: psycopg.Connection[Any], key: str, summary: str, timeout_ms: int) -> bool:
     """Whether the table's CHECKs accept the row (inserted and rolled back)."""
     try:
         with db.transaction(force_rollback=True):
@@ -75,7 +77,9 @@ def _python_accepts(key: str, summary: str, timeout_ms: int) -> bool:
         ("k", "s", registered.MAX_TIMEOUT_MS + 1),
     ],
 )
-def test_vendor_metric_limits_in_sql_checks_and_python_agree(db, key: str, summary: str, timeout_ms: int) -> None:
+def test_vendor_metric_limits_in_sql_checks_and_python_agree(
+    db: psycopg.Connection[Any], key: str, summary: str, timeout_ms: int
+) -> None:
     assert _row_accepted(db, key, summary, timeout_ms) == _python_accepts(key, summary, timeout_ms)
 
 
@@ -86,7 +90,7 @@ def test_report_size_limit_is_the_protocol_s() -> None:
         protocol.check_report_size(b"x" * (protocol.MAX_REPORT_BYTES + 1))
 
 
-def test_notice_tells_the_options_in_force(db) -> None:
+def test_notice_tells_the_options_in_force(db: psycopg.Connection[Any]) -> None:
     for name, value in (("interval", "3 days"), ("grace", "2 hours"), ("endpoint", "https://collector.example/r")):
         db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
     notices = Notices(db)
@@ -97,15 +101,15 @@ def test_notice_tells_the_options_in_force(db) -> None:
     assert "24 hours" not in text
 
 
-def test_level_spelling_in_sql_knows_exactly_the_python_levels(db) -> None:
+def test_level_spelling_in_sql_knows_exactly_the_python_levels(db: psycopg.Connection[Any]) -> None:
     for value in (*LEVELS, *(f" {v.upper()}\t" for v in LEVELS)):
-        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] == value.strip().lower()
+        assert scalar(db, "SELECT _telemetry.metrics_level_spelled(%s)", [value]) == value.strip().lower()
     for value in ("on", "full", "", "b asic"):
-        assert db.execute("SELECT _telemetry.metrics_level_spelled(%s)", [value]).fetchone()[0] is None
+        assert scalar(db, "SELECT _telemetry.metrics_level_spelled(%s)", [value]) is None
 
 
-def test_level_sources_in_sql_are_python_s(db) -> None:
-    source = db.execute("SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc").fetchone()[0]
+def test_level_sources_in_sql_are_python_s(db: psycopg.Connection[Any]) -> None:
+    source = scalar(db, "SELECT prosrc FROM pg_proc WHERE oid = '_telemetry.effective_level'::regproc")
     found = re.search(r"ANY \(ARRAY\[(.*?)\]\)", source, re.DOTALL)
     assert found is not None
     assert tuple(re.findall(r"'([^']*)'", found.group(1))) == KNOWN_SOURCES

@@ -174,7 +174,8 @@ async def load_book(conn: psycopg.AsyncConnection[Any]) -> Book:
     return Book({k: tuple(v) for k, v in listed.items()}, {k: tuple(v) for k, v in eol.items()})
 
 
-_Answers = Callable[[str, str, tuple[tuple[str, str | None], ...]], bytes | None]
+# Called with (extension_version, postgresql_version, extensions); cache_info() says what it holds.
+_Answers = functools._lru_cache_wrapper[bytes | None]
 
 
 def _answers_from(book: Book) -> _Answers:

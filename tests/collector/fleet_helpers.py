@@ -22,7 +22,8 @@ from tests.collector.helpers import LoopThread, make_report
 def today(conn: psycopg.Connection[Any]) -> dt.date:
     row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
     assert row is not None
-    return row[0]
+    day: dt.date = row[0]
+    return day
 
 
 def at(day: dt.date, hour: float = 12.0) -> dt.datetime:

@@ -285,7 +285,7 @@ def test_answers_are_remembered_per_book_and_bounded() -> None:
     async def latest(sender: str = "0.2.0") -> str:
         body = await cache.answer(sender, "15.8", ())
         assert body is not None
-        return json.loads(body)["latest_version"]
+        return str(json.loads(body)["latest_version"])
 
     assert asyncio.run(latest()) == "0.3.0"
     newest[0] = "0.4.0"

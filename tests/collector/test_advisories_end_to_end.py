@@ -29,7 +29,9 @@ def add(dsn: str, version: str, *options: str) -> None:
 
 
 def server_minor(db: psycopg.Connection[Any]) -> tuple[int, int]:
-    num = int(db.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+    row = db.execute("SELECT current_setting('server_version_num')").fetchone()
+    assert row is not None
+    num = int(row[0])
     return num // 10000, num % 10000
 
 

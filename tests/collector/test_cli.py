@@ -23,7 +23,8 @@ from tests.collector.helpers import Collector, cli_env, make_report, run_cli
 def this_month(conn: psycopg.Connection[Any]) -> dt.date:
     row = conn.execute("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date").fetchone()
     assert row is not None
-    return row[0]
+    month: dt.date = row[0]
+    return month
 
 
 def test_migrate_is_idempotent_and_prepares_partitions(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import psycopg
 
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, run_cli
@@ -13,7 +16,11 @@ NEWER = release_after()
 
 
 def test_extension_reports_to_the_collector_and_learns_the_newer_release(
-    db, cluster: Cluster, collector: Collector, collector_dsn: str, collector_db
+    db: psycopg.Connection[Any],
+    cluster: Cluster,
+    collector: Collector,
+    collector_dsn: str,
+    collector_db: psycopg.Connection[Any],
 ) -> None:
     run_cli("release", "add", EXTENSION_VERSION, "--dsn", collector_dsn)
     run_cli("release", "add", NEWER, "--dsn", collector_dsn)
@@ -21,7 +28,9 @@ def test_extension_reports_to_the_collector_and_learns_the_newer_release(
     shown = report(db)
     offset = cluster.log_offset()
 
-    outcome = db.execute("SELECT telemetry_tick()").fetchone()[0]
+    row = db.execute("SELECT telemetry_tick()").fetchone()
+    assert row is not None
+    outcome = row[0]
 
     assert outcome["outcome"] == "sent", outcome
     assert (outcome["latest_version"], outcome["up_to_date"]) == (NEWER, False)

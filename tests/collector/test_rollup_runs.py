@@ -68,7 +68,9 @@ def test_an_interrupted_run_leaves_nothing_half_done(collector_dsn: str, collect
                             WHERE a.application_name = 'telemetry_rollup' AND NOT l.granted
                               AND l.relation = 'collector.rollup_counters'::regclass"""
             wait_for(lambda: collector_db.execute(half_done).fetchone() is not None, "the run, half done")
-            pid = collector_db.execute(half_done).fetchone()[0]
+            row = collector_db.execute(half_done).fetchone()
+            assert row is not None
+            pid = row[0]
             collector_db.execute("SELECT pg_terminate_backend(%s)", [pid])
             assert run.wait(60) != 0
         finally:

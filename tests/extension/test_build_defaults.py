@@ -11,11 +11,7 @@ is left alone; the copy's pinned Python dependencies are the checkout's, not a s
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,42 +21,25 @@ from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, attempts, configure, telemetry_log_lines, tick
 from tests.extension.test_regress import regress_tests, run_installcheck
 from tests.helpers import Notices, report
-from tests.pgtree import REPO, PgTree, build_tree
+from tests.pgtree import PgTree, copy_of_checkout, temporary_tree
 
 PLACEHOLDER = "https://telemetry.invalid/v1/report"
-
-
-def _copy_of_checkout(target: Path) -> Path:
-    files = subprocess.check_output(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, text=True
-    ).split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
-    shutil.copytree(REPO / "python" / "build" / "deps", target / "python" / "build" / "deps")  # no second download
-    return target
 
 
 @pytest.fixture(scope="module")
 def off_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgTree]:
     """A distributor's build: default level off, and no endpoint given (the placeholder)."""
-    source = _copy_of_checkout(tmp_path_factory.mktemp("distributor") / "telemetry")
-    root = Path(tempfile.mkdtemp(prefix="telemetry-distributor-"))  # not under pytest's 0700 tmp: the server reads it
-    try:
-        # CARRIED_RELEASES=: the copy is no git checkout, and what it tests is the build's defaults.
-        yield build_tree(root, source=source, make_vars=("TELEMETRY_DEFAULT_LEVEL=off", "CARRIED_RELEASES="))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    source = copy_of_checkout(tmp_path_factory.mktemp("distributor") / "telemetry")
+    # CARRIED_RELEASES=: the copy is no git checkout, and what it tests is the build's defaults.
+    build = ("TELEMETRY_DEFAULT_LEVEL=off", "CARRIED_RELEASES=")
+    with temporary_tree("telemetry-distributor-", source, build) as tree:
+        yield tree
 
 
 @pytest.fixture(scope="module")
 def off_cluster(off_tree: PgTree) -> Iterator[Cluster]:
-    cluster = Cluster(off_tree, name="distributor").start()
-    try:
+    with Cluster(off_tree, name="distributor") as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def _telemetry_notice(conn: Any, sql: str) -> str:
@@ -138,11 +117,8 @@ def _no_endpoint(off_cluster: Cluster, httpserver: HTTPServer) -> None:
 
 def test_the_regression_suite_passes_on_a_build_without_an_endpoint(off_tree: PgTree) -> None:
     """As on the Debian package built here (basic, no endpoint): pg_regress's outputs for its NOTICE."""
-    cluster = Cluster(off_tree, name="regress-no-endpoint", conf={"telemetry.metrics_level": "basic"}).start()
-    try:
+    with Cluster(off_tree, name="regress-no-endpoint", conf={"telemetry.metrics_level": "basic"}) as cluster:
         outputdir = off_tree.tempdir("regress-")
         code, output = run_installcheck(cluster.socketdir, cluster.port, cluster.user, outputdir)
         assert code == 0, output
         assert all(name in output for name in regress_tests())
-    finally:
-        cluster.destroy()

@@ -21,8 +21,7 @@ from pytest_httpserver import HTTPServer
 from tests import pgtree
 from tests.cluster import Cluster
 from tests.extension.test_regress import regress_tests, run_installcheck
-from tests.extension.test_release import control_version
-from tests.helpers import Notices, report
+from tests.helpers import Notices, control_version, report, scalar
 from tests.pgtree import REPO, system_tree
 
 pytestmark = pytest.mark.deb
@@ -136,12 +135,12 @@ def test_deb_installs_reports_deb_and_purges_clean(installed_deb: Path, httpserv
                 {"latest_version": control_version(), "up_to_date": True}
             )
             conn.execute("SELECT telemetry_set_option('endpoint', %s)", [httpserver.url_for("/v1/report")])
-            outcome = conn.execute("SELECT telemetry_send_report()").fetchone()[0]
+            outcome = scalar(conn, "SELECT telemetry_send_report()")
             assert outcome["outcome"] == "sent", outcome
             [(request, _)] = httpserver.log
             sent = json.loads(request.get_data())
             assert sent["install_method"] == "deb" and sent["extension_version"] == control_version()
-            assert conn.execute("SELECT body FROM _telemetry.attempts").fetchone()[0].encode() == request.get_data()
+            assert scalar(conn, "SELECT body FROM _telemetry.attempts").encode() == request.get_data()
             notices = Notices(conn)
             conn.execute("""DO $$
 import sys

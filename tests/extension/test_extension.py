@@ -2,65 +2,62 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from tests.cluster import Cluster
-from tests.helpers import Notices, report
-
-CONTROL = Path(__file__).resolve().parents[2] / "telemetry.control"
-CONTROL_VERSION = re.search(r"default_version = '(.+)'", CONTROL.read_text()).group(1)  # type: ignore[union-attr]
+from tests.helpers import EXTENSION_VERSION, Notices, one_row, report, scalar
 
 
-def snapshot(conn):
+def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """Every object in the database that is not a system one, by kind."""
     return {
-        "namespaces": conn.execute(
-            "SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace WHERE oid >= 16384"
-        ).fetchone()[0],
-        "classes": conn.execute("SELECT count(*) FROM pg_class WHERE oid >= 16384").fetchone()[0],
-        "procs": conn.execute(
+        "namespaces": scalar(conn, "SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace WHERE oid >= 16384"),
+        "classes": scalar(conn, "SELECT count(*) FROM pg_class WHERE oid >= 16384"),
+        "procs": scalar(
+            conn,
             "SELECT array_agg(proname ORDER BY proname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
-            "WHERE p.oid >= 16384 AND l.lanname <> 'plpython3u' AND p.proname NOT LIKE 'plpython3%'"
-        ).fetchone()[0],
-        "types": conn.execute("SELECT count(*) FROM pg_type WHERE oid >= 16384").fetchone()[0],
-        "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
-        "event_triggers": conn.execute("SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger").fetchone()[
-            0
-        ],
-        "config_dump_rows": conn.execute("SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL").fetchone()[0],
+            "WHERE p.oid >= 16384 AND l.lanname <> 'plpython3u' AND p.proname NOT LIKE 'plpython3%'",
+        ),
+        "types": scalar(conn, "SELECT count(*) FROM pg_type WHERE oid >= 16384"),
+        "extensions": scalar(conn, "SELECT array_agg(extname ORDER BY extname) FROM pg_extension"),
+        "event_triggers": scalar(conn, "SELECT array_agg(evtname ORDER BY evtname) FROM pg_event_trigger"),
+        "config_dump_rows": scalar(conn, "SELECT count(*) FROM pg_extension WHERE extconfig IS NOT NULL"),
     }
 
 
 def test_create_cascade_in_default_schema_and_dx(cluster: Cluster) -> None:
     with cluster.database("ext_create", extension=False) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'plpython3u'").fetchone()[0] == 0
+        assert scalar(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'plpython3u'") == 0
         conn.execute("CREATE EXTENSION telemetry CASCADE")
         # With the default search_path, no qualification needed; the result is jsonb.
-        assert conn.execute("SELECT pg_typeof(get_report())::text").fetchone()[0] == "jsonb"
+        assert scalar(conn, "SELECT pg_typeof(get_report())::text") == "jsonb"
         assert (
-            conn.execute(
+            scalar(
+                conn,
                 "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                " WHERE proname = 'get_report'"
-            ).fetchone()[0]
+                " WHERE proname = 'get_report'",
+            )
             == "public"
         )
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_telemetry'").fetchone()[0] == 1
-        version, comment = conn.execute(
-            "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'"
-        ).fetchone()
-        assert version == CONTROL_VERSION
+        assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname = '_telemetry'") == 1
+        version, comment = one_row(
+            conn,
+            "SELECT extversion, obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'telemetry'",
+        )
+        assert version == EXTENSION_VERSION
         assert "telemetry" in comment.lower() and "\n" not in comment
-        assert report(conn)["extension_version"] == CONTROL_VERSION
+        assert report(conn)["extension_version"] == EXTENSION_VERSION
 
 
 def test_user_facing_functions_follow_the_extension_schema(cluster: Cluster) -> None:
     with cluster.database("ext_schema", extension=False) as conn:
         conn.execute("CREATE SCHEMA tools")
         conn.execute("CREATE EXTENSION telemetry SCHEMA tools CASCADE")
-        assert conn.execute("SELECT tools.get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
+        assert scalar(conn, "SELECT tools.get_report() ->> 'metrics_level'") == "basic"
         # Internal state stays in the fixed private schema.
-        assert conn.execute("SELECT count(*) FROM _telemetry.instance").fetchone()[0] == 1
+        assert scalar(conn, "SELECT count(*) FROM _telemetry.instance") == 1
 
 
 def test_create_notice_says_what_is_sent_when_and_how_to_turn_off(cluster: Cluster) -> None:
@@ -109,7 +106,7 @@ def test_user_facing_functions_say_they_are_telemetry_s(cluster: Cluster) -> Non
         conn.execute("CREATE EXTENSION plpython3u")
         conn.execute("CREATE FUNCTION public.run_job() RETURNS int LANGUAGE sql AS 'SELECT 42'")
         conn.execute("CREATE EXTENSION telemetry CASCADE")
-        assert conn.execute("SELECT public.run_job()").fetchone()[0] == 42
+        assert scalar(conn, "SELECT public.run_job()") == 42
         members = {
             row[0]
             for row in conn.execute(

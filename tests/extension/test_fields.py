@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 import telemetry_protocol as protocol
 from telemetry_extension.fields_doc import documented_paths, render
 from telemetry_extension.metrics import METRICS
@@ -56,13 +58,15 @@ def _leaves(
         problems.append(f"{path}: not in the field dictionary")
 
 
-def test_report_keys_are_exactly_the_documented_keys(db) -> None:
+def test_report_keys_are_exactly_the_documented_keys(db: psycopg.Connection[Any]) -> None:
     keys = set(report(db))
     assert keys == {key for key in documented_keys() if "." not in key}, "the report and report-fields.md disagree"
     assert keys == {m.key for m in METRICS}
 
 
-def test_every_value_in_the_report_is_documented_and_every_documented_value_is_there(db) -> None:
+def test_every_value_in_the_report_is_documented_and_every_documented_value_is_there(
+    db: psycopg.Connection[Any],
+) -> None:
     """Dictionary ⇄ report, down to the leaves of every object."""
     db.execute("CREATE TABLE t (id int PRIMARY KEY, body text)")
     db.execute("CREATE TABLE parted (id int) PARTITION BY RANGE (id)")
@@ -89,7 +93,7 @@ def test_dictionary_is_generated_from_the_declarations() -> None:
     )
 
 
-def test_values_have_their_documented_json_type(db) -> None:
+def test_values_have_their_documented_json_type(db: psycopg.Connection[Any]) -> None:
     r = report(db)
     for metric in METRICS:
         value = r[metric.key]
@@ -110,5 +114,5 @@ def test_declarations_are_well_formed() -> None:
         assert metric.fields == () or metric.json_type == "object"
 
 
-def test_report_satisfies_the_collector_protocol(db) -> None:
+def test_report_satisfies_the_collector_protocol(db: psycopg.Connection[Any]) -> None:
     protocol.validate_report(report(db))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
@@ -10,9 +12,10 @@ from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, configure, tick
 from tests.extension.upgrade.released import install_release
 from tests.helpers import report
+from tests.pgtree import PgTree
 
 
-def test_sys_path_is_left_as_it_was(cluster: Cluster, db, httpserver: HTTPServer) -> None:
+def test_sys_path_is_left_as_it_was(cluster: Cluster, db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     """Also around `import requests` and the pinned packages: the tick is due, so it sends."""
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))  # grace 0: due now
@@ -33,7 +36,7 @@ $$"""
     assert len(httpserver.log) == 1
 
 
-def test_a_session_running_the_0_1_0_package_is_told_to_reconnect(pg_tree, cluster: Cluster) -> None:
+def test_a_session_running_the_0_1_0_package_is_told_to_reconnect(pg_tree: PgTree, cluster: Cluster) -> None:
     """0.1.0 as it shipped, loaded in a session; the extension updated from another one."""
     install_release(pg_tree, "0.1.0")
     with cluster.database("loader_0_1_0", extension=False) as session:
@@ -54,7 +57,7 @@ $$"""
         )
 
 
-def test_a_package_loaded_from_another_directory_is_refused(cluster: Cluster, db) -> None:
+def test_a_package_loaded_from_another_directory_is_refused(cluster: Cluster, db: psycopg.Connection[Any]) -> None:
     with cluster.connect(db.info.dbname) as conn:
         conn.execute(
             """DO LANGUAGE plpython3u $$

@@ -38,11 +38,8 @@ def test_the_server_under_test_is_a_supported_major(cluster: Cluster, pg_major: 
 @pytest.fixture(scope="module")
 def unloaded(pg_tree: PgTree) -> Iterator[Cluster]:
     """A cluster that does not preload telemetry, the no-restart route of the README."""
-    c = Cluster(pg_tree, name="unloaded", conf={"shared_preload_libraries": "''"}).start()
-    try:
+    with Cluster(pg_tree, name="unloaded", conf={"shared_preload_libraries": "''"}) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 def test_create_notice_hints_at_preloading_only_where_alter_system_needs_it(unloaded: Cluster, pg_major: int) -> None:
@@ -79,10 +76,6 @@ def test_alter_system_without_preload(unloaded: Cluster, pg_major: int) -> None:
 def test_data_checksums_are_reported_as_the_cluster_has_them(pg_tree: PgTree, db: psycopg.Connection) -> None:
     """initdb turns them on by default from 18; the test clusters have them off unless asked, on every major."""
     assert report(db)["server_features"]["data_checksums"] is False
-    c = Cluster(pg_tree, name="checksums", data_checksums=True).start()
-    try:
-        with c.database("checksums") as conn:
-            assert conn.execute("SHOW data_checksums").fetchone() == ("on",)
-            assert report(conn)["server_features"]["data_checksums"] is True
-    finally:
-        c.destroy()
+    with Cluster(pg_tree, name="checksums", data_checksums=True) as c, c.database("checksums") as conn:
+        assert conn.execute("SHOW data_checksums").fetchone() == ("on",)
+        assert report(conn)["server_features"]["data_checksums"] is True

@@ -11,10 +11,11 @@ from telemetry_extension.metrics.values import approx
 from tests import fake_extensions
 from tests.cluster import Cluster
 from tests.helpers import EXTENSION_VERSION, report
+from tests.pgtree import PgTree
 
 
 @pytest.fixture(scope="module")
-def fakes(pg_tree) -> None:
+def fakes(pg_tree: PgTree) -> None:
     """The stand-in timescaledb (NOT TimescaleDB: see tests/fake_extensions) and an in-house extension."""
     fake_extensions.install(pg_tree)
 
@@ -39,7 +40,7 @@ def test_approx_keeps_two_significant_digits() -> None:
     assert approx(None) == 0 and approx(-5) == 0
 
 
-def test_relations_by_kind(db) -> None:
+def test_relations_by_kind(db: psycopg.Connection[Any]) -> None:
     for statement in (
         "CREATE SCHEMA app",
         "CREATE TABLE app.t1 (id int PRIMARY KEY, body text)",
@@ -105,13 +106,13 @@ def test_relations_by_kind(db) -> None:
     )
 
 
-def test_system_and_extension_relations_are_not_counted(db) -> None:
+def test_system_and_extension_relations_are_not_counted(db: psycopg.Connection[Any]) -> None:
     r = report(db)["relations"]
     assert all(kind["num_relations"] == 0 for kind in r.values()), r
     assert report(db)["access_methods"] == {}
 
 
-def test_access_methods(db) -> None:
+def test_access_methods(db: psycopg.Connection[Any]) -> None:
     for statement in (
         "CREATE TABLE t (id int, body text, at timestamptz)",
         "INSERT INTO t SELECT g, md5(g::text), now() FROM generate_series(1, 2000) g",
@@ -131,7 +132,7 @@ def test_access_methods(db) -> None:
     assert ams["heap"]["pages"] == one(db, "SELECT relpages FROM pg_class WHERE relname = 't'") > 0
 
 
-def test_server_facts_on_the_shared_cluster(db) -> None:
+def test_server_facts_on_the_shared_cluster(db: psycopg.Connection[Any]) -> None:
     r = report(db)
     assert r["replication"] == {"is_standby": False, "num_wal_senders": 0}
     assert r["num_databases"] == one(db, "SELECT count(*) FROM pg_database WHERE NOT datistemplate") >= 2
@@ -145,31 +146,30 @@ def test_server_facts_on_the_shared_cluster(db) -> None:
     }
 
 
-def test_server_features_switched_on(pg_tree) -> None:
-    c = Cluster(
-        pg_tree,
-        name="features",
-        conf={
-            "shared_preload_libraries": "'telemetry,pg_stat_statements'",
-            "wal_level": "logical",
-            "archive_mode": "on",
-            "archive_command": "'/bin/true'",
-        },
-    ).start()
-    try:
-        with c.database("features") as conn:
-            assert report(conn)["server_features"] == {
-                "ssl": False,
-                "wal_level_logical": True,
-                "archive_mode": True,
-                "pg_stat_statements_loaded": True,
-                "data_checksums": False,
-            }
-    finally:
-        c.destroy()
+def test_server_features_switched_on(pg_tree: PgTree) -> None:
+    with (
+        Cluster(
+            pg_tree,
+            name="features",
+            conf={
+                "shared_preload_libraries": "'telemetry,pg_stat_statements'",
+                "wal_level": "logical",
+                "archive_mode": "on",
+                "archive_command": "'/bin/true'",
+            },
+        ) as c,
+        c.database("features") as conn,
+    ):
+        assert report(conn)["server_features"] == {
+            "ssl": False,
+            "wal_level_logical": True,
+            "archive_mode": True,
+            "pg_stat_statements_loaded": True,
+            "data_checksums": False,
+        }
 
 
-def test_extensions_on_the_allowlist_are_named_the_others_counted(db, fakes) -> None:
+def test_extensions_on_the_allowlist_are_named_the_others_counted(db: psycopg.Connection[Any], fakes: None) -> None:
     db.execute("CREATE EXTENSION pg_trgm")
     db.execute("CREATE EXTENSION zqxmarker_ext")
     ext = report(db)["extensions"]
@@ -182,7 +182,7 @@ def test_extensions_on_the_allowlist_are_named_the_others_counted(db, fakes) -> 
     assert ext["num_other"] == 1
 
 
-def test_timescaledb_block_is_zero_without_timescaledb(db) -> None:
+def test_timescaledb_block_is_zero_without_timescaledb(db: psycopg.Connection[Any]) -> None:
     r = report(db)
     ts = r["timescaledb"]
     assert set(ts) == {"hypertables", "compression", "continuous_aggregates", "policies"}
@@ -212,7 +212,7 @@ def _hypertables(db: psycopg.Connection[Any]) -> None:
         db.execute(statement)
 
 
-def test_timescaledb_block_from_its_catalog(db, fakes) -> None:
+def test_timescaledb_block_from_its_catalog(db: psycopg.Connection[Any], fakes: None) -> None:
     """Against the stand-in catalog (NOT TimescaleDB: tests/fake_extensions/timescaledb--2.17.2.sql)."""
     _hypertables(db)
     r = report(db)
@@ -251,7 +251,7 @@ def test_timescaledb_block_from_its_catalog(db, fakes) -> None:
     assert r["relations"]["tables"]["num_relations"] == 2
 
 
-def test_timescaledb_catalog_differences_are_tolerated(db, fakes) -> None:
+def test_timescaledb_catalog_differences_are_tolerated(db: psycopg.Connection[Any], fakes: None) -> None:
     """A part this version cannot answer is null; an older layout is read where it exists."""
     _hypertables(db)
     db.execute("ALTER EXTENSION timescaledb DROP VIEW timescaledb_information.jobs")

@@ -11,7 +11,7 @@ import pytest
 
 from telemetry_extension.metrics import METRICS
 from tests.cluster import Cluster
-from tests.helpers import report
+from tests.helpers import assert_denied, assert_registration_refused, register_metric, report, roles, scalar
 
 SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(60)"
 # Tells "a deadline ended the metric" from "the 60 s sleep ran out" on a loaded machine; how long a
@@ -19,14 +19,7 @@ SLEEP = "SELECT 1 AS slept FROM pg_catalog.pg_sleep(60)"
 CUT_SHORT = 30
 
 
-def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute(
-        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
-    )
-    return row.fetchone()[0]  # type: ignore[index]
-
-
-def test_a_metric_that_raises_is_an_error_marker_and_the_rest_is_intact(db) -> None:
+def test_a_metric_that_raises_is_an_error_marker_and_the_rest_is_intact(db: psycopg.Connection[Any]) -> None:
     healthy = report(db)
     # Break the relation statistics for this database only.
     db.execute("ALTER EXTENSION telemetry DROP FUNCTION _telemetry.relation_stats(oid[], oid[])")
@@ -38,17 +31,17 @@ def test_a_metric_that_raises_is_an_error_marker_and_the_rest_is_intact(db) -> N
         assert r[key] == healthy[key], key
 
 
-def test_a_vendor_metric_that_raises_is_an_error_marker(db) -> None:
+def test_a_vendor_metric_that_raises_is_an_error_marker(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE widgets (id int)")
-    register(db, "widgets", "SELECT count(*) FROM public.widgets")
-    register(db, "other", "SELECT 7")
+    register_metric(db, "widgets", "SELECT count(*) FROM public.widgets")
+    register_metric(db, "other", "SELECT 7")
     db.execute("DROP TABLE widgets")
     r = report(db)
     assert r["vendor_metrics"] == {"widgets": {"error": "42P01"}, "other": 7}
     assert r["relations"]["tables"]["num_relations"] == 0 and isinstance(r["data_volume"], int)
 
 
-def test_an_sqlstate_a_user_made_up_is_not_reported(db) -> None:
+def test_an_sqlstate_a_user_made_up_is_not_reported(db: psycopg.Connection[Any]) -> None:
     db.execute("""CREATE FUNCTION picky() RETURNS int LANGUAGE plpgsql AS $$
                   BEGIN
                       IF EXISTS (SELECT FROM pg_class WHERE relname = 'trigger_it') THEN
@@ -56,17 +49,17 @@ def test_an_sqlstate_a_user_made_up_is_not_reported(db) -> None:
                       END IF;
                       RETURN 1;
                   END $$""")
-    register(db, "picky", "SELECT public.picky()")
-    register(db, "raiser", "SELECT 1")
+    register_metric(db, "picky", "SELECT public.picky()")
+    register_metric(db, "raiser", "SELECT 1")
     db.execute("UPDATE _telemetry.vendor_metrics SET query = 'SELECT pg_catalog.sqrt(-1)' WHERE key = 'raiser'")
     db.execute("CREATE TABLE trigger_it ()")
     assert report(db)["vendor_metrics"] == {"picky": {"error": "other"}, "raiser": {"error": "2201F"}}
 
 
-def test_a_metric_over_its_deadline_is_a_timeout_marker(db) -> None:
-    register(db, "slow", "SELECT 1", timeout_ms=300)
+def test_a_metric_over_its_deadline_is_a_timeout_marker(db: psycopg.Connection[Any]) -> None:
+    register_metric(db, "slow", "SELECT 1", timeout_ms=300)
     db.execute("UPDATE _telemetry.vendor_metrics SET query = %s WHERE key = 'slow'", [SLEEP])
-    register(db, "fast", "SELECT 2")
+    register_metric(db, "fast", "SELECT 2")
     started = time.monotonic()
     r = report(db)
     elapsed = time.monotonic() - started
@@ -75,8 +68,8 @@ def test_a_metric_over_its_deadline_is_a_timeout_marker(db) -> None:
     assert isinstance(r["relations"], dict) and "error" not in r["relations"]
 
 
-def test_the_callers_statement_timeout_is_kept(db) -> None:
-    register(db, "quick", "SELECT 1")
+def test_the_callers_statement_timeout_is_kept(db: psycopg.Connection[Any]) -> None:
+    register_metric(db, "quick", "SELECT 1")
     db.execute("SET statement_timeout = '1500ms'")
     assert report(db)["vendor_metrics"] == {"quick": 1}
     # The caller's own deadline is armed again after each metric: it still ends a long statement.
@@ -92,8 +85,8 @@ def test_the_callers_statement_timeout_is_kept(db) -> None:
     db.execute("RESET statement_timeout")
 
 
-def test_a_cancel_is_not_swallowed(db, cluster: Cluster) -> None:
-    register(db, "sleepy", "SELECT 1", timeout_ms=10_000)
+def test_a_cancel_is_not_swallowed(db: psycopg.Connection[Any], cluster: Cluster) -> None:
+    register_metric(db, "sleepy", "SELECT 1", timeout_ms=10_000)
     db.execute("UPDATE _telemetry.vendor_metrics SET query = %s WHERE key = 'sleepy'", [SLEEP])
     with cluster.connect(db.info.dbname) as session:
         pid = session.info.backend_pid
@@ -119,12 +112,12 @@ def test_a_cancel_is_not_swallowed(db, cluster: Cluster) -> None:
         assert "user request" in str(failure[0])
 
 
-def test_vendor_registration(db, cluster: Cluster) -> None:
+def test_vendor_registration(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     db.execute("CREATE SCHEMA myext")
     db.execute("CREATE TABLE myext.widgets (id int, weight numeric)")
     db.execute("INSERT INTO myext.widgets SELECT g, g / 4.0 FROM generate_series(1, 10) g")
-    assert register(db, "myext_widgets", "SELECT count(*) FROM myext.widgets") == 10
-    assert register(
+    assert register_metric(db, "myext_widgets", "SELECT count(*) FROM myext.widgets") == 10
+    assert register_metric(
         db, "myext_weights", "SELECT sum(weight) AS total, max(id) AS biggest, NULL::int AS none FROM myext.widgets"
     ) == {"total": 13.75, "biggest": 10, "none": None}
     r = report(db)
@@ -139,9 +132,9 @@ def test_vendor_registration(db, cluster: Cluster) -> None:
     declared = [row[0] for row in db.execute("SELECT key FROM telemetry_metrics WHERE origin = 'declared'")]
     assert declared == [m.key for m in METRICS]
     # Registering again replaces; unregistering removes.
-    assert register(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
-    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is True
-    assert db.execute("SELECT telemetry_unregister_metric('myext_weights')").fetchone()[0] is False
+    assert register_metric(db, "myext_widgets", "SELECT count(*) * 2 FROM myext.widgets") == 20
+    assert scalar(db, "SELECT telemetry_unregister_metric('myext_weights')") is True
+    assert scalar(db, "SELECT telemetry_unregister_metric('myext_weights')") is False
     assert report(db)["vendor_metrics"] == {"myext_widgets": 20}
 
 
@@ -160,40 +153,37 @@ def test_vendor_registration(db, cluster: Cluster) -> None:
         ("missing", "SELECT count(*) FROM no_such_table", "the query failed (42P01)"),
     ],
 )
-def test_registration_refuses_what_is_not_numbers(db, key: str, query: str, complaint: str) -> None:
-    with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
-        register(db, key, query)
-    assert complaint in str(refused.value)
-    assert db.execute("SELECT count(*) FROM _telemetry.vendor_metrics").fetchone()[0] == 0
+def test_registration_refuses_what_is_not_numbers(
+    db: psycopg.Connection[Any], key: str, query: str, complaint: str
+) -> None:
+    assert_registration_refused(db, key, query, complaint)
 
 
-def test_a_registered_query_that_stops_returning_numbers_is_invalid_result(db) -> None:
+def test_a_registered_query_that_stops_returning_numbers_is_invalid_result(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE settings_like (v text)")
     db.execute("INSERT INTO settings_like VALUES ('42')")
-    register(db, "drifting", "SELECT max(v)::int FROM public.settings_like")
+    register_metric(db, "drifting", "SELECT max(v)::int FROM public.settings_like")
     db.execute("UPDATE _telemetry.vendor_metrics SET query = 'SELECT max(v) FROM public.settings_like'")
     assert report(db)["vendor_metrics"] == {"drifting": {"error": "invalid_result"}}
 
 
-def test_only_superusers_register_and_switch(db, cluster: Cluster) -> None:
-    db.execute("CREATE ROLE monitor_only LOGIN IN ROLE pg_monitor")
-    try:
-        with cluster.connect(db.info.dbname, user="monitor_only") as conn:
-            for statement in (
-                "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
-                "SELECT telemetry_unregister_metric('x')",
-                "SELECT telemetry_set_metric_enabled('relations', false)",
-            ):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)
-            assert conn.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0] == len(METRICS)
-    finally:
-        db.execute("DROP ROLE monitor_only")
+def test_only_superusers_register_and_switch(db: psycopg.Connection[Any], cluster: Cluster) -> None:
+    with (
+        roles(db, "monitor_only LOGIN IN ROLE pg_monitor"),
+        cluster.connect(db.info.dbname, user="monitor_only") as conn,
+    ):
+        assert_denied(
+            conn,
+            "SELECT telemetry_register_metric('x', 'SELECT 1', 'x')",
+            "SELECT telemetry_unregister_metric('x')",
+            "SELECT telemetry_set_metric_enabled('relations', false)",
+        )
+        assert scalar(conn, "SELECT count(*) FROM telemetry_metrics") == len(METRICS)
 
 
-def test_switching_a_metric_off_and_on(db) -> None:
-    register(db, "gadgets", "SELECT 3")
-    assert db.execute("SELECT telemetry_set_metric_enabled('relations', false)").fetchone()[0] is False
+def test_switching_a_metric_off_and_on(db: psycopg.Connection[Any]) -> None:
+    register_metric(db, "gadgets", "SELECT 3")
+    assert scalar(db, "SELECT telemetry_set_metric_enabled('relations', false)") is False
     db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.gadgets', false)")
     db.execute("SELECT telemetry_set_metric_enabled('vendor_metrics.not_yet_registered', false)")
     r = report(db)
@@ -210,7 +200,7 @@ def test_switching_a_metric_off_and_on(db) -> None:
     assert "vendor_metrics" not in report(db)
 
 
-def test_required_and_unknown_keys_cannot_be_switched(db) -> None:
+def test_required_and_unknown_keys_cannot_be_switched(db: psycopg.Connection[Any]) -> None:
     with pytest.raises(psycopg.Error, match="required by the collector protocol"):
         db.execute("SELECT telemetry_set_metric_enabled('db_uuid', false)")
     with pytest.raises(psycopg.Error, match="unknown metric"):
@@ -219,11 +209,13 @@ def test_required_and_unknown_keys_cannot_be_switched(db) -> None:
     assert "db_uuid" in report(db)
 
 
-def test_switches_survive_dump_and_restore_but_registrations_do_not(db, cluster: Cluster) -> None:
+def test_switches_survive_dump_and_restore_but_registrations_do_not(
+    db: psycopg.Connection[Any], cluster: Cluster
+) -> None:
     import subprocess
 
     db.execute("SELECT telemetry_set_metric_enabled('uptime_days', false)")
-    register(db, "kept_only_by_its_vendor", "SELECT 1")
+    register_metric(db, "kept_only_by_its_vendor", "SELECT 1")
     bindir = cluster.tree.bindir
     conn = ["-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user]
     dump = subprocess.run(

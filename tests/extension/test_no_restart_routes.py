@@ -18,11 +18,8 @@ from tests.pgtree import PgTree
 
 @pytest.fixture
 def unloaded(pg_tree: PgTree) -> Iterator[Cluster]:
-    c = Cluster(pg_tree, name="no-restart", conf={"shared_preload_libraries": "''"}).start()
-    try:
+    with Cluster(pg_tree, name="no-restart", conf={"shared_preload_libraries": "''"}) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 def assert_alter_system_turns_it_off(c: Cluster, dbname: str) -> None:

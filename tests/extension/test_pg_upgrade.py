@@ -12,7 +12,7 @@ import subprocess
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
-from tests.extension.job.helpers import answer, attempts, configure, tick
+from tests.extension.job.helpers import answer, attempts, first_report_sent, tick
 from tests.helpers import report
 from tests.pgtree import PgTree, as_server_user
 
@@ -24,12 +24,7 @@ def test_pg_upgrade_keeps_the_identity(pg_tree: PgTree, httpserver: HTTPServer) 
     old = Cluster(pg_tree, name="before-upgrade").start()
     new = Cluster(pg_tree, name="after-upgrade")
     try:
-        with old.connect() as admin:
-            admin.execute("CREATE DATABASE kept")
-        with old.connect("kept") as conn:
-            conn.execute("CREATE EXTENSION telemetry CASCADE")
-            configure(conn, httpserver.url_for("/v1/report"))
-            assert tick(conn)["outcome"] == "sent"
+        with first_report_sent(old, "kept", httpserver.url_for("/v1/report")) as conn:
             before = report(conn)
             [sent_before] = attempts(conn)
         old.stop()

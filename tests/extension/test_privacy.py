@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
+from typing import Any
+
+import psycopg
 
 from tests import fake_extensions
 from tests.cluster import Cluster
-from tests.helpers import report
+from tests.helpers import report, scalar
+from tests.pgtree import PgTree
 
 MARKER = "zqxmarker"
 
 
-def salt(conn, dbname: str) -> None:
+def salt(conn: psycopg.Connection[Any], dbname: str) -> None:
     """A marker in every name, comment and setting value a user can choose."""
     m = MARKER
     for statement in (
@@ -62,7 +66,7 @@ def salt(conn, dbname: str) -> None:
         conn.execute(statement)
 
 
-def test_marker_appears_nowhere_in_the_report(pg_tree) -> None:
+def test_marker_appears_nowhere_in_the_report(pg_tree: PgTree) -> None:
     fake_extensions.install(pg_tree)
     # The cluster's directory (data, socket, log paths) and cluster_name carry the marker too.
     c = Cluster(
@@ -99,24 +103,20 @@ def test_marker_appears_nowhere_in_the_report(pg_tree) -> None:
         c.destroy()
 
 
-def test_the_marker_scan_can_fail(pg_tree) -> None:
+def test_the_marker_scan_can_fail(pg_tree: PgTree) -> None:
     """Guard against a vacuous scan: the salted names are really in the catalogs we read."""
     fake_extensions.install(pg_tree)
-    c = Cluster(pg_tree, name="scan").start()
-    try:
-        with c.database(f"{MARKER}_db2") as conn:
-            salt(conn, f"{MARKER}_db2")
-            names = conn.execute("SELECT string_agg(relname, ' ') FROM pg_class").fetchone()[0]
-            assert f"{MARKER}_table" in names
-            for query in (
-                "SELECT string_agg(amname, ' ') FROM pg_am",
-                "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
-                "SELECT string_agg(schema_name || ' ' || table_name, ' ') FROM _timescaledb_catalog.hypertable",
-                "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
-                "SELECT string_agg(srvname, ' ') FROM pg_foreign_server",
-            ):
-                assert MARKER in conn.execute(query).fetchone()[0], query
-            conn.execute(f"DROP OWNED BY {MARKER}_role")
-            conn.execute(f"DROP ROLE {MARKER}_role")
-    finally:
-        c.destroy()
+    with Cluster(pg_tree, name="scan") as c, c.database(f"{MARKER}_db2") as conn:
+        salt(conn, f"{MARKER}_db2")
+        names = scalar(conn, "SELECT string_agg(relname, ' ') FROM pg_class")
+        assert f"{MARKER}_table" in names
+        for query in (
+            "SELECT string_agg(amname, ' ') FROM pg_am",
+            "SELECT string_agg(extname || ' ' || extversion, ' ') FROM pg_extension",
+            "SELECT string_agg(schema_name || ' ' || table_name, ' ') FROM _timescaledb_catalog.hypertable",
+            "SELECT string_agg(proc_schema || ' ' || proc_name, ' ') FROM timescaledb_information.jobs",
+            "SELECT string_agg(srvname, ' ') FROM pg_foreign_server",
+        ):
+            assert MARKER in scalar(conn, query), query
+        conn.execute(f"DROP OWNED BY {MARKER}_role")
+        conn.execute(f"DROP ROLE {MARKER}_role")

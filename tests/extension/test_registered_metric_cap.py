@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -10,7 +12,7 @@ from tests.helpers import report
 REGISTER = "SELECT telemetry_register_metric(%s, %s, 'A test metric.', 1000)"
 
 
-def test_the_fifty_first_registered_metric_is_refused(db) -> None:
+def test_the_fifty_first_registered_metric_is_refused(db: psycopg.Connection[Any]) -> None:
     for n in range(50):
         db.execute(REGISTER, [f"metric_{n:02d}", f"SELECT {n}"])
     with pytest.raises(psycopg.Error, match="at most 50 metrics can be registered"):

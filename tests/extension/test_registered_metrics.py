@@ -10,16 +10,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.extension.job.helpers import answer, attempts, configure, tick
-from tests.helpers import report
+from tests.helpers import assert_registration_refused, register_metric, report, scalar
 
 MAX_SAFE = 2**53 - 1
-
-
-def register(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> Any:
-    row = conn.execute(
-        "SELECT telemetry_register_metric(%s, %s, %s, %s)", [key, query, f"Test metric {key}.", timeout_ms]
-    )
-    return row.fetchone()[0]  # type: ignore[index]
 
 
 def store_unchecked(conn: psycopg.Connection[Any], key: str, query: str, timeout_ms: int = 1000) -> None:
@@ -65,13 +58,13 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
     side_effects: psycopg.Connection[Any], httpserver: HTTPServer
 ) -> None:
     db = side_effects
-    assert register(db, "count", "SELECT count(*) FROM public.sink") == 2
-    assert register(db, "float", "SELECT 0.1::float8 AS f, 2.5::numeric AS n, 1e-7::float8 AS tiny") == {
+    assert register_metric(db, "count", "SELECT count(*) FROM public.sink") == 2
+    assert register_metric(db, "float", "SELECT 0.1::float8 AS f, 2.5::numeric AS n, 1e-7::float8 AS tiny") == {
         "f": 0.1,
         "n": 2.5,
         "tiny": 1e-7,
     }
-    assert register(db, "largest", f"SELECT {MAX_SAFE}::int8 AS up, {-MAX_SAFE}::numeric AS down") == {
+    assert register_metric(db, "largest", f"SELECT {MAX_SAFE}::int8 AS up, {-MAX_SAFE}::numeric AS down") == {
         "up": MAX_SAFE,
         "down": -MAX_SAFE,
     }
@@ -82,7 +75,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     db.execute("CHECKPOINT")  # the database's size settles: nothing is written until the send
-    shown = db.execute("SELECT get_report()::text").fetchone()[0]
+    shown = scalar(db, "SELECT get_report()::text")
     assert tick(db)["outcome"] == "sent"
     [(request, _)] = httpserver.log
     sent = request.get_data()
@@ -101,7 +94,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
         assert set(vendor[key]) == {"error"} and vendor[key]["error"] in {"25006", "0A000"}, (key, vendor[key])
     assert b"Infinity" not in sent and b"NaN" not in sent
     # Nothing was written, not even while sending.
-    assert db.execute("SELECT count(*) FROM public.sink").fetchone()[0] == 2
+    assert scalar(db, "SELECT count(*) FROM public.sink") == 2
     assert db.execute("SELECT last_value, is_called FROM public.counter").fetchone() == (1, False)
 
 
@@ -130,14 +123,11 @@ def test_registration_refuses_side_effects_and_unsafe_numbers(
     side_effects: psycopg.Connection[Any], key: str, query: str, complaint: str
 ) -> None:
     db = side_effects
-    with pytest.raises(psycopg.Error, match="cannot register metric") as refused:
-        register(db, key, query)
-    assert complaint in str(refused.value)
-    assert db.execute("SELECT count(*) FROM _telemetry.vendor_metrics").fetchone()[0] == 0
+    assert_registration_refused(db, key, query, complaint)
     assert db.execute("SELECT count(*), max(id) FROM public.sink").fetchone() == (2, 2)
 
 
-def test_the_report_deadline_caps_the_sum_of_metric_deadlines(db) -> None:
+def test_the_report_deadline_caps_the_sum_of_metric_deadlines(db: psycopg.Connection[Any]) -> None:
     # Two metrics of 60 s each would hold the report two minutes: the report's
     # own deadline (30 s) cuts the first, and the second, instant, never runs.
     store_unchecked(db, "a_slow", "SELECT count(*) FROM pg_catalog.pg_sleep(120)", timeout_ms=60_000)

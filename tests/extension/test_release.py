@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def control_version() -> str:
-    match = re.search(r"^default_version = '(.+)'$", (REPO / "telemetry.control").read_text(), re.MULTILINE)
-    assert match is not None
-    return match.group(1)
+from tests.helpers import REPO, control_version
 
 
 def test_meta_json_versions_are_the_control_files() -> None:

@@ -7,10 +7,13 @@ import re
 import subprocess
 import uuid
 from datetime import datetime
+from typing import Any
+
+import psycopg
 
 from telemetry_extension.metrics.extensions import RELATED_EXTENSIONS
 from tests.cluster import Cluster
-from tests.helpers import report
+from tests.helpers import one_row, report, scalar
 
 TIMESCALEDB_TEXT_KEYS = {
     "db_uuid",
@@ -29,7 +32,7 @@ TIMESCALEDB_TEXT_KEYS = {
 }
 
 
-def test_carries_every_key_of_timescaledb_s_text_with_json_types(db) -> None:
+def test_carries_every_key_of_timescaledb_s_text_with_json_types(db: psycopg.Connection[Any]) -> None:
     r = report(db)
     assert set(r) >= TIMESCALEDB_TEXT_KEYS
     for key in (
@@ -50,11 +53,11 @@ def test_carries_every_key_of_timescaledb_s_text_with_json_types(db) -> None:
     assert r["os_release"] == os.uname().release
 
 
-def test_values_match_the_database(db) -> None:
+def test_values_match_the_database(db: psycopg.Connection[Any]) -> None:
     r = report(db)
-    size, version_num = db.execute(
-        "SELECT pg_database_size(current_database()), current_setting('server_version_num')::int"
-    ).fetchone()
+    size, version_num = one_row(
+        db, "SELECT pg_database_size(current_database()), current_setting('server_version_num')::int"
+    )
     assert abs(r["data_volume"] - size) < 1024 * 1024
     assert r["postgresql_version"] == f"{version_num // 10000}.{version_num % 10000}"
     assert r["num_hypertables"] == 0 and r["timescaledb_version"] is None
@@ -63,7 +66,7 @@ def test_values_match_the_database(db) -> None:
     assert report(db)["related_extensions"]["pg_stat_statements"] is True
 
 
-def test_uuids_are_random_v4_and_stable(db, cluster: Cluster) -> None:
+def test_uuids_are_random_v4_and_stable(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     first = report(db)
     for key in ("db_uuid", "exported_db_uuid"):
         assert uuid.UUID(first[key]).version == 4
@@ -77,14 +80,14 @@ def test_uuids_are_random_v4_and_stable(db, cluster: Cluster) -> None:
         assert after[key] == first[key]
 
 
-def test_installed_time_is_iso8601_whatever_datestyle_and_timezone(db) -> None:
+def test_installed_time_is_iso8601_whatever_datestyle_and_timezone(db: psycopg.Connection[Any]) -> None:
     plain = report(db)["installed_time"]
     db.execute("SET DateStyle = 'SQL, DMY'")
     db.execute("SET TimeZone = 'Asia/Kolkata'")
     assert report(db)["installed_time"] == plain
     parsed = datetime.fromisoformat(plain)
     assert parsed.tzinfo is not None
-    created = db.execute("SELECT extract(epoch FROM installed_time)::float8 FROM _telemetry.lineage").fetchone()[0]
+    created = scalar(db, "SELECT extract(epoch FROM installed_time)::float8 FROM _telemetry.lineage")
     assert abs(parsed.timestamp() - created) < 1e-5
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", plain)
 
@@ -102,7 +105,7 @@ def _dump_and_restore(cluster: Cluster, source: str, target: str) -> str:
     return restore.stderr.decode()
 
 
-def test_dump_and_restore_keep_lineage_and_make_a_new_db_uuid(db, cluster: Cluster) -> None:
+def test_dump_and_restore_keep_lineage_and_make_a_new_db_uuid(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     original = report(db)
     try:
         stderr = _dump_and_restore(cluster, db.info.dbname, "restored1")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
+from tests.helpers import assert_denied, roles, scalar
 from tests.pgtree import PgTree
 
 PACKAGE = Path(__file__).resolve().parents[2] / "python" / "telemetry_extension"
 
 
-def test_every_extension_function_pins_search_path(db) -> None:
+def test_every_extension_function_pins_search_path(db: psycopg.Connection[Any]) -> None:
     rows = db.execute(
         """
         SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
@@ -30,30 +32,24 @@ def test_every_extension_function_pins_search_path(db) -> None:
     assert unpinned == []
 
 
-def test_plain_role_is_denied_and_pg_monitor_is_allowed(db, cluster: Cluster) -> None:
-    db.execute("CREATE ROLE plain_user LOGIN")
-    db.execute("CREATE ROLE monitor_user LOGIN IN ROLE pg_monitor")
-    try:
+def test_plain_role_is_denied_and_pg_monitor_is_allowed(db: psycopg.Connection[Any], cluster: Cluster) -> None:
+    with roles(db, "plain_user LOGIN", "monitor_user LOGIN IN ROLE pg_monitor"):
         with cluster.connect(db.info.dbname, user="plain_user") as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 conn.execute("SELECT get_report()")
-            for statement in (
+            assert_denied(
+                conn,
                 "SELECT * FROM _telemetry.instance",
                 "INSERT INTO _telemetry.lineage DEFAULT VALUES",
                 "SELECT _telemetry.load_python()",
-            ):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)
+            )
         with cluster.connect(db.info.dbname, user="monitor_user") as conn:
-            assert conn.execute("SELECT get_report() ->> 'metrics_level'").fetchone()[0] == "basic"
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("DELETE FROM _telemetry.instance")
-    finally:
-        db.execute("DROP ROLE plain_user")
-        db.execute("DROP ROLE monitor_user")
+            assert scalar(conn, "SELECT get_report() ->> 'metrics_level'") == "basic"
+            assert_denied(conn, "DELETE FROM _telemetry.instance")
 
 
-def _sql_calls(tree: ast.AST):
+def _sql_calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
+    """Each call of a method that takes SQL, with the method's name."""
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
@@ -61,7 +57,7 @@ def _sql_calls(tree: ast.AST):
             and node.func.attr in {"rows", "row", "value", "prepare", "execute", "registered_query_rows"}
             and node.args
         ):
-            yield node
+            yield node.func.attr, node
 
 
 # The one statement whose text is not a constant: a metric's query that a superuser
@@ -79,11 +75,11 @@ def test_sql_text_is_always_a_constant() -> None:
     for path in PACKAGE.rglob("*.py"):
         if path.name == "db.py":
             continue  # the door itself: it passes its callers' constant text on to plpy.prepare
-        for call in _sql_calls(ast.parse(path.read_text())):
+        for method, call in _sql_calls(ast.parse(path.read_text())):
             first = call.args[0]
-            if call.func.attr == "execute" and isinstance(first, ast.Name) and first.id == "plan":
+            if method == "execute" and isinstance(first, ast.Name) and first.id == "plan":
                 continue  # executing a prepared plan
-            if call.func.attr == "registered_query_rows":
+            if method == "registered_query_rows":
                 registered_calls.append((path.name, first.id if isinstance(first, ast.Name) else ast.dump(first)))
                 continue
             checked += 1
@@ -98,11 +94,8 @@ def test_sql_text_is_always_a_constant() -> None:
 def cron_cluster(pg_tree: PgTree) -> Iterator[Cluster]:
     """pg_cron (in database postgres) without telemetry's preload: no background worker, so the
     status view looks for a pg_cron entry."""
-    c = Cluster(pg_tree, name="cron-lookalike", conf={"shared_preload_libraries": "'pg_cron'"}).start()
-    try:
+    with Cluster(pg_tree, name="cron-lookalike", conf={"shared_preload_libraries": "'pg_cron'"}) as c:
         yield c
-    finally:
-        c.destroy()
 
 
 def test_a_look_alike_cron_schema_is_never_read_written_or_called(cron_cluster: Cluster) -> None:

@@ -12,32 +12,42 @@ import psycopg
 
 from tests import peers
 from tests.cluster import Cluster
-from tests.helpers import EXTENSION_VERSION
+from tests.helpers import EXTENSION_VERSION, scalar
 
 DEADLINE = 2  # seconds, set as the job's deadline option in these tests
 
 
-def configure(conn: psycopg.Connection, endpoint: str, **options: str) -> None:
+def configure(conn: psycopg.Connection[Any], endpoint: str, **options: str) -> None:
     settings = {"endpoint": endpoint, "grace": "0", "jitter": "0", "deadline": f"{DEADLINE} s", **options}
     for name, value in settings.items():
         conn.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
 
 
-def tick(conn: psycopg.Connection, function: str = "telemetry_tick") -> dict[str, Any]:
-    row = conn.execute(f"SELECT {function}()").fetchone()
-    assert row is not None
-    return row[0]
+def tick(conn: psycopg.Connection[Any], function: str = "telemetry_tick") -> dict[str, Any]:
+    outcome: dict[str, Any] = scalar(conn, f"SELECT {function}()")
+    return outcome
 
 
-def attempts(conn: psycopg.Connection) -> list[dict[str, Any]]:
+@contextmanager
+def first_report_sent(cluster: Cluster, dbname: str, endpoint: str) -> Iterator[psycopg.Connection[Any]]:
+    """A new database `dbname` (kept after the block) with the extension, its first report sent to `endpoint`."""
+    cluster.create_database(dbname, extension=True)
+    with cluster.connect(dbname) as conn:
+        configure(conn, endpoint)
+        assert tick(conn)["outcome"] == "sent"
+        yield conn
+
+
+def attempts(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cur.execute("SELECT * FROM _telemetry.attempts ORDER BY id").fetchall()
 
 
-def seconds_until(conn: psycopg.Connection, column: str = "next_due") -> float:
-    return conn.execute(
-        f"SELECT extract(epoch FROM {column} - clock_timestamp())::float8 FROM _telemetry.schedule"
-    ).fetchone()[0]
+def seconds_until(conn: psycopg.Connection[Any], column: str = "next_due") -> float:
+    seconds: float = scalar(
+        conn, f"SELECT extract(epoch FROM {column} - clock_timestamp())::float8 FROM _telemetry.schedule"
+    )
+    return seconds
 
 
 def telemetry_log_lines(cluster: Cluster, offset: int) -> list[str]:
@@ -59,7 +69,7 @@ def in_thread(cluster: Cluster, dbname: str, sql: str) -> tuple[threading.Thread
                 ready.set()
                 started = time.monotonic()
                 try:
-                    result["value"] = conn.execute(sql).fetchone()[0]
+                    result["value"] = scalar(conn, sql)
                 except psycopg.Error as exc:
                     result["error"] = exc
                 result["seconds"] = time.monotonic() - started
@@ -75,7 +85,7 @@ def in_thread(cluster: Cluster, dbname: str, sql: str) -> tuple[threading.Thread
 
 
 @contextmanager
-def tick_on_hung_peer(cluster: Cluster, conn: psycopg.Connection, deadline: str) -> Iterator[dict[str, Any]]:
+def tick_on_hung_peer(cluster: Cluster, conn: psycopg.Connection[Any], deadline: str) -> Iterator[dict[str, Any]]:
     """A tick running in another session, its request hanging at a peer that never answers."""
     peer = peers.RawPeer(peers.hang)
     try:

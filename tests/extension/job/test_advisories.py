@@ -23,7 +23,9 @@ def stored(db: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
     )
 
 
-def test_an_old_collector_answer_keeps_working(db, httpserver: HTTPServer, cluster: Cluster) -> None:
+def test_an_old_collector_answer_keeps_working(
+    db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
+) -> None:
     """A peer that sends only latest_version and up_to_date (a collector before 0.3.0)."""
     httpserver.expect_request("/v1/report").respond_with_json({"latest_version": NEWER, "up_to_date": False})
     configure(db, httpserver.url_for("/v1/report"))
@@ -81,7 +83,7 @@ HOSTILE: dict[str, Any] = {
 
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_a_hostile_answer_stores_nothing_and_logs_one_line(
-    case: str, db, httpserver: HTTPServer, cluster: Cluster
+    case: str, db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
 ) -> None:
     products = HOSTILE[case](db)
     httpserver.expect_request("/v1/report").respond_with_json(
@@ -99,7 +101,7 @@ def test_a_hostile_answer_stores_nothing_and_logs_one_line(
     assert "\x1b" not in lines[0] and "\x07" not in lines[0]
 
 
-def test_a_valid_answer_replaces_the_last_one(db, httpserver: HTTPServer) -> None:
+def test_a_valid_answer_replaces_the_last_one(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     """Products the vendor no longer lists leave the view with the next answer."""
     configure(db, httpserver.url_for("/v1/report"))
     httpserver.expect_ordered_request("/v1/report").respond_with_json(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import psycopg
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
+from werkzeug import Request, Response
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import (
@@ -16,10 +17,11 @@ from tests.extension.job.helpers import (
     in_thread,
     tick_on_hung_peer,
 )
+from tests.pgtree import PgTree
 
 
-def test_two_ticks_at_once_make_one_send(db, cluster: Cluster, httpserver: HTTPServer) -> None:
-    def slow(request):
+def test_two_ticks_at_once_make_one_send(db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
         time.sleep(1)
         return Response(json.dumps(answer()), content_type="application/json")
 
@@ -34,7 +36,7 @@ def test_two_ticks_at_once_make_one_send(db, cluster: Cluster, httpserver: HTTPS
     assert len(httpserver.log) == 1
 
 
-def test_no_table_or_row_lock_is_held_during_the_network_step(db, cluster: Cluster) -> None:
+def test_no_table_or_row_lock_is_held_during_the_network_step(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     with tick_on_hung_peer(cluster, db, "5 s") as result:
         held = db.execute(
             "SELECT locktype, relation::regclass::text, mode FROM pg_locks"
@@ -57,16 +59,15 @@ FAR_DEADLINE = "60 s"
 WELL_BEFORE_THE_PEER_HANGS_UP = 45
 
 
-def test_cancel_ends_a_send_at_once(db, cluster: Cluster) -> None:
+def test_cancel_ends_a_send_at_once(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     with tick_on_hung_peer(cluster, db, FAR_DEADLINE) as result:
         db.execute("SELECT pg_cancel_backend(%s)", [result["pid"]])
     assert isinstance(result["error"], psycopg.errors.QueryCanceled)
     assert result["seconds"] < WELL_BEFORE_THE_PEER_HANGS_UP
 
 
-def test_fast_shutdown_is_not_held_hostage(pg_tree) -> None:
-    c = Cluster(pg_tree, name="shutdown").start()
-    try:
+def test_fast_shutdown_is_not_held_hostage(pg_tree: PgTree) -> None:
+    with Cluster(pg_tree, name="shutdown") as c:
         with c.connect() as admin:
             admin.execute("CREATE EXTENSION telemetry CASCADE")
             with tick_on_hung_peer(c, admin, FAR_DEADLINE) as result:
@@ -75,5 +76,3 @@ def test_fast_shutdown_is_not_held_hostage(pg_tree) -> None:
                 stopped_after = time.monotonic() - started
         assert stopped_after < WELL_BEFORE_THE_PEER_HANGS_UP, stopped_after
         assert isinstance(result["error"], psycopg.errors.AdminShutdown)
-    finally:
-        c.destroy()

@@ -11,49 +11,36 @@ from pytest_httpserver import HTTPServer
 
 from tests import peers
 from tests.cluster import Cluster
-from tests.extension.job.helpers import answer, attempts, configure, in_thread, telemetry_log_lines, tick
-from tests.helpers import report
-
-
-def _create_copy(cluster: Cluster, name: str, template: str) -> None:
-    with cluster.connect() as admin:
-        admin.execute(
-            psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(*map(psycopg.sql.Identifier, (name, template)))
-        )
-
-
-def _drop(cluster: Cluster, *names: str) -> None:
-    with cluster.connect() as admin:
-        for name in names:
-            admin.execute(
-                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
-            )
+from tests.extension.job.helpers import (
+    answer,
+    attempts,
+    configure,
+    first_report_sent,
+    in_thread,
+    telemetry_log_lines,
+    tick,
+)
+from tests.helpers import one_row, report, scalar
 
 
 def _instance(conn: psycopg.Connection[Any]) -> tuple[str, float]:
-    row = conn.execute(
-        "SELECT i.db_uuid::text, s.jitter_fraction FROM _telemetry.instance i, _telemetry.schedule s"
-    ).fetchone()
-    assert row is not None
-    return row[0], row[1]
+    db_uuid, jitter_fraction = one_row(
+        conn, "SELECT i.db_uuid::text, s.jitter_fraction FROM _telemetry.instance i, _telemetry.schedule s"
+    )
+    return db_uuid, jitter_fraction
 
 
 def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Cluster, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     names = ("copy_orig", "copy_a", "copy_b")
     try:
-        with cluster.connect() as admin:
-            admin.execute("CREATE DATABASE copy_orig")
-        with cluster.connect("copy_orig") as orig:
-            orig.execute("CREATE EXTENSION telemetry CASCADE")
-            configure(orig, httpserver.url_for("/v1/report"))
-            assert tick(orig)["outcome"] == "sent"
+        with first_report_sent(cluster, "copy_orig", httpserver.url_for("/v1/report")) as orig:
             orig.execute("SELECT telemetry_set_metric_enabled('relations', false)")
             original = report(orig)
             orig_uuid, orig_fraction = _instance(orig)
             orig.execute("CREATE ROLE copy_monitor LOGIN IN ROLE pg_monitor")
-        _create_copy(cluster, "copy_a", "copy_orig")
-        _create_copy(cluster, "copy_b", "copy_orig")
+        cluster.create_database("copy_a", template="copy_orig")
+        cluster.create_database("copy_b", template="copy_orig")
         # Before any tick, get_report() in a copy shows the identity the copy will send, even to a
         # role that cannot write: not the template's.
         with cluster.connect("copy_a", user="copy_monitor") as monitor:
@@ -73,8 +60,8 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
             db_uuid, fraction = _instance(copy_a)
             assert db_uuid == shown["db_uuid"] and fraction != orig_fraction
             assert attempts(copy_a) == []
-            assert copy_a.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
-            assert copy_a.execute("SELECT value FROM _telemetry.options WHERE name = 'endpoint'").fetchone()[0] == (
+            assert scalar(copy_a, "SELECT count(*) FROM _telemetry.latest_version") == 0
+            assert scalar(copy_a, "SELECT value FROM _telemetry.options WHERE name = 'endpoint'") == (
                 httpserver.url_for("/v1/report")
             )
             assert report(copy_a)["db_uuid"] == shown["db_uuid"]
@@ -93,7 +80,7 @@ def test_template_copies_get_their_own_identity_schedule_and_audit(cluster: Clus
             assert tick(orig)["outcome"] == "not_due"
             assert len(attempts(orig)) == 1
     finally:
-        _drop(cluster, *names)
+        cluster.drop_databases(*names)
         with cluster.connect() as admin:
             admin.execute("DROP ROLE IF EXISTS copy_monitor")
 
@@ -103,14 +90,10 @@ def test_a_copys_first_send_now_locks_no_row_while_sending(cluster: Cluster, htt
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     peer = peers.RawPeer(peers.hang)
     try:
-        with cluster.connect() as admin:
-            admin.execute("CREATE DATABASE lock_orig")
-        with cluster.connect("lock_orig") as orig:
-            orig.execute("CREATE EXTENSION telemetry CASCADE")
-            configure(orig, httpserver.url_for("/v1/report"))
-            assert tick(orig)["outcome"] == "sent"  # an audit row and a newest version, for the copy to forget
+        # An audit row and a newest version, for the copy to forget.
+        with first_report_sent(cluster, "lock_orig", httpserver.url_for("/v1/report")) as orig:
             configure(orig, peer.url, deadline="5 s")
-        _create_copy(cluster, "lock_copy", "lock_orig")
+        cluster.create_database("lock_copy", template="lock_orig")
         with cluster.connect("lock_copy") as other:
             shown = report(other)
             thread, result = in_thread(cluster, "lock_copy", "SELECT telemetry_send_report()")
@@ -129,8 +112,8 @@ def test_a_copys_first_send_now_locks_no_row_while_sending(cluster: Cluster, htt
             # Then the copy took its identity, the one the report carried, and recorded its one attempt.
             [row] = attempts(other)
             assert json.loads(row["body"])["db_uuid"] == shown["db_uuid"] == _instance(other)[0]
-            assert other.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
-            assert other.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+            assert scalar(other, "SELECT failures FROM _telemetry.schedule") == 1
+            assert scalar(other, "SELECT count(*) FROM _telemetry.latest_version") == 0
     finally:
         peer.close()
-        _drop(cluster, "lock_orig", "lock_copy")
+        cluster.drop_databases("lock_orig", "lock_copy")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
@@ -24,24 +22,7 @@ from tests.extension.job.helpers import (
     telemetry_log_lines,
     tick,
 )
-
-
-@pytest.fixture
-def tls_server(pg_tree) -> Iterator[tuple[HTTPServer, str]]:
-    """An HTTPS peer whose certificate no system CA signed; and a CA file that trusts it."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
-    server.start()
-    server.expect_request("/v1/report").respond_with_json(answer())
-    ca_file = pg_tree.tempdir("ca-") / "ca.pem"  # readable by the server
-    ca.cert_pem.write_to_path(str(ca_file))
-    ca_file.chmod(0o644)
-    try:
-        yield server, str(ca_file)
-    finally:
-        server.stop()
+from tests.helpers import scalar
 
 
 def _http_fault(httpserver: HTTPServer, kind: str) -> tuple[str, str]:
@@ -90,7 +71,7 @@ HTTP_FAULTS = [
 
 
 def _assert_failure_handled(
-    db, cluster: Cluster, offset: int, started: float, outcome: dict[str, Any], error: str
+    db: psycopg.Connection[Any], cluster: Cluster, offset: int, started: float, outcome: dict[str, Any], error: str
 ) -> None:
     elapsed = time.monotonic() - started
     assert outcome["outcome"] == "failed"
@@ -99,16 +80,18 @@ def _assert_failure_handled(
     assert elapsed < DEADLINE + HANG, f"tick took {elapsed:.1f}s"
     [audit] = attempts(db)
     assert audit["outcome"] == "failed" and audit["error"].startswith(error)
-    assert db.execute("SELECT count(*) FROM _telemetry.latest_version").fetchone()[0] == 0
+    assert scalar(db, "SELECT count(*) FROM _telemetry.latest_version") == 0
     lines = telemetry_log_lines(cluster, offset)
     assert len(lines) == 1 and "report not sent" in lines[0], lines
     assert "Traceback" not in cluster.log_since(offset)
-    assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 1
+    assert scalar(db, "SELECT failures FROM _telemetry.schedule") == 1
     assert abs(seconds_until(db) - 3600) < 60  # back-off: retry_base, 1 hour
 
 
 @pytest.mark.parametrize("kind", HTTP_FAULTS)
-def test_http_faults_are_recorded_and_contained(db, cluster: Cluster, httpserver: HTTPServer, kind: str) -> None:
+def test_http_faults_are_recorded_and_contained(
+    db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer, kind: str
+) -> None:
     url, error = _http_fault(httpserver, kind)
     configure(db, url)
     offset, started = cluster.log_offset(), time.monotonic()
@@ -116,7 +99,7 @@ def test_http_faults_are_recorded_and_contained(db, cluster: Cluster, httpserver
 
 
 @pytest.mark.parametrize("kind", list(RAW_FAULTS))
-def test_raw_faults_are_recorded_and_contained(db, cluster: Cluster, kind: str) -> None:
+def test_raw_faults_are_recorded_and_contained(db: psycopg.Connection[Any], cluster: Cluster, kind: str) -> None:
     behave, error = RAW_FAULTS[kind]
     peer = peers.RawPeer(behave)
     try:
@@ -128,7 +111,7 @@ def test_raw_faults_are_recorded_and_contained(db, cluster: Cluster, kind: str) 
 
 
 @pytest.mark.parametrize("kind", ["no answer", "slow drip"])
-def test_no_lock_is_held_across_a_faulty_exchange(db, cluster: Cluster, kind: str) -> None:
+def test_no_lock_is_held_across_a_faulty_exchange(db: psycopg.Connection[Any], cluster: Cluster, kind: str) -> None:
     """While the tick waits on the peer, another session takes every lock of the extension's tables and rows."""
     behave, error = RAW_FAULTS[kind]
     peer = peers.RawPeer(behave)
@@ -154,14 +137,16 @@ def test_no_lock_is_held_across_a_faulty_exchange(db, cluster: Cluster, kind: st
     assert result["value"]["outcome"] == "failed" and result["value"]["error"].startswith(error)
 
 
-def test_connection_refused(db, cluster: Cluster) -> None:
+def test_connection_refused(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     configure(db, peers.closed_port())
     offset, started = cluster.log_offset(), time.monotonic()
     _assert_failure_handled(db, cluster, offset, started, tick(db), "connection failed")
 
 
-def test_self_signed_certificate_fails_then_ca_file_trusts_it(db, cluster: Cluster, tls_server) -> None:
-    server, ca_file = tls_server
+def test_self_signed_certificate_fails_then_ca_file_trusts_it(
+    db: psycopg.Connection[Any], cluster: Cluster, tls_peer: tuple[HTTPServer, str]
+) -> None:
+    server, ca_file = tls_peer
     configure(db, server.url_for("/v1/report"))
     offset, started = cluster.log_offset(), time.monotonic()
     _assert_failure_handled(db, cluster, offset, started, tick(db), "TLS verification failed")
@@ -169,7 +154,7 @@ def test_self_signed_certificate_fails_then_ca_file_trusts_it(db, cluster: Clust
     assert tick(db, "telemetry_send_report")["outcome"] == "sent"
 
 
-def test_retry_after_is_respected(db, httpserver: HTTPServer) -> None:
+def test_retry_after_is_respected(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_data("slow down", status=429, headers={"Retry-After": "7200"})
     configure(db, httpserver.url_for("/v1/report"))
     outcome = tick(db)
@@ -177,7 +162,7 @@ def test_retry_after_is_respected(db, httpserver: HTTPServer) -> None:
     assert abs(seconds_until(db) - 7200) < 60  # the server's 2 hours beat the 1 hour back-off
 
 
-def test_back_off_doubles_up_to_the_interval(db, httpserver: HTTPServer) -> None:
+def test_back_off_doubles_up_to_the_interval(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_data("boom", status=500)
     configure(db, httpserver.url_for("/v1/report"), retry_base="1 hour", interval="5 hours")
     delays = []
@@ -188,5 +173,5 @@ def test_back_off_doubles_up_to_the_interval(db, httpserver: HTTPServer) -> None
     httpserver.clear()
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     tick(db, "telemetry_send_report")
-    assert db.execute("SELECT failures FROM _telemetry.schedule").fetchone()[0] == 0
+    assert scalar(db, "SELECT failures FROM _telemetry.schedule") == 0
     assert round(seconds_until(db) / 3600, 1) == 5.0

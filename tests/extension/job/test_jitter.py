@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.extension.job.helpers import answer, configure, seconds_until, tick
@@ -11,7 +13,9 @@ from tests.extension.job.helpers import answer, configure, seconds_until, tick
 HOUR = 3600.0
 
 
-def test_the_jitter_is_added_to_each_due_time_and_bounded_by_the_option(db, httpserver: HTTPServer) -> None:
+def test_the_jitter_is_added_to_each_due_time_and_bounded_by_the_option(
+    db: psycopg.Connection[Any], httpserver: HTTPServer
+) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"), interval="24 hours", jitter="1 hour")
     [(drawn,)] = db.execute("SELECT jitter_fraction FROM _telemetry.schedule").fetchall()

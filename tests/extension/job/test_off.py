@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
@@ -13,9 +16,12 @@ from tests.extension.job.helpers import (
     tick,
 )
 from tests.helpers import Notices
+from tests.pgtree import PgTree
 
 
-def test_off_means_no_io_no_log_and_on_again_resumes(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+def test_off_means_no_io_no_log_and_on_again_resumes(
+    db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
+) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     db.execute(f'ALTER DATABASE "{db.info.dbname}" SET telemetry.metrics_level = off')
@@ -33,14 +39,11 @@ def test_off_means_no_io_no_log_and_on_again_resumes(db, cluster: Cluster, https
     assert len(httpserver.log) == 1
 
 
-def test_off_by_environment_blocks_the_job(pg_tree, httpserver: HTTPServer) -> None:
+def test_off_by_environment_blocks_the_job(pg_tree: PgTree, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
-    c = Cluster(pg_tree, name="envjob", env={"DISABLE_TELEMETRY": "1"}).start()
-    try:
+    with Cluster(pg_tree, name="envjob", env={"DISABLE_TELEMETRY": "1"}) as c:
         with c.database("envjob") as conn:
             configure(conn, httpserver.url_for("/v1/report"))
             assert tick(conn)["outcome"] == "disabled"
             assert tick(conn, "telemetry_send_report")["outcome"] == "disabled"
         assert httpserver.log == []
-    finally:
-        c.destroy()

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
 from tests.cluster import Cluster
+from tests.helpers import assert_denied, roles, scalar
 
 
-def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None:
-    db.execute("CREATE ROLE job_plain LOGIN")
-    db.execute("CREATE ROLE job_monitor LOGIN IN ROLE pg_monitor")
-    try:
+def test_unprivileged_role_cannot_send_or_redirect(db: psycopg.Connection[Any], cluster: Cluster) -> None:
+    with roles(db, "job_plain LOGIN", "job_monitor LOGIN IN ROLE pg_monitor"):
         for user in ("job_plain", "job_monitor"):
             with cluster.connect(db.info.dbname, user=user) as conn:
-                for sql in (
+                assert_denied(
+                    conn,
                     "SELECT telemetry_tick()",
                     "SELECT telemetry_send_report()",
                     "SELECT telemetry_set_option('endpoint', 'http://127.0.0.1:9/')",
                     "SELECT _telemetry.tick()",
                     "UPDATE _telemetry.options SET value = 'x'",
-                ):
-                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                        conn.execute(sql)
+                )
         with cluster.connect(db.info.dbname, user="job_monitor") as conn:
-            assert conn.execute("SELECT metrics_level FROM telemetry_status").fetchone()[0] == "basic"
-            assert conn.execute("SELECT count(*) FROM _telemetry.attempts").fetchone()[0] == 0
-    finally:
-        db.execute("DROP ROLE job_plain")
-        db.execute("DROP ROLE job_monitor")
+            assert scalar(conn, "SELECT metrics_level FROM telemetry_status") == "basic"
+            assert scalar(conn, "SELECT count(*) FROM _telemetry.attempts") == 0
 
 
 @pytest.mark.parametrize(
@@ -43,7 +40,9 @@ def test_unprivileged_role_cannot_send_or_redirect(db, cluster: Cluster) -> None
         ("colour", "blue", "unknown option"),
     ],
 )
-def test_invalid_options_are_refused_and_change_nothing(db, name: str, value: str, message: str) -> None:
+def test_invalid_options_are_refused_and_change_nothing(
+    db: psycopg.Connection[Any], name: str, value: str, message: str
+) -> None:
     with pytest.raises(psycopg.Error, match=message):
         db.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
-    assert db.execute("SELECT count(*) FROM _telemetry.options").fetchone()[0] == 0
+    assert scalar(db, "SELECT count(*) FROM _telemetry.options") == 0

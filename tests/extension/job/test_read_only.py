@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
+from typing import Any
 
+import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, attempts, configure, telemetry_log_lines
-from tests.helpers import Notices
-from tests.pgtree import server_os_user
+from tests.helpers import Notices, scalar
 
 
-def test_read_only_transaction_sends_nothing_and_says_so(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+def test_read_only_transaction_sends_nothing_and_says_so(
+    db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
+) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     offset = cluster.log_offset()
     with db.transaction():
         db.execute("SET TRANSACTION READ ONLY")
-        outcome = db.execute("SELECT telemetry_tick()").fetchone()[0]
+        outcome = scalar(db, "SELECT telemetry_tick()")
     assert outcome["outcome"] == "read_only" and "read-only" in outcome["detail"]
     notices = Notices(db)
     db.execute("SET default_transaction_read_only = on")
     try:
-        manual = db.execute("SELECT telemetry_send_report()").fetchone()[0]
+        manual = scalar(db, "SELECT telemetry_send_report()")
     finally:
         db.execute("SET default_transaction_read_only = off")
     assert manual["outcome"] == "read_only"
@@ -33,37 +34,24 @@ def test_read_only_transaction_sends_nothing_and_says_so(db, cluster: Cluster, h
     assert attempts(db) == []
     assert not [line for line in telemetry_log_lines(cluster, offset) if "ERROR" in line]
     # Read-write again: the same tick sends, once.
-    assert db.execute("SELECT telemetry_tick()").fetchone()[0]["outcome"] == "sent"
+    assert scalar(db, "SELECT telemetry_tick()")["outcome"] == "sent"
     assert len(httpserver.log) == 1
 
 
-def test_standby_sends_nothing(pg_tree, cluster: Cluster, httpserver: HTTPServer) -> None:
+def test_standby_sends_nothing(cluster: Cluster, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     with cluster.database("replicated") as primary:
         configure(primary, httpserver.url_for("/v1/report"))  # due now
-        standby = Cluster(pg_tree, name="standby")
-        command = [
-            str(pg_tree.bindir / "pg_basebackup"),
-            "-h", str(cluster.socketdir), "-p", str(cluster.port), "-U", cluster.user,
-            "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast",
-        ]  # fmt: skip
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", server_os_user(), "--", *command]
-        subprocess.run(command, check=True, cwd="/", capture_output=True)
-        standby.executor._directory_initialised = True  # the base backup is the data directory: no initdb
-        standby.start()
-        try:
+        with cluster.standby() as standby:
             with standby.connect("replicated") as conn:
-                assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+                assert scalar(conn, "SELECT pg_is_in_recovery()") is True
                 for function in ("telemetry_tick", "telemetry_send_report"):
-                    outcome = conn.execute(f"SELECT {function}()").fetchone()[0]
+                    outcome = scalar(conn, f"SELECT {function}()")
                     assert outcome["outcome"] == "read_only", outcome
                     assert "standby" in outcome["detail"]
             assert httpserver.log == []
             assert "ERROR" not in standby.log()
-        finally:
-            standby.destroy()
         assert attempts(primary) == []
         # The primary itself still sends.
-        assert primary.execute("SELECT telemetry_tick()").fetchone()[0]["outcome"] == "sent"
+        assert scalar(primary, "SELECT telemetry_tick()")["outcome"] == "sent"
     assert len(httpserver.log) == 1

@@ -42,10 +42,6 @@ def _lineage(conn: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in conn.execute("SELECT exported_db_uuid::text FROM _telemetry.lineage ORDER BY 1")]
 
 
-def _sql(statement: str, *names: str) -> psycopg.sql.Composed:
-    return psycopg.sql.SQL(statement).format(*map(psycopg.sql.Identifier, names))
-
-
 def test_a_restored_database_plans_its_first_report_with_the_restored_grace(cluster: Cluster) -> None:
     with cluster.database("restore_grace_source") as source:
         source.execute("SELECT telemetry_set_option('grace', '2 days')")
@@ -63,15 +59,12 @@ def test_a_restore_into_a_copy_of_a_template_with_the_extension_keeps_the_dumped
     """As into a database made by createdb when template1 holds the extension."""
     names = ("restore_template", "restore_source", "restore_copy")
     try:
-        with cluster.connect() as admin:
-            admin.execute("CREATE DATABASE restore_template")
+        cluster.create_database("restore_template", extension=True)
         with cluster.connect("restore_template") as template:
-            template.execute("CREATE EXTENSION telemetry CASCADE")
             template.execute("SELECT telemetry_set_option('endpoint', 'http://127.0.0.1:9/v1/report')")
             template.execute("SELECT telemetry_set_option('grace', '3 hours')")
-        with cluster.connect() as admin:
-            admin.execute(_sql("CREATE DATABASE {} TEMPLATE {}", "restore_source", "restore_template"))
-            admin.execute(_sql("CREATE DATABASE {} TEMPLATE {}", "restore_copy", "restore_template"))
+        cluster.create_database("restore_source", template="restore_template")
+        cluster.create_database("restore_copy", template="restore_template")
         with cluster.connect("restore_source") as source:
             # The source is a copy too: it carries the template's lineage row, as the target does.
             source.execute("SELECT telemetry_set_option('grace', '2 days')")
@@ -87,6 +80,4 @@ def test_a_restore_into_a_copy_of_a_template_with_the_extension_keeps_the_dumped
             assert tick(restored)["outcome"] == "not_due"
             assert abs(seconds_until(restored) - 2 * DAY) < 600
     finally:
-        with cluster.connect() as admin:
-            for name in names:
-                admin.execute(_sql("DROP DATABASE IF EXISTS {} WITH (FORCE)", name))
+        cluster.drop_databases(*names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,14 +20,14 @@ from tests.extension.job.helpers import (
     telemetry_log_lines,
     tick,
 )
-from tests.helpers import EXTENSION_VERSION, release_after
+from tests.helpers import EXTENSION_VERSION, one_row, release_after, scalar
 
 # Newer by release order, older by string order: 0.10.0 after 0.1.0.
 _MAJOR, _MINOR = Version(EXTENSION_VERSION).release[:2]
 NEWER = f"{_MAJOR}.{_MINOR + 9}.0"
 
 
-def test_first_report_waits_for_the_grace_period(db, httpserver: HTTPServer) -> None:
+def test_first_report_waits_for_the_grace_period(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     db.execute("SELECT telemetry_set_option('endpoint', %s)", [httpserver.url_for("/v1/report")])
     outcome = tick(db)
     assert outcome["outcome"] == "not_due"
@@ -35,10 +36,12 @@ def test_first_report_waits_for_the_grace_period(db, httpserver: HTTPServer) -> 
     assert httpserver.log == []
 
 
-def test_due_tick_sends_exactly_what_get_report_shows(db, httpserver: HTTPServer, cluster: Cluster) -> None:
+def test_due_tick_sends_exactly_what_get_report_shows(
+    db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
+) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer(EXTENSION_VERSION))
     configure(db, httpserver.url_for("/v1/report"))
-    shown = db.execute("SELECT get_report()::text").fetchone()[0]  # what psql shows, too
+    shown = scalar(db, "SELECT get_report()::text")  # what psql shows, too
     offset = cluster.log_offset()
     outcome = tick(db)
     assert outcome["outcome"] == "sent" and outcome["http_status"] == 200 and outcome["up_to_date"] is True
@@ -58,7 +61,9 @@ def test_due_tick_sends_exactly_what_get_report_shows(db, httpserver: HTTPServer
     assert len(httpserver.log) == 1
 
 
-def test_newer_release_is_stored_and_warned_once(db, httpserver: HTTPServer, cluster: Cluster) -> None:
+def test_newer_release_is_stored_and_warned_once(
+    db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
+) -> None:
     httpserver.expect_request("/v1/report").respond_with_json({"latest_version": NEWER, "up_to_date": False})
     configure(db, httpserver.url_for("/v1/report"))
     offset = cluster.log_offset()
@@ -84,7 +89,9 @@ def test_newer_release_is_stored_and_warned_once(db, httpserver: HTTPServer, clu
         (release_after(), False),
     ],
 )
-def test_version_comparison_is_by_release_order(db, httpserver: HTTPServer, latest: str, up_to_date: bool) -> None:
+def test_version_comparison_is_by_release_order(
+    db: psycopg.Connection[Any], httpserver: HTTPServer, latest: str, up_to_date: bool
+) -> None:
     httpserver.expect_request("/v1/report").respond_with_json({"latest_version": latest})
     configure(db, httpserver.url_for("/v1/report"))
     assert tick(db)["up_to_date"] is up_to_date
@@ -113,7 +120,7 @@ def test_pre_releases_nag_only_pre_release_users(installed: str, latest: str, up
     assert protocol.make_answer(latest, installed)["up_to_date"] is up_to_date
 
 
-def test_send_report_ignores_the_schedule(db, httpserver: HTTPServer) -> None:
+def test_send_report_ignores_the_schedule(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     db.execute("SELECT telemetry_set_option('endpoint', %s)", [httpserver.url_for("/v1/report")])
     assert tick(db)["outcome"] == "not_due"  # still in the grace period
@@ -121,12 +128,13 @@ def test_send_report_ignores_the_schedule(db, httpserver: HTTPServer) -> None:
     assert attempts(db)[0]["trigger"] == "manual"
 
 
-def test_status_view_at_a_glance(db, httpserver: HTTPServer) -> None:
+def test_status_view_at_a_glance(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_data("oops", status=500)
     configure(db, httpserver.url_for("/v1/report"))
     tick(db)
     cur = db.cursor(row_factory=psycopg.rows.dict_row)
     status = cur.execute("SELECT * FROM telemetry_status").fetchone()
+    assert status is not None
     assert status["metrics_level"] == "basic" and status["metrics_level_source"] == "default"
     assert status["endpoint"] == httpserver.url_for("/v1/report")
     assert status["last_outcome"] == "failed" and status["last_error"] == "HTTP 500"
@@ -135,7 +143,7 @@ def test_status_view_at_a_glance(db, httpserver: HTTPServer) -> None:
     assert status["installed_version"] == EXTENSION_VERSION and status["newest_version"] is None
 
 
-def test_audit_trail_is_bounded(db, httpserver: HTTPServer) -> None:
+def test_audit_trail_is_bounded(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     db.execute("""INSERT INTO _telemetry.attempts (started_at, duration_ms, trigger, endpoint, body, outcome)
@@ -145,8 +153,8 @@ def test_audit_trail_is_bounded(db, httpserver: HTTPServer) -> None:
                   SELECT now() - interval '1 day', 1, 'job', 'http://x/', '{}', 'sent'
                     FROM generate_series(1, 1005)""")
     tick(db, "telemetry_send_report")
-    count, oldest = db.execute(
-        "SELECT count(*), min(started_at) > now() - interval '90 days' FROM _telemetry.attempts"
-    ).fetchone()
+    count, oldest = one_row(
+        db, "SELECT count(*), min(started_at) > now() - interval '90 days' FROM _telemetry.attempts"
+    )
     assert count == 1000 and oldest
     assert attempts(db)[-1]["trigger"] == "manual"

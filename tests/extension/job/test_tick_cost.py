@@ -10,6 +10,7 @@ import psycopg
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import tick
+from tests.helpers import scalar
 
 
 def python_loaded(conn: psycopg.Connection[Any]) -> bool:
@@ -19,10 +20,10 @@ def python_loaded(conn: psycopg.Connection[Any]) -> bool:
 
 
 def _schedule_version(conn: psycopg.Connection[Any]) -> str:
-    return conn.execute("SELECT xmin::text FROM _telemetry.schedule").fetchone()[0]
+    return str(scalar(conn, "SELECT xmin::text FROM _telemetry.schedule"))
 
 
-def test_not_due_tick_in_a_new_backend_loads_no_python(db, cluster: Cluster) -> None:
+def test_not_due_tick_in_a_new_backend_loads_no_python(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     for function in ("_telemetry.tick", "telemetry_tick"):
         with cluster.connect(db.info.dbname) as fresh:
             assert tick(fresh, function)["outcome"] == "not_due"
@@ -36,7 +37,7 @@ def test_not_due_tick_in_a_new_backend_loads_no_python(db, cluster: Cluster) -> 
         assert datetime.fromisoformat(sql_answer["next_due"]) == datetime.fromisoformat(python_answer["next_due"])
 
 
-def test_off_tick_in_a_new_backend_loads_no_python(db, cluster: Cluster) -> None:
+def test_off_tick_in_a_new_backend_loads_no_python(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     db.execute(f"ALTER DATABASE \"{db.info.dbname}\" SET telemetry.metrics_level = ' Off '")
     with cluster.connect(db.info.dbname) as fresh:
         assert tick(fresh, "_telemetry.tick") == {
@@ -47,10 +48,10 @@ def test_off_tick_in_a_new_backend_loads_no_python(db, cluster: Cluster) -> None
         assert not python_loaded(fresh)
 
 
-def test_not_due_tick_writes_at_most_once_an_hour(db, cluster: Cluster) -> None:
-    assert db.execute("SELECT last_tick FROM _telemetry.schedule").fetchone()[0] is None
+def test_not_due_tick_writes_at_most_once_an_hour(db: psycopg.Connection[Any], cluster: Cluster) -> None:
+    assert scalar(db, "SELECT last_tick FROM _telemetry.schedule") is None
     tick(db)
-    seen = db.execute("SELECT last_tick FROM _telemetry.schedule").fetchone()[0]
+    seen = scalar(db, "SELECT last_tick FROM _telemetry.schedule")
     assert seen is not None
     version = _schedule_version(db)
     for _ in range(3):
@@ -58,18 +59,18 @@ def test_not_due_tick_writes_at_most_once_an_hour(db, cluster: Cluster) -> None:
     assert _schedule_version(db) == version  # no new row version: nothing written
     db.execute("UPDATE _telemetry.schedule SET last_tick = now() - interval '61 minutes'")
     tick(db)
-    assert db.execute("SELECT last_tick > now() - interval '1 minute' FROM _telemetry.schedule").fetchone()[0]
+    assert scalar(db, "SELECT last_tick > now() - interval '1 minute' FROM _telemetry.schedule")
 
 
-def test_not_due_tick_in_a_read_only_transaction_writes_nothing(db, cluster: Cluster) -> None:
+def test_not_due_tick_in_a_read_only_transaction_writes_nothing(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     with cluster.connect(db.info.dbname) as conn:
         conn.execute("BEGIN READ ONLY")
         assert tick(conn)["outcome"] == "not_due"
         conn.execute("COMMIT")
-    assert db.execute("SELECT last_tick FROM _telemetry.schedule").fetchone()[0] is None
+    assert scalar(db, "SELECT last_tick FROM _telemetry.schedule") is None
 
 
-def test_changing_grace_moves_the_first_due_time(db) -> None:
+def test_changing_grace_moves_the_first_due_time(db: psycopg.Connection[Any]) -> None:
     before = tick(db)["next_due"]
     db.execute("SELECT telemetry_set_option('grace', '3 days')")
     after = tick(db)["next_due"]

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
@@ -39,6 +37,7 @@ from tests.extension.job.helpers import (
     telemetry_log_lines,
     tick,
 )
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 HOUR = 3600.0
@@ -55,7 +54,7 @@ HOUR = 3600.0
 )
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_followed_up_to_the_cap_and_nothing_retries(
-    db, httpserver: HTTPServer, header: str, expected: float, status: int
+    db: psycopg.Connection[Any], httpserver: HTTPServer, header: str, expected: float, status: int
 ) -> None:
     value = formatdate(time.time() + 48 * HOUR, usegmt=True) if header == "date+2d" else header
     httpserver.expect_request("/v1/report").respond_with_data("later", status=status, headers={"Retry-After": value})
@@ -67,8 +66,8 @@ def test_retry_after_is_followed_up_to_the_cap_and_nothing_retries(
     assert len(httpserver.log) == 1  # one request: the HTTP library retries nothing
 
 
-def test_no_retry_on_a_connection_dropped_mid_answer(db) -> None:
-    def drop(conn, stop) -> None:
+def test_no_retry_on_a_connection_dropped_mid_answer(db: psycopg.Connection[Any]) -> None:
+    def drop(conn: socket.socket, stop: threading.Event) -> None:
         peers.read_request(conn)
         conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 100\r\n\r\nx")
 
@@ -82,7 +81,7 @@ def test_no_retry_on_a_connection_dropped_mid_answer(db) -> None:
         peer.close()
 
 
-def test_only_the_documented_environment_shapes_the_request(pg_tree, httpserver: HTTPServer) -> None:
+def test_only_the_documented_environment_shapes_the_request(pg_tree: PgTree, httpserver: HTTPServer) -> None:
     """Credentials in .netrc/$NETRC are ignored; proxy variables are not (see also the CA bundle test below)."""
     httpserver.expect_request("/v1/report", method="POST").respond_with_json(answer())
     home = pg_tree.tempdir("home-")
@@ -144,15 +143,15 @@ def _settled(pid: int) -> tuple[int, int]:
     return found
 
 
-def test_a_send_leaves_no_thread_and_no_socket_behind(db, httpserver: HTTPServer) -> None:
-    pid = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+def test_a_send_leaves_no_thread_and_no_socket_behind(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
+    pid = scalar(db, "SELECT pg_backend_pid()")
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"), deadline="1 s")
     assert tick(db, "telemetry_send_report")["outcome"] == "sent"  # loads requests; a clean exchange
     # One thread (PostgreSQL's backend is single-threaded), one socket (its client's).
     assert _settled(pid) == (1, 1)
 
-    def half_close(conn, stop) -> None:
+    def half_close(conn: socket.socket, stop: threading.Event) -> None:
         peers.read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{")
         conn.shutdown(socket.SHUT_WR)  # the peer says no more, and keeps the socket open
@@ -170,7 +169,9 @@ def test_a_send_leaves_no_thread_and_no_socket_behind(db, httpserver: HTTPServer
             peer.close()
 
 
-def test_no_unprivileged_role_can_block_or_trigger_a_send(db, cluster: Cluster, httpserver: HTTPServer) -> None:
+def test_no_unprivileged_role_can_block_or_trigger_a_send(
+    db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
+) -> None:
     httpserver.expect_request("/v1/report").respond_with_json(answer())
     configure(db, httpserver.url_for("/v1/report"))
     db.execute("CREATE ROLE lock_plain LOGIN")
@@ -208,7 +209,7 @@ def test_no_unprivileged_role_can_block_or_trigger_a_send(db, cluster: Cluster, 
         db.execute("DROP ROLE lock_monitor")
 
 
-def test_a_send_skipped_because_another_is_sending_is_logged(db, cluster: Cluster) -> None:
+def test_a_send_skipped_because_another_is_sending_is_logged(db: psycopg.Connection[Any], cluster: Cluster) -> None:
     peer = peers.RawPeer(peers.hang)
     try:
         configure(db, peer.url, deadline="5 s")
@@ -225,7 +226,7 @@ def test_a_send_skipped_because_another_is_sending_is_logged(db, cluster: Cluste
         peer.close()
 
 
-def test_a_redirect_carrying_credentials_is_not_followed(db, httpserver: HTTPServer) -> None:
+def test_a_redirect_carrying_credentials_is_not_followed(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     """requests would turn the Location's user:password into an Authorization header."""
     location = httpserver.url_for("/v1/elsewhere").replace("://", "://user:secret@", 1)
     httpserver.expect_request("/v1/report").respond_with_response(Response(status=307, headers={"Location": location}))
@@ -297,7 +298,7 @@ def _children(pid: int) -> str:
 @pytest.mark.skipif(
     not _private_mounts_possible(), reason="needs root: a mount namespace for the server's own resolv.conf, port 53"
 )
-def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind(pg_tree) -> None:
+def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind(pg_tree: PgTree) -> None:
     """The system's resolver, pointed (for this server only) at a DNS server that never answers."""
     dns = HungDns()
     resolv_conf = pg_tree.tempdir("resolver-") / "resolv.conf"
@@ -308,7 +309,7 @@ def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind
     try:
         with c.database("hungdns") as conn:
             configure(conn, "http://telemetry-report.test/v1/report", deadline=f"{DEADLINE} s")
-            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            pid = scalar(conn, "SELECT pg_backend_pid()")
             for _ in range(2):
                 started = time.monotonic()
                 outcome = tick(conn, "telemetry_send_report")
@@ -347,7 +348,7 @@ def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_leaves_nothing_behind
 
 
 @pytest.mark.parametrize("status", [307, 308])
-def test_a_same_origin_redirect_is_followed(db, httpserver: HTTPServer, status: int) -> None:
+def test_a_same_origin_redirect_is_followed(db: psycopg.Connection[Any], httpserver: HTTPServer, status: int) -> None:
     httpserver.expect_request("/v1/report", method="POST").respond_with_response(
         Response(status=status, headers={"Location": "/v1/moved"})
     )
@@ -361,26 +362,8 @@ def test_a_same_origin_redirect_is_followed(db, httpserver: HTTPServer, status: 
     assert audit["outcome"] == "sent" and audit["http_status"] == 200
 
 
-@pytest.fixture
-def tls_peer(pg_tree) -> Iterator[tuple[HTTPServer, str]]:
-    """An https peer whose certificate no system CA signed, and a CA file (readable by the server) that trusts it."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
-    server.start()
-    server.expect_request("/v1/report", method="POST").respond_with_json(answer())
-    ca_file = pg_tree.tempdir("ca-") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    ca_file.chmod(0o644)
-    try:
-        yield server, str(ca_file)
-    finally:
-        server.stop()
-
-
 def test_ca_bundle_variables_and_all_proxy_are_ignored_https_proxy_is_used_lowercase_first(
-    pg_tree, httpserver: HTTPServer, tls_peer: tuple[HTTPServer, str]
+    pg_tree: PgTree, httpserver: HTTPServer, tls_peer: tuple[HTTPServer, str]
 ) -> None:
     """Each variable here changes what a requests.Session() trusting the environment does, and must not change ours.
 

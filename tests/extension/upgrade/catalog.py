@@ -101,7 +101,7 @@ def dump(conn: psycopg.Connection[Any]) -> Catalog:
     conn.execute("DROP TABLE IF EXISTS pg_temp.telemetry_members")
     conn.execute(MEMBERS)
     try:
-        return {name: conn.execute(query).fetchall() for name, query in QUERIES.items()}  # type: ignore[arg-type]
+        return {name: conn.execute(query).fetchall() for name, query in QUERIES.items()}
     finally:
         conn.execute("DROP TABLE pg_temp.telemetry_members")
 

@@ -22,8 +22,5 @@ def release_tree(pg_tree: PgTree) -> PgTree:
 
 @pytest.fixture(scope="session")
 def upgrade_cluster(release_tree: PgTree) -> Iterator[Cluster]:
-    c = Cluster(release_tree, name="upgrade", conf={"cron.database_name": f"'{CRON_DATABASE}'"}).start()
-    try:
+    with Cluster(release_tree, name="upgrade", conf={"cron.database_name": f"'{CRON_DATABASE}'"}) as c:
         yield c
-    finally:
-        c.destroy()

@@ -18,23 +18,18 @@ class Names:
     metrics_view: str = "telemetry_metrics"
 
 
-RELEASE_0_1_0 = Names(
-    tick="run_job",
-    send_report="send_report",
-    set_option="set_telemetry_option",
-    register_metric="register_metric",
-    unregister_metric="unregister_metric",
-    set_metric_enabled="set_metric_enabled",
-)
+# Each renamed function: its name in 0.1.0, and since 0.2.0.
+RENAMED = {
+    "tick": ("run_job", "telemetry_tick"),
+    "send_report": ("send_report", "telemetry_send_report"),
+    "set_option": ("set_telemetry_option", "telemetry_set_option"),
+    "register_metric": ("register_metric", "telemetry_register_metric"),
+    "unregister_metric": ("unregister_metric", "telemetry_unregister_metric"),
+    "set_metric_enabled": ("set_metric_enabled", "telemetry_set_metric_enabled"),
+}
 
-RELEASE_0_2_0 = Names(
-    tick="telemetry_tick",
-    send_report="telemetry_send_report",
-    set_option="telemetry_set_option",
-    register_metric="telemetry_register_metric",
-    unregister_metric="telemetry_unregister_metric",
-    set_metric_enabled="telemetry_set_metric_enabled",
-)
+RELEASE_0_1_0 = Names(**{field: names[0] for field, names in RENAMED.items()})
+RELEASE_0_2_0 = Names(**{field: names[1] for field, names in RENAMED.items()})
 
 # The version being built (telemetry.control's default_version): 0.3.0 kept 0.2.0's names.
 CURRENT = RELEASE_0_2_0

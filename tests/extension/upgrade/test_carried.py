@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tests.cluster import Cluster
 from tests.extension.upgrade.released import RELEASE_COMMITS, built_release, current_version, earlier_releases
 from tests.extension.upgrade.state import extension_version, update
 from tests.helpers import release_after, report
-from tests.pgtree import REPO, PgTree, build_tree
+from tests.pgtree import REPO, PgTree, temporary_tree
 
 NOT_CARRIED = ["0.1.0"]  # never packaged: see the Makefile
 CARRIED = [release for release in earlier_releases() if release not in NOT_CARRIED]
@@ -31,11 +30,8 @@ CARRIED = [release for release in earlier_releases() if release not in NOT_CARRI
 @pytest.fixture(scope="module")
 def installed() -> Iterator[PgTree]:
     """A tree with nothing but this checkout's `make install` in it."""
-    root = Path(tempfile.mkdtemp(prefix="telemetry-carried-"))
-    try:
-        yield build_tree(root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with temporary_tree("telemetry-carried-") as tree:
+        yield tree
 
 
 def shipped_files(release: str, destination: Path) -> Path:

@@ -15,7 +15,7 @@ from tests.collector.helpers import Collector, dsn_for, run_cli
 from tests.extension.upgrade.names import BY_RELEASE, CURRENT
 from tests.extension.upgrade.released import current_version, earlier_releases
 from tests.extension.upgrade.state import call, configure, update
-from tests.helpers import report
+from tests.helpers import report, scalar
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def collector(upgrade_cluster: Cluster) -> Iterator[tuple[Collector, str]]:
             run_cli("release", "add", release, "--dsn", dsn)
         # Products in every answer: earlier releases must read past them (this server's PostgreSQL is current).
         with upgrade_cluster.connect() as conn:
-            num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+            num = int(scalar(conn, "SELECT current_setting('server_version_num')"))
         notes = "https://example.org/notes"
         run_cli("release", "add", f"{num // 10000}.{num % 10000}", "--product", "postgresql", "--dsn", dsn)
         run_cli("release", "add", "1.0", "--product", "plpgsql", "--notes-url", notes, "--dsn", dsn)

@@ -101,10 +101,10 @@ def plants(schema: str) -> list[str]:
         statements.append(
             f"CREATE OPERATOR {schema}.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = {schema}.{function})"
         )
-    for name, args, result, value in FUNCTIONS:
+    for name, args, result, returned in FUNCTIONS:
         if schema == "public" and name in EXTENSION_OWN:
             continue
-        statements.append(_planted_function(schema, name, args, result, value, f"{schema}.{name}({args})"))
+        statements.append(_planted_function(schema, name, args, result, returned, f"{schema}.{name}({args})"))
     statements.append(f"CREATE TYPE {schema}.trap AS ENUM ('trap')")
     statements.append(
         _planted_function(schema, "to_regclass", f"{schema}.trap", "regclass", "NULL", f"{schema}.to_regclass(trap)")

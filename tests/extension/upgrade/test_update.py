@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -21,13 +23,13 @@ from tests.extension.upgrade.released import (
     shipped_releases,
 )
 from tests.extension.upgrade.state import call, configure, cron_jobs, extension_version, kept, state, update
-from tests.helpers import report
-from tests.pgtree import REPO
+from tests.helpers import report, scalar
+from tests.pgtree import REPO, PgTree
 
 PROBE_QUERY = "SELECT count(*) FROM pg_catalog.pg_class"
 
 
-def test_every_release_can_be_built_and_updated_from(release_tree) -> None:
+def test_every_release_can_be_built_and_updated_from(release_tree: PgTree) -> None:
     assert "0.1.0" in shipped_releases()
     for release in shipped_releases():
         assert release in RELEASE_COMMITS, (
@@ -46,14 +48,14 @@ def test_every_release_can_be_built_and_updated_from(release_tree) -> None:
         assert (release_tree.python_dir / release / build_info(release)).is_file()
 
 
-def put_state(conn, release: str, httpserver: HTTPServer) -> str:
+def put_state(conn: psycopg.Connection[Any], release: str, httpserver: HTTPServer) -> str:
     """Everything a DBA and a year of sending leave behind, made by the release's own functions."""
     names = BY_RELEASE[release]
     configure(conn, names, httpserver.url_for("/v1/report"), jitter="30 min", interval="7 days")
     call(conn, names.register_metric, "upgrade_probe", PROBE_QUERY, "Relations in the catalog")
-    switched = conn.execute(
-        f"SELECT key FROM {names.metrics_view} WHERE can_switch_off AND origin = 'declared' ORDER BY key LIMIT 1"
-    ).fetchone()[0]
+    switched = scalar(
+        conn, f"SELECT key FROM {names.metrics_view} WHERE can_switch_off AND origin = 'declared' ORDER BY key LIMIT 1"
+    )
     assert call(conn, names.set_metric_enabled, switched, False) is not None
     sent = call(conn, names.send_report)
     assert (sent["outcome"], sent["latest_version"], sent["up_to_date"]) == ("sent", current_version(), False), sent
@@ -100,9 +102,9 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
             # The release's own pg_cron entry is gone: telemetry is preloaded, its background
             # worker calls the tick now (nothing ticks twice), and the tick still runs.
             assert len(jobs_before) == 1 and cron_jobs(after) == []
-            tick_caller = after.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0]
+            tick_caller = scalar(after, "SELECT tick_caller FROM telemetry_status")
             assert tick_caller is not None and tick_caller.startswith("the background worker"), tick_caller
-            outcome = after.execute(jobs_before[0][2]).fetchone()[0]
+            outcome = scalar(after, jobs_before[0][2])
             assert outcome["outcome"] == "not_due", outcome  # the failure's back-off is still running
             ledger = after.execute(
                 "SELECT name, applied_by_version, applied_at IS NOT NULL FROM _telemetry.migrations ORDER BY name"
@@ -131,7 +133,7 @@ def test_update_keeps_every_state_and_equals_a_fresh_install(
     assert not diff, "the updated catalog differs from a fresh install:\n" + diff
 
 
-def test_migrations_already_recorded_never_run_again(upgrade_cluster: Cluster, release_tree) -> None:
+def test_migrations_already_recorded_never_run_again(upgrade_cluster: Cluster, release_tree: PgTree) -> None:
     """The guard: every migration block of the install script, run again, changes nothing."""
     script = (release_tree.sharedir / "extension" / f"telemetry--{current_version()}.sql").read_text()
     blocks = re.findall(r"^DO \$telemetry_migration\$\n.*?^\$telemetry_migration\$;$", script, re.S | re.M)

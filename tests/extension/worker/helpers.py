@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import psycopg
-
 from tests.cluster import Cluster
+from tests.extension.job.helpers import configure
 from tests.pgtree import PgTree
 
 T = TypeVar("T")
@@ -37,23 +36,15 @@ def wait_for(what: Callable[[], T], description: str, seconds: float = 60.0) -> 
 def worker_cluster(
     tree: PgTree, conf: dict[str, str | None] | None = None, env: dict[str, str] | None = None, name: str = "worker"
 ) -> Iterator[Cluster]:
-    cluster = Cluster(tree, name=name, conf={**WORKER_CONF, **(conf or {})}, env=env)
-    cluster.start()
-    try:
+    with Cluster(tree, name=name, conf={**WORKER_CONF, **(conf or {})}, env=env) as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def create_database(cluster: Cluster, name: str, endpoint: str, **options: str) -> None:
     """A database with the extension, its first report due at once, sent to `endpoint`."""
-    with cluster.connect() as admin:
-        admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    cluster.create_database(name, extension=True)
     with cluster.connect(name) as conn:
-        conn.execute("CREATE EXTENSION telemetry CASCADE")
-        settings = {"endpoint": endpoint, "grace": "0", "jitter": "0", "deadline": "2 s", **options}
-        for option, value in settings.items():
-            conn.execute("SELECT telemetry_set_option(%s, %s)", [option, value])
+        configure(conn, endpoint, **options)
 
 
 def sent_attempts(cluster: Cluster, dbname: str) -> list[tuple[Any, ...]]:

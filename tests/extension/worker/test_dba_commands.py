@@ -10,6 +10,7 @@ import pytest
 from tests import peers
 from tests.cluster import Cluster
 from tests.extension.worker.helpers import create_database, wait_for, worker_cluster, workers
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 
@@ -55,9 +56,9 @@ def _log_until_marker(cluster: Cluster, offset: int, marker: str) -> str:
     with cluster.connect() as conn:
         conn.execute(psycopg.sql.SQL("DO $$BEGIN RAISE LOG {}; END$$").format(psycopg.sql.Literal(marker)))
 
-    def arrived() -> str | None:
+    def arrived() -> str:
         log = cluster.log_since(offset)
-        return log if marker in log else None
+        return log if marker in log else ""
 
     return wait_for(arrived, "the marker line")
 
@@ -87,7 +88,7 @@ def test_commands_that_cannot_succeed_leave_the_visit_alone(
 ) -> None:
     name, peer = hung
     pid = _visitor_pid(cluster, name)
-    statement = psycopg.sql.SQL(command).format(psycopg.sql.Identifier(name))  # type: ignore[arg-type]
+    statement = psycopg.sql.SQL(command).format(psycopg.sql.Identifier(name))
     with cluster.connect(user=user) as conn, pytest.raises(error):
         if user is None:
             with conn.transaction():
@@ -104,7 +105,7 @@ def test_several_databases_refused_at_once(cluster: Cluster) -> None:
 
     def commits(name: str) -> int:
         with cluster.connect() as conn:
-            return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [name]).fetchone()[0]
+            return int(scalar(conn, "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [name]))
 
     with cluster.connect() as admin:
         for name in ("renamed_in_block", "dropped_later", "visited_after"):
@@ -144,20 +145,18 @@ def test_a_dba_drop_ends_the_visit_without_a_line(cluster: Cluster, hung: tuple[
 def test_a_cancel_does_not_end_the_launcher(cluster: Cluster) -> None:
     def launcher_pid() -> int:
         with cluster.connect() as conn:
-            return conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry launcher'"
-            ).fetchone()[0]
+            return int(scalar(conn, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry launcher'"))
 
     def commits() -> int:
         with cluster.connect() as conn:
-            return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = 'rounds'").fetchone()[0]
+            return int(scalar(conn, "SELECT xact_commit FROM pg_stat_database WHERE datname = 'rounds'"))
 
     with cluster.connect() as admin:
         admin.execute("CREATE DATABASE rounds")  # only visits connect to it: one commit each
     pid = launcher_pid()
     offset = cluster.log_offset()
     with cluster.connect() as conn:
-        assert conn.execute("SELECT pg_cancel_backend(%s)", [pid]).fetchone()[0] is True
+        assert scalar(conn, "SELECT pg_cancel_backend(%s)", [pid]) is True
     # Further rounds visit the database: the launcher went on.
     start = commits()
     wait_for(lambda: commits() >= start + 3, "three more visits")

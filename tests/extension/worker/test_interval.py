@@ -8,6 +8,7 @@ from pytest_httpserver import HTTPServer
 
 from tests.extension.job.helpers import answer
 from tests.extension.worker.helpers import create_database, wait_for, worker_cluster, workers
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 
@@ -16,7 +17,7 @@ def test_the_interval_is_reloadable(pg_tree: PgTree, httpserver: HTTPServer) -> 
     # No -c option: the default, then ALTER SYSTEM (which a -c option would override).
     with worker_cluster(pg_tree, conf={"telemetry.tick_interval": None}, name="interval") as cluster:
         with cluster.connect() as admin:
-            assert admin.execute("SHOW telemetry.tick_interval").fetchone()[0] == "15min"
+            assert scalar(admin, "SHOW telemetry.tick_interval") == "15min"
             with pytest.raises(psycopg.errors.InvalidParameterValue):
                 admin.execute("ALTER SYSTEM SET telemetry.tick_interval = 0")
         # The launcher's first round (at its start) is over before the database exists.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -12,8 +10,16 @@ from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer
-from tests.extension.worker.helpers import create_database, sent_attempts, wait_for, worker_cluster, workers
-from tests.pgtree import PgTree, server_os_user
+from tests.extension.worker.helpers import (
+    WORKER_CONF,
+    create_database,
+    sent_attempts,
+    wait_for,
+    worker_cluster,
+    workers,
+)
+from tests.helpers import scalar
+from tests.pgtree import PgTree
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def preloaded(pg_tree: PgTree) -> Iterator[Cluster]:
 
 def _commits(cluster: Cluster, dbname: str) -> int:
     with cluster.connect() as conn:
-        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]).fetchone()[0]
+        return int(scalar(conn, "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]))
 
 
 def _visits_pass(cluster: Cluster, dbname: str, visits: int = 3) -> None:
@@ -86,20 +92,7 @@ def test_a_standby_sends_nothing_until_promoted(pg_tree: PgTree, httpserver: HTT
     # The primary is kept from sending by its environment; the standby's is clean.
     with worker_cluster(pg_tree, env={"DISABLE_TELEMETRY": "1"}, name="primary") as primary:
         create_database(primary, "replicated", httpserver.url_for("/v1/report"))
-        standby = Cluster(
-            pg_tree, name="standby", conf={"shared_preload_libraries": "'telemetry'", "telemetry.tick_interval": "'1s'"}
-        )
-        command = [
-            str(pg_tree.bindir / "pg_basebackup"),
-            "-h", str(primary.socketdir), "-p", str(primary.port), "-U", primary.user,
-            "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast",
-        ]  # fmt: skip
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", server_os_user(), "--", *command]
-        subprocess.run(command, check=True, cwd="/", capture_output=True)
-        standby.executor._directory_initialised = True
-        standby.start()
-        try:
+        with primary.standby(conf=WORKER_CONF) as standby:
             deadline = time.monotonic() + 5  # five rounds' worth of time, were anything to run
             while time.monotonic() < deadline:
                 assert workers(standby) == []
@@ -109,5 +102,3 @@ def test_a_standby_sends_nothing_until_promoted(pg_tree: PgTree, httpserver: HTT
                 conn.execute("SELECT pg_promote()")
             wait_for(lambda: len(httpserver.log) == 1, "the promoted server's report")
             assert sent_attempts(standby, "replicated") == [("job", "sent")]
-        finally:
-            standby.destroy()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pytest_httpserver import HTTPServer
 
 from tests import peers
+from tests.cluster import Cluster
 from tests.extension.worker.helpers import create_database, wait_for, worker_cluster, workers
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 
-def _visitor_pid(cluster, dbname: str) -> int | None:
+def _visitor_pid(cluster: Cluster, dbname: str) -> int | None:
     with cluster.connect() as conn:
         row = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE backend_type = 'telemetry visit' AND datname = %s", [dbname]
@@ -25,7 +27,7 @@ def test_terminate_and_fast_shutdown_end_a_hung_send(pg_tree: PgTree, httpserver
             pid = wait_for(lambda: _visitor_pid(cluster, "hung") if peer.connections else None, "a hung visit")
             offset = cluster.log_offset()
             with cluster.connect() as conn:
-                assert conn.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
+                assert scalar(conn, "SELECT pg_terminate_backend(%s)", [pid]) is True
             # Gone, and the launcher goes on: the next round's visit hangs again.
             wait_for(lambda: _visitor_pid(cluster, "hung") != pid, "the terminated visit gone")
             assert 'terminating background worker "telemetry visit"' in cluster.log_since(offset)

@@ -7,12 +7,15 @@ localhost over TCP, fails there; the background worker needs no connection.
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer
 from tests.extension.worker.helpers import WORKER_CONF, create_database, sent_attempts, wait_for
-from tests.helpers import Notices
+from tests.helpers import Notices, one_row, scalar
 from tests.pgtree import PgTree
 
 DEBIAN_HBA = """\
@@ -29,7 +32,7 @@ def _debian(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def _notice(conn) -> str:
+def _notice(conn: psycopg.Connection[Any]) -> str:
     notices = Notices(conn)
     conn.execute("SELECT _telemetry.announce()")
     [text] = [n for n in notices.of("NOTICE") if n.startswith("telemetry:")]
@@ -47,17 +50,15 @@ def test_a_failing_pg_cron_is_named_as_failing_with_the_fix(pg_tree: PgTree) -> 
         with cluster.database("crondebian", extension=False) as conn:
             conn.execute("CREATE EXTENSION pg_cron")
             conn.execute("CREATE EXTENSION telemetry CASCADE")
-            assert conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0] == (
-                "pg_cron job in this database"
-            )
+            assert scalar(conn, "SELECT tick_caller FROM telemetry_status") == ("pg_cron job in this database")
             # Every minute: pg_cron 1.4's finest.
             conn.execute("SELECT cron.schedule('telemetry', '* * * * *', 'SELECT _telemetry.tick()')")
             wait_for(
-                lambda: conn.execute("SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'").fetchone()[0],
+                lambda: scalar(conn, "SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'"),
                 "a failed pg_cron run",
                 seconds=150,
             )
-            caller, command = conn.execute("SELECT tick_caller, tick_command FROM telemetry_status").fetchone()
+            caller, command = one_row(conn, "SELECT tick_caller, tick_command FROM telemetry_status")
             assert caller is None
             assert "pg_cron's runs of the tick fail here (connection failed)" in command, command
             assert "shared_preload_libraries" in command
@@ -76,27 +77,19 @@ def test_the_worker_sends_where_tcp_needs_a_password(pg_tree: PgTree, httpserver
         wait_for(lambda: sent_attempts(cluster, "workerdebian"), "the worker's report")
         assert sent_attempts(cluster, "workerdebian") == [("job", "sent")] and len(httpserver.log) == 1
         with cluster.connect("workerdebian") as conn:
-            caller = conn.execute("SELECT tick_caller FROM telemetry_status").fetchone()[0]
+            caller = scalar(conn, "SELECT tick_caller FROM telemetry_status")
             assert caller.startswith("the background worker"), caller
             assert "The tick is called by: the background worker" in _notice(conn)
             # No pg_cron entry was made where the worker runs.
-            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'").fetchone()[0] == 0
+            assert scalar(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'") == 0
     finally:
         cluster.destroy()
 
 
 def test_no_pg_cron_entry_where_the_worker_runs(pg_tree: PgTree) -> None:
     conf = {**WORKER_CONF, "shared_preload_libraries": "'telemetry,pg_cron'", "cron.database_name": "'both'"}
-    cluster = Cluster(pg_tree, name="both", conf=conf).start()
-    try:
-        with cluster.database("both", extension=False) as conn:
-            conn.execute("CREATE EXTENSION pg_cron")
-            conn.execute("CREATE EXTENSION telemetry CASCADE")
-            assert conn.execute("SELECT count(*) FROM cron.job").fetchone()[0] == 0
-            assert (
-                conn.execute("SELECT tick_caller FROM telemetry_status")
-                .fetchone()[0]
-                .startswith("the background worker")
-            )
-    finally:
-        cluster.destroy()
+    with Cluster(pg_tree, name="both", conf=conf) as cluster, cluster.database("both", extension=False) as conn:
+        conn.execute("CREATE EXTENSION pg_cron")
+        conn.execute("CREATE EXTENSION telemetry CASCADE")
+        assert scalar(conn, "SELECT count(*) FROM cron.job") == 0
+        assert scalar(conn, "SELECT tick_caller FROM telemetry_status").startswith("the background worker")

@@ -13,6 +13,7 @@ from tests import peers
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer
 from tests.extension.worker.helpers import create_database, sent_attempts, wait_for, worker_cluster, workers
+from tests.helpers import scalar
 from tests.pgtree import PgTree
 
 
@@ -24,7 +25,7 @@ def preloaded(pg_tree: PgTree) -> Iterator[Cluster]:
 
 def _commits(cluster: Cluster, dbname: str) -> int:
     with cluster.connect() as conn:
-        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]).fetchone()[0]
+        return int(scalar(conn, "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]))
 
 
 def test_reports_arrive_from_each_database_and_from_one_created_later(
