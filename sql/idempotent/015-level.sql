@@ -1,6 +1,6 @@
 -- Runs on every install and update: the effective telemetry.metrics_level, in
 -- plain SQL so that the tick answers "off" without loading Python.  Python
--- (telemetry_extension/level.py) reads the same functions: one owner per rule.
+-- (telemetry_extension/level_setting.py) reads the same functions: one owner per rule.
 
 -- DISABLE_TELEMETRY, read with the fail-closed rule (extension/src/kill_switch.c).
 -- Calling it loads the C module, which declares telemetry.metrics_level.
