@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from packaging.version import Version
@@ -175,7 +175,7 @@ async def load_book(conn: psycopg.AsyncConnection[Any]) -> Book:
 
 
 # Called with (extension_version, postgresql_version, extensions); cache_info() says what it holds.
-_Answers = functools._lru_cache_wrapper[bytes | None]
+_Answers: TypeAlias = "functools._lru_cache_wrapper[bytes | None]"
 
 
 def _answers_from(book: Book) -> _Answers:
