@@ -1,4 +1,4 @@
-"""What the job's tests share: options for a test peer, a tick, the audit rows, a tick in another session."""
+"""What the job's tests share: options for a test peer, what it answers, a tick, the audit rows, a tick elsewhere."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from pytest_httpserver import HTTPServer
 
 from tests import peers
 from tests.cluster import Cluster
@@ -21,6 +22,12 @@ def configure(conn: psycopg.Connection[Any], endpoint: str, **options: str) -> N
     settings = {"endpoint": endpoint, "grace": "0", "jitter": "0", "deadline": f"{DEADLINE} s", **options}
     for name, value in settings.items():
         conn.execute("SELECT telemetry_set_option(%s, %s)", [name, value])
+
+
+def peer_answers(conn: psycopg.Connection[Any], httpserver: HTTPServer, body: Any, **options: str) -> None:
+    """The job sends to `httpserver`, whose /v1/report answers `body` as JSON."""
+    httpserver.expect_request("/v1/report").respond_with_json(body)
+    configure(conn, httpserver.url_for("/v1/report"), **options)
 
 
 def tick(conn: psycopg.Connection[Any], function: str = "telemetry_tick") -> dict[str, Any]:

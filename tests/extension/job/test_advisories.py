@@ -10,7 +10,7 @@ from pytest_httpserver import HTTPServer
 
 import telemetry_protocol as protocol
 from tests.cluster import Cluster
-from tests.extension.job.helpers import attempts, configure, telemetry_log_lines, tick
+from tests.extension.job.helpers import attempts, configure, peer_answers, telemetry_log_lines, tick
 from tests.helpers import EXTENSION_VERSION, release_after, report
 
 NEWER = release_after()
@@ -27,8 +27,7 @@ def test_an_old_collector_answer_keeps_working(
     db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
 ) -> None:
     """A peer that sends only latest_version and up_to_date (a collector before 0.3.0)."""
-    httpserver.expect_request("/v1/report").respond_with_json({"latest_version": NEWER, "up_to_date": False})
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, {"latest_version": NEWER, "up_to_date": False})
     offset = cluster.log_offset()
     outcome = tick(db)
     assert (outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]) == ("sent", NEWER, False)
@@ -86,10 +85,7 @@ def test_a_hostile_answer_stores_nothing_and_logs_one_line(
     case: str, db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
 ) -> None:
     products = HOSTILE[case](db)
-    httpserver.expect_request("/v1/report").respond_with_json(
-        {"latest_version": NEWER, "up_to_date": False, "products": products}
-    )
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, {"latest_version": NEWER, "up_to_date": False, "products": products})
     offset = cluster.log_offset()
     outcome = tick(db)
     assert outcome["outcome"] == "failed" and outcome["error"].startswith("invalid answer: "), outcome

@@ -12,6 +12,7 @@ from tests.extension.job.helpers import (
     answer,
     attempts,
     configure,
+    peer_answers,
     telemetry_log_lines,
     tick,
 )
@@ -22,8 +23,7 @@ from tests.pgtree import PgTree
 def test_off_means_no_io_no_log_and_on_again_resumes(
     db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json(answer())
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, answer())
     db.execute(f'ALTER DATABASE "{db.info.dbname}" SET telemetry.metrics_level = off')
     offset = cluster.log_offset()
     with cluster.connect(db.info.dbname) as conn:

@@ -8,15 +8,14 @@ import psycopg
 from pytest_httpserver import HTTPServer
 
 from tests.cluster import Cluster
-from tests.extension.job.helpers import answer, attempts, configure, telemetry_log_lines
+from tests.extension.job.helpers import answer, attempts, configure, peer_answers, telemetry_log_lines
 from tests.helpers import Notices, scalar
 
 
 def test_read_only_transaction_sends_nothing_and_says_so(
     db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json(answer())
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, answer())
     offset = cluster.log_offset()
     with db.transaction():
         db.execute("SET TRANSACTION READ ONLY")

@@ -16,6 +16,7 @@ from tests.extension.job.helpers import (
     answer,
     attempts,
     configure,
+    peer_answers,
     seconds_until,
     telemetry_log_lines,
     tick,
@@ -64,8 +65,7 @@ def test_due_tick_sends_exactly_what_get_report_shows(
 def test_newer_release_is_stored_and_warned_once(
     db: psycopg.Connection[Any], httpserver: HTTPServer, cluster: Cluster
 ) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json({"latest_version": NEWER, "up_to_date": False})
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, {"latest_version": NEWER, "up_to_date": False})
     offset = cluster.log_offset()
     assert tick(db)["outcome"] == "sent"
     stored = db.execute(
@@ -92,8 +92,7 @@ def test_newer_release_is_stored_and_warned_once(
 def test_version_comparison_is_by_release_order(
     db: psycopg.Connection[Any], httpserver: HTTPServer, latest: str, up_to_date: bool
 ) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json({"latest_version": latest})
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, {"latest_version": latest})
     assert tick(db)["up_to_date"] is up_to_date
 
 
@@ -144,8 +143,7 @@ def test_status_view_at_a_glance(db: psycopg.Connection[Any], httpserver: HTTPSe
 
 
 def test_audit_trail_is_bounded(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json(answer())
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, answer())
     db.execute("""INSERT INTO _telemetry.attempts (started_at, duration_ms, trigger, endpoint, body, outcome)
                   SELECT now() - interval '100 days', 1, 'job', 'http://x/', '{}', 'sent'
                     FROM generate_series(1, 10)""")

@@ -33,6 +33,7 @@ from tests.extension.job.helpers import (
     attempts,
     configure,
     in_thread,
+    peer_answers,
     seconds_until,
     telemetry_log_lines,
     tick,
@@ -145,8 +146,7 @@ def _settled(pid: int) -> tuple[int, int]:
 
 def test_a_send_leaves_no_thread_and_no_socket_behind(db: psycopg.Connection[Any], httpserver: HTTPServer) -> None:
     pid = scalar(db, "SELECT pg_backend_pid()")
-    httpserver.expect_request("/v1/report").respond_with_json(answer())
-    configure(db, httpserver.url_for("/v1/report"), deadline="1 s")
+    peer_answers(db, httpserver, answer(), deadline="1 s")
     assert tick(db, "telemetry_send_report")["outcome"] == "sent"  # loads requests; a clean exchange
     # One thread (PostgreSQL's backend is single-threaded), one socket (its client's).
     assert _settled(pid) == (1, 1)
@@ -172,8 +172,7 @@ def test_a_send_leaves_no_thread_and_no_socket_behind(db: psycopg.Connection[Any
 def test_no_unprivileged_role_can_block_or_trigger_a_send(
     db: psycopg.Connection[Any], cluster: Cluster, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/v1/report").respond_with_json(answer())
-    configure(db, httpserver.url_for("/v1/report"))
+    peer_answers(db, httpserver, answer())
     db.execute("CREATE ROLE lock_plain LOGIN")
     db.execute("CREATE ROLE lock_monitor LOGIN IN ROLE pg_monitor")
     holders: list[psycopg.Connection] = []
