@@ -59,6 +59,12 @@ def assert_registration_refused(conn: psycopg.Connection[Any], key: str, query: 
     assert scalar(conn, "SELECT count(*) FROM _telemetry.vendor_metrics") == 0
 
 
+def execute_each(conn: psycopg.Connection[Any], *statements: str) -> None:
+    """Each statement on its own, as psql would: VACUUM and the like refuse to share a transaction block."""
+    for statement in statements:
+        conn.execute(statement)
+
+
 def assert_denied(conn: psycopg.Connection[Any], *statements: str) -> None:
     """Each statement fails for lack of privilege."""
     for statement in statements:

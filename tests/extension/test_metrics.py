@@ -10,7 +10,7 @@ import pytest
 from telemetry_extension.metrics.values import approx
 from tests import fake_extensions
 from tests.cluster import Cluster
-from tests.helpers import EXTENSION_VERSION, report
+from tests.helpers import EXTENSION_VERSION, execute_each, report
 from tests.pgtree import PgTree
 
 
@@ -41,7 +41,8 @@ def test_approx_keeps_two_significant_digits() -> None:
 
 
 def test_relations_by_kind(db: psycopg.Connection[Any]) -> None:
-    for statement in (
+    execute_each(
+        db,
         "CREATE SCHEMA app",
         "CREATE TABLE app.t1 (id int PRIMARY KEY, body text)",
         "ALTER TABLE app.t1 ALTER body SET STORAGE EXTERNAL",
@@ -65,8 +66,7 @@ def test_relations_by_kind(db: psycopg.Connection[Any]) -> None:
         "CREATE EXTENSION pg_stat_statements SCHEMA app",
         "CREATE TEMPORARY TABLE scratch (id int)",
         "VACUUM ANALYZE",
-    ):
-        db.execute(statement)
+    )
     r = report(db)["relations"]
     assert r["tables"]["num_relations"] == 2
     assert r["partitioned_tables"]["num_relations"] == 2  # parted and p2
@@ -113,7 +113,8 @@ def test_system_and_extension_relations_are_not_counted(db: psycopg.Connection[A
 
 
 def test_access_methods(db: psycopg.Connection[Any]) -> None:
-    for statement in (
+    execute_each(
+        db,
         "CREATE TABLE t (id int, body text, at timestamptz)",
         "INSERT INTO t SELECT g, md5(g::text), now() FROM generate_series(1, 2000) g",
         "CREATE INDEX ON t (id)",
@@ -122,8 +123,7 @@ def test_access_methods(db: psycopg.Connection[Any]) -> None:
         "CREATE ACCESS METHOD house_am TYPE TABLE HANDLER heap_tableam_handler",
         "CREATE TABLE h (id int) USING house_am",
         "VACUUM ANALYZE t",
-    ):
-        db.execute(statement)
+    )
     ams = report(db)["access_methods"]
     assert set(ams) == {"heap", "btree", "hash", "brin", "other"}
     assert ams["heap"]["num_relations"] == 1 and ams["other"] == {"num_relations": 1, "pages": 0}
@@ -191,7 +191,8 @@ def test_timescaledb_block_is_zero_without_timescaledb(db: psycopg.Connection[An
 
 
 def _hypertables(db: psycopg.Connection[Any]) -> None:
-    for statement in (
+    execute_each(
+        db,
         "CREATE EXTENSION timescaledb",
         "CREATE TABLE metrics (at timestamptz NOT NULL, value float8, note text)",
         "CREATE INDEX ON metrics (at)",
@@ -208,8 +209,7 @@ def _hypertables(db: psycopg.Connection[Any]) -> None:
         "  'policy_refresh_continuous_aggregate', 3),"
         " (1003, 'User-Defined Action [1003]', 'public', 'my_job', NULL)",
         "VACUUM ANALYZE",
-    ):
-        db.execute(statement)
+    )
 
 
 def test_timescaledb_block_from_its_catalog(db: psycopg.Connection[Any], fakes: None) -> None:

@@ -10,7 +10,7 @@ import psycopg
 
 from tests import fake_extensions
 from tests.cluster import Cluster
-from tests.helpers import report, scalar
+from tests.helpers import execute_each, report, scalar
 from tests.pgtree import PgTree
 
 MARKER = "zqxmarker"
@@ -19,7 +19,8 @@ MARKER = "zqxmarker"
 def salt(conn: psycopg.Connection[Any], dbname: str) -> None:
     """A marker in every name, comment and setting value a user can choose."""
     m = MARKER
-    for statement in (
+    execute_each(
+        conn,
         f"CREATE SCHEMA {m}_schema",
         f"CREATE TABLE {m}_schema.{m}_table ({m}_column text, {m}_id int PRIMARY KEY)",
         f"INSERT INTO {m}_schema.{m}_table SELECT repeat('{m}', 100), g FROM generate_series(1, 100) g",
@@ -62,8 +63,7 @@ def salt(conn: psycopg.Connection[Any], dbname: str) -> None:
         f"SELECT telemetry_register_metric('gone', 'SELECT count(*) FROM {m}_schema.{m}_gone', 'Rows.')",
         f"DROP TABLE {m}_schema.{m}_gone",
         "VACUUM ANALYZE",
-    ):
-        conn.execute(statement)
+    )
 
 
 def test_marker_appears_nowhere_in_the_report(pg_tree: PgTree) -> None:

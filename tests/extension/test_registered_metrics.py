@@ -117,9 +117,18 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
         ("semicolon", "SELECT 1; DELETE FROM public.sink", "the query failed (42P11)"),
         ("select_into", "SELECT 1 AS x INTO TEMP grabbed", "the query failed (42P11)"),
         ("update", "UPDATE public.sink SET id = 3 RETURNING id", "the query failed"),
+        ("texts", "SELECT 'hello'", "not a finite number"),
+        ("flags", "SELECT true", "not a finite number"),
+        ("rows", "SELECT g FROM generate_series(1, 2) g", "exactly one row"),
+        ("none", "SELECT 1 WHERE false", "exactly one row"),
+        ("names", 'SELECT 1 AS "Bad Name", 2 AS b', "column name"),
+        ("Bad-Key", "SELECT 1", "key must match"),
+        ("broken", "SELECT count(*) FROM", "the query failed (42601)"),
+        ("columns", "SELECT", "1 to 8 columns"),
+        ("missing", "SELECT count(*) FROM no_such_table", "the query failed (42P01)"),
     ],
 )
-def test_registration_refuses_side_effects_and_unsafe_numbers(
+def test_registration_refuses_all_but_one_read_only_row_of_safe_numbers(
     side_effects: psycopg.Connection[Any], key: str, query: str, complaint: str
 ) -> None:
     db = side_effects

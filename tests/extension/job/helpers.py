@@ -35,6 +35,11 @@ def tick(conn: psycopg.Connection[Any], function: str = "telemetry_tick") -> dic
     return outcome
 
 
+def sent_and_told(outcome: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A send's outcome, the newest release the answer told of, and whether this database is up to date."""
+    return outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]
+
+
 @contextmanager
 def first_report_sent(cluster: Cluster, dbname: str, endpoint: str) -> Iterator[psycopg.Connection[Any]]:
     """A new database `dbname` (kept after the block) with the extension, its first report sent to `endpoint`."""

@@ -12,6 +12,7 @@ import pytest
 from telemetry_collector.config import Settings
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, dsn_for, run_cli
+from tests.extension.job.helpers import sent_and_told
 from tests.extension.upgrade.names import BY_RELEASE, CURRENT
 from tests.extension.upgrade.released import current_version, earlier_releases
 from tests.extension.upgrade.state import call, configure, update
@@ -56,11 +57,7 @@ def test_told_of_the_newer_release_then_updated_then_up_to_date(
         configure(on_release, names, f"{service.url}/v1/report")
         offset = c.log_offset()
         outcome = call(on_release, names.tick)
-        assert (outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]) == (
-            "sent",
-            current_version(),
-            False,
-        ), outcome
+        assert sent_and_told(outcome) == ("sent", current_version(), False), outcome
         [warning] = log_lines(c, offset, f"the newest release is {current_version()}")
         assert "WARNING" in warning and f"version {release} is installed" in warning
         before = report(on_release)
@@ -70,11 +67,7 @@ def test_told_of_the_newer_release_then_updated_then_up_to_date(
         with c.connect("closing_the_loop") as conn:
             offset = c.log_offset()
             outcome = call(conn, CURRENT.send_report)
-            assert (outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]) == (
-                "sent",
-                current_version(),
-                True,
-            ), outcome
+            assert sent_and_told(outcome) == ("sent", current_version(), True), outcome
             assert log_lines(c, offset, "WARNING") == []
             assert log_lines(c, offset, f"telemetry: version {current_version()} is up to date")
             status = conn.execute(
