@@ -11,7 +11,7 @@ import pytest
 from tests import fake_extensions
 from tests.cluster import Cluster
 from tests.collector.helpers import Collector, run_cli
-from tests.extension.job.helpers import configure, tick
+from tests.extension.job.helpers import configure, sent_and_told, tick
 from tests.helpers import EXTENSION_VERSION, release_after, report
 from tests.pgtree import PgTree
 
@@ -71,7 +71,7 @@ def test_security_routine_and_a_listed_extension(
 
     outcome = tick(db)
 
-    assert (outcome["outcome"], outcome["latest_version"], outcome["up_to_date"]) == ("sent", NEWER, False)
+    assert sent_and_told(outcome) == ("sent", NEWER, False)
     told = warnings_with_hints(cluster, offset)
     assert len(told) == 3, told
     # The security fix first, with both versions, the step and the link; then the routine ones, not urgent.

@@ -101,6 +101,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
 @pytest.mark.parametrize(
     ("key", "query", "complaint"),
     [
+        # Numbers a report cannot carry: past the largest safe integer, or not finite.
         *[
             (key, query, "outside -9007199254740991..9007199254740991")
             for key, query in OUT_OF_RANGE.items()
@@ -109,6 +110,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
         ("nan", OUT_OF_RANGE["nan"], "not a finite number"),
         ("numeric_nan", OUT_OF_RANGE["numeric_nan"], "not a finite number"),
         ("infinity", OUT_OF_RANGE["infinity"], "not a finite number"),
+        # Side effects, and more than one statement.
         ("cte_delete", SIDE_EFFECTS["cte_delete"], "the query failed (0A000)"),
         ("writer", SIDE_EFFECTS["writer"], "the query failed (25006)"),
         ("sequence", SIDE_EFFECTS["sequence"], "the query failed (25006)"),
@@ -117,6 +119,7 @@ def test_shown_and_sent_are_the_same_with_metrics_of_every_kind(
         ("semicolon", "SELECT 1; DELETE FROM public.sink", "the query failed (42P11)"),
         ("select_into", "SELECT 1 AS x INTO TEMP grabbed", "the query failed (42P11)"),
         ("update", "UPDATE public.sink SET id = 3 RETURNING id", "the query failed"),
+        # Not one row of numbers, a bad name, a query that fails.
         ("texts", "SELECT 'hello'", "not a finite number"),
         ("flags", "SELECT true", "not a finite number"),
         ("rows", "SELECT g FROM generate_series(1, 2) g", "exactly one row"),

@@ -11,6 +11,7 @@ from pytest_httpserver import HTTPServer
 
 from tests import peers
 from tests.cluster import Cluster
+from tests.extension.job.helpers import sent_and_told
 from tests.extension.upgrade import catalog
 from tests.extension.upgrade.conftest import CRON_DATABASE
 from tests.extension.upgrade.names import BY_RELEASE, CURRENT
@@ -58,7 +59,7 @@ def put_state(conn: psycopg.Connection[Any], release: str, httpserver: HTTPServe
     )
     assert call(conn, names.set_metric_enabled, switched, False) is not None
     sent = call(conn, names.send_report)
-    assert (sent["outcome"], sent["latest_version"], sent["up_to_date"]) == ("sent", current_version(), False), sent
+    assert sent_and_told(sent) == ("sent", current_version(), False), sent
     # Then a failure: the schedule counts it and backs off.
     call(conn, names.set_option, "endpoint", peers.closed_port())
     assert call(conn, names.send_report)["outcome"] == "failed"
