@@ -13,7 +13,7 @@ extension named timescaledb that mimics the 2.x catalog (see docs/metrics.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import telemetry_protocol as protocol
 from telemetry_extension.metrics.declaration import Context, Field, Metric
@@ -21,8 +21,6 @@ from telemetry_extension.metrics.values import approx
 
 # What "this TimescaleDB has no such view or column" looks like.
 _MISSING = {"42P01", "42703", "42883", "3F000"}
-
-T = TypeVar("T")
 
 
 def _chunk_totals(ctx: Context, hypertables: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -55,28 +53,34 @@ SELECT (SELECT count(*) FROM h WHERE h.compression_enabled) AS num_compressed_hy
     )
 
 
-# Each part's alternatives, newest layout first; every one a constant statement (no SQL is
-# built from the names the catalog holds).  The hypertables' rows (oid, compression_enabled)
-# go on to _chunk_totals; the other parts' statements give their one row.
-_HYPERTABLES = (
-    """
+def _hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+    return _chunk_totals(
+        ctx,
+        ctx.db.rows("""
 SELECT c.oid, h.compression_enabled
   FROM timescaledb_information.hypertables AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.hypertable_schema
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.hypertable_name
-""",
-    # 1.x: the internal catalog, where compressed hypertables are flagged.
-    """
+"""),
+    )
+
+
+# 1.x: the internal catalog, where compressed hypertables are flagged.
+def _hypertables_1x(ctx: Context) -> dict[str, Any] | None:
+    return _chunk_totals(
+        ctx,
+        ctx.db.rows("""
 SELECT c.oid, h.compressed_hypertable_id IS NOT NULL AS compression_enabled
   FROM _timescaledb_catalog.hypertable AS h
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = h.schema_name
   JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = h.table_name
  WHERE NOT h.compressed
-""",
-)
+"""),
+    )
 
-# Sizes summed over compressed chunks; the row counts are the part that differs between versions.
-_COMPRESSION = """
+
+def _compression(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
        coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
@@ -84,32 +88,45 @@ SELECT count(*) AS num_compressed_chunks,
        coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
        coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
        coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
-       {row_counts}
+       coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count,
+       coalesce(sum(numrows_post_compression), 0) AS compressed_row_count
   FROM _timescaledb_catalog.compression_chunk_size
-"""
+""")
 
-_ROW_STATEMENTS: dict[str, tuple[str, ...]] = {
-    "compression": (
-        _COMPRESSION.format(
-            row_counts="coalesce(sum(numrows_pre_compression), 0) AS uncompressed_row_count, "
-            "coalesce(sum(numrows_post_compression), 0) AS compressed_row_count"
-        ),
-        # Before row counts were recorded.
-        _COMPRESSION.format(row_counts="NULL::bigint AS uncompressed_row_count, NULL::bigint AS compressed_row_count"),
-    ),
-    "caggs": (
-        """
+
+# Before row counts were recorded.
+def _compression_no_rows(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
+SELECT count(*) AS num_compressed_chunks,
+       coalesce(sum(uncompressed_heap_size), 0) AS uncompressed_heap_size,
+       coalesce(sum(uncompressed_toast_size), 0) AS uncompressed_toast_size,
+       coalesce(sum(uncompressed_index_size), 0) AS uncompressed_index_size,
+       coalesce(sum(compressed_heap_size), 0) AS compressed_heap_size,
+       coalesce(sum(compressed_toast_size), 0) AS compressed_toast_size,
+       coalesce(sum(compressed_index_size), 0) AS compressed_index_size,
+       NULL::bigint AS uncompressed_row_count,
+       NULL::bigint AS compressed_row_count
+  FROM _timescaledb_catalog.compression_chunk_size
+""")
+
+
+def _caggs(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_continuous_aggregates, count(*) FILTER (WHERE NOT materialized_only) AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-""",
-        """
+""")
+
+
+def _caggs_count_only(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) AS num_continuous_aggregates, NULL::bigint AS num_realtime
   FROM timescaledb_information.continuous_aggregates
-""",
-    ),
-    # Jobs below 1000 are TimescaleDB's own (its telemetry, log retention).
-    "policies": (
-        """
+""")
+
+
+# Jobs below 1000 are TimescaleDB's own (its telemetry, log retention).
+def _policies_2x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
        count(*) FILTER (WHERE proc_name = 'policy_retention') AS retention,
        count(*) FILTER (WHERE proc_name = 'policy_reorder') AS reorder,
@@ -118,8 +135,11 @@ SELECT count(*) FILTER (WHERE proc_name = 'policy_compression') AS compression,
            AS user_defined
   FROM timescaledb_information.jobs
  WHERE job_id >= 1000
-""",
-        """
+""")
+
+
+def _policies_1x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("""
 SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        count(*) FILTER (WHERE job_type = 'drop_chunks') AS retention,
        count(*) FILTER (WHERE job_type = 'reorder') AS reorder,
@@ -127,13 +147,15 @@ SELECT count(*) FILTER (WHERE job_type = 'compress_chunks') AS compression,
        0::bigint AS user_defined
   FROM _timescaledb_config.bgw_job
  WHERE id >= 1000
-""",
-    ),
-    "count": (
-        "SELECT count(*) FROM timescaledb_information.hypertables",
-        "SELECT count(*) FROM timescaledb_information.hypertable",
-    ),
-}
+""")
+
+
+def _num_hypertables_2x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertables")
+
+
+def _num_hypertables_1x(ctx: Context) -> dict[str, Any] | None:
+    return ctx.db.row("SELECT count(*) FROM timescaledb_information.hypertable")
 
 
 HYPERTABLE_KEYS = (
@@ -160,28 +182,29 @@ CAGG_KEYS = ("num_continuous_aggregates", "num_realtime")
 POLICY_KEYS = ("compression", "retention", "reorder", "continuous_aggregate_refresh", "user_defined")
 
 
-def _first(ctx: Context, statements: tuple[str, ...], read: Callable[[str], T]) -> T | None:
-    """What `read` makes of the first statement this TimescaleDB can answer, else None.
+def _first_row(ctx: Context, which: str) -> dict[str, Any] | None:
+    """The row of the first alternative this TimescaleDB can answer, else None.
 
-    Each runs in a subtransaction of its own: one that names a relation or column this
-    version lacks is skipped.
+    Each alternative is a constant statement: no SQL is built from the names
+    the catalog holds.
     """
-    for statement in statements:
+    for alternative in _ALTERNATIVES[which]:
         try:
             with ctx.db.plpy.subtransaction():
-                return read(statement)
+                return alternative(ctx)
         except Exception as exc:
             if getattr(exc, "sqlstate", None) not in _MISSING:
                 raise
     return None
 
 
-def _first_row(ctx: Context, which: str) -> dict[str, Any] | None:
-    return _first(ctx, _ROW_STATEMENTS[which], ctx.db.row)
-
-
-def _hypertable_totals(ctx: Context) -> dict[str, Any] | None:
-    return _first(ctx, _HYPERTABLES, lambda statement: _chunk_totals(ctx, ctx.db.rows(statement)))
+_ALTERNATIVES: dict[str, tuple[Callable[[Context], dict[str, Any] | None], ...]] = {
+    "hypertables": (_hypertables_2x, _hypertables_1x),
+    "compression": (_compression, _compression_no_rows),
+    "caggs": (_caggs, _caggs_count_only),
+    "policies": (_policies_2x, _policies_1x),
+    "count": (_num_hypertables_2x, _num_hypertables_1x),
+}
 
 
 def num_hypertables(ctx: Context) -> int:
@@ -215,7 +238,7 @@ def timescaledb(ctx: Context) -> dict[str, dict[str, int | None]]:
     block = ctx.block_size
     result: dict[str, dict[str, int | None]] = {}
 
-    ht = _hypertable_totals(ctx)
+    ht = _first_row(ctx, "hypertables")
     hypertables: dict[str, int | None] = dict.fromkeys(HYPERTABLE_KEYS)
     hypertables["num_hypertables"] = num_hypertables(ctx)
     if ht is not None:

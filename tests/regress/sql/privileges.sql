@@ -5,13 +5,15 @@ CREATE EXTENSION IF NOT EXISTS telemetry CASCADE;
 CREATE ROLE regress_telemetry_plain;
 CREATE ROLE regress_telemetry_monitor IN ROLE pg_monitor;
 
+-- What the extension owns: its members, by catalog.
+CREATE TEMP VIEW regress_members AS
+SELECT d.classid, d.objid FROM pg_depend d
+WHERE d.deptype = 'e' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'telemetry');
 -- Every function of the extension, and who may execute it.
 SELECT p.oid::regprocedure AS function,
        has_function_privilege('regress_telemetry_plain', p.oid, 'EXECUTE') AS plain,
        has_function_privilege('regress_telemetry_monitor', p.oid, 'EXECUTE') AS monitor
-FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
-WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
-  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'telemetry')
+FROM regress_members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
 ORDER BY p.oid::regprocedure::text;
 
 -- Every table and view, and who may read it; nobody else may write.
@@ -19,9 +21,7 @@ SELECT c.oid::regclass AS relation,
        has_table_privilege('regress_telemetry_plain', c.oid, 'SELECT') AS plain,
        has_table_privilege('regress_telemetry_monitor', c.oid, 'SELECT') AS monitor,
        has_table_privilege('regress_telemetry_monitor', c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE') AS monitor_writes
-FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
-WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
-  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'telemetry')
+FROM regress_members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
 ORDER BY c.oid::regclass::text;
 
 -- Line numbers of the Python traceback are not part of the interface.
