@@ -168,14 +168,22 @@ python/build/telemetry_extension/_build.py:
 all: module $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py $(CARRIED_DEPS)
 
 install: install-module install-python
+# PGXS's own uninstall removes the control file and the scripts; these, the rest.
+uninstall: uninstall-module uninstall-python
 clean: clean-module
-.PHONY: module install-module clean-module install-python
+.PHONY: module install-module clean-module install-python uninstall-module uninstall-python
 module: $(BUILT_FOR)
 	$(MAKE) -C extension PG_CONFIG='$(PG_CONFIG)' TELEMETRY_DEFAULT_LEVEL='$(TELEMETRY_DEFAULT_LEVEL)'
 install-module: module
 	$(MAKE) -C extension install PG_CONFIG='$(PG_CONFIG)' TELEMETRY_DEFAULT_LEVEL='$(TELEMETRY_DEFAULT_LEVEL)'
 clean-module:
 	$(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG)'
+
+uninstall-module:
+	$(MAKE) -C extension uninstall PG_CONFIG='$(PG_CONFIG)'
+# Every version's Python package: this one's and the carried releases'.
+uninstall-python:
+	rm -rf '$(DESTDIR)$(PKGLIBDIR_)/telemetry'
 
 install-python: $(SERVER_DEPS_STAMP) python/build/telemetry_extension/_build.py release-trees $(CARRIED_DEPS)
 	rm -rf '$(DESTDIR)$(PYTHON_DIR)'
