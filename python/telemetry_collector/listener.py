@@ -475,13 +475,19 @@ async def _serve_until_signalled(settings: Settings, geo: CountryLookup | None, 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     edge = await start_edge(settings, geo, endpoint)
-    print(f"serving on {edge.url} (process {os.getpid()})", flush=True)
+    _say(f"serving on {edge.url} (process {os.getpid()})")
     for url in edge.runner.app.get(operator_metrics.LISTENER, []):
-        print(f"metrics on {url} (process {os.getpid()})", flush=True)
+        _say(f"metrics on {url} (process {os.getpid()})")
     try:
         await stop.wait()
     finally:
         await edge.stop()
+
+
+def _say(line: str) -> None:
+    # One write per line: print() writes the text and its newline apart, and the workers share stdout.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def serve(
