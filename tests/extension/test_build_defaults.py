@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from telemetry_extension import build_info
 from tests.cluster import Cluster
 from tests.extension.job.helpers import answer, attempts, configure, telemetry_log_lines, tick
 from tests.extension.test_regress import regress_tests, run_installcheck
 from tests.helpers import Notices, report
 from tests.pgtree import PgTree, copy_of_checkout, temporary_tree
 
-PLACEHOLDER = "https://telemetry.invalid/v1/report"
+PLACEHOLDER = build_info.PLACEHOLDER_ENDPOINT
 
 
 @pytest.fixture(scope="module")
